@@ -1,0 +1,5 @@
+import sys
+
+from metazoo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""What every algorithm shares: its settings base class and the registry entry."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from metazoo.core.tree import Params
+from metazoo.models import LossFn
+from metazoo.tasks import TaskBatch
+
+MetaGradient = Callable[
+    [LossFn, Params, TaskBatch, "InnerLoop"], tuple[Params, dict[str, torch.Tensor]]
+]
+
+
+def option(default, help: str):  # noqa: A002 - mirrors argparse's name
+    """A settings field with a ``--help`` line (the CLI builds its flags from these)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class InnerLoop:
+    """Settings of the inner loop, shared by every algorithm.
+
+    Joint training takes no inner step while training; it uses these only when it is
+    adapted at test time.
+    """
+
+    inner_steps: int = option(1, "inner SGD steps k per task while meta-training")
+    inner_lr: float = option(0.01, "inner SGD step size α")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.inner_steps, int) or self.inner_steps < 0:
+            raise ValueError(
+                f"inner_steps must be an integer >= 0, got {self.inner_steps!r} (--inner-steps)"
+            )
+        if not (math.isfinite(self.inner_lr) and self.inner_lr > 0):
+            raise ValueError(f"inner_lr must be a positive number, got {self.inner_lr!r} (--inner-lr)")
+
+    @property
+    def regularization(self) -> float:
+        """Proximal strength λ of the inner objective (0 except for iMAML)."""
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A registry entry: a name, its settings class and its per-task meta-gradient."""
+
+    name: str
+    settings: type[InnerLoop]
+    meta_gradient: MetaGradient
+    summary: str
+
+    def make_settings(self, **options) -> InnerLoop:
+        """Build settings from keyword options, ignoring ones this algorithm does not take."""
+        names = {f.name for f in dataclasses.fields(self.settings)}
+        return self.settings(**{k: v for k, v in options.items() if k in names})
+
+
+ALGORITHMS: dict[str, Algorithm] = {}
+
+
+def register(name: str, settings: type[InnerLoop], summary: str):
+    """Decorator adding a per-task meta-gradient function to :data:`ALGORITHMS`."""
+
+    def add(fn: MetaGradient) -> MetaGradient:
+        if name in ALGORITHMS:
+            raise ValueError(f"algorithm {name!r} is registered twice")
+        ALGORITHMS[name] = Algorithm(name, settings, fn, summary)
+        return fn
+
+    return add

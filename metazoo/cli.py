@@ -1,0 +1,199 @@
+"""Command line: ``metazoo train`` and ``metazoo eval``.
+
+Flags are generated from :class:`~metazoo.engine.config.TrainConfig` and from every
+registered algorithm's settings, so a new option or algorithm needs no edit here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from metazoo.algorithms import ALGORITHMS
+from metazoo.engine.config import TrainConfig
+from metazoo.engine.evaluate import format_table
+from metazoo.tasks import TASKS
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default: Any) -> None:
+    help_text = f"{spec.metadata.get('help', '')} (default: {default!r})"
+    if isinstance(default, bool):
+        parser.add_argument(_flag(spec.name), action=argparse.BooleanOptionalAction,
+                            default=argparse.SUPPRESS, help=help_text)
+    elif isinstance(default, list):
+        parser.add_argument(_flag(spec.name), type=int, nargs="+", default=argparse.SUPPRESS,
+                            metavar="N", help=help_text)
+    else:
+        kwargs: dict[str, Any] = {"type": type(default), "default": argparse.SUPPRESS,
+                                  "help": help_text}
+        if spec.name == "algorithm":
+            kwargs["choices"] = sorted(ALGORITHMS)
+        elif spec.name == "task":
+            kwargs["choices"] = sorted(TASKS)
+        parser.add_argument(_flag(spec.name), **kwargs)
+
+
+def _algorithm_fields() -> dict[str, tuple[dataclasses.Field, Any]]:
+    """Algorithm-specific settings (beyond inner_steps/inner_lr), over all algorithms."""
+    base = {"inner_steps", "inner_lr"}
+    found: dict[str, tuple[dataclasses.Field, Any]] = {}
+    for algorithm in ALGORITHMS.values():
+        for spec in dataclasses.fields(algorithm.settings):
+            if spec.name not in base:
+                found[spec.name] = (spec, spec.default)
+    return found
+
+
+def _train_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="meta-train θ, then evaluate it on held-out tasks",
+        description="Meta-train an initialization on a task family and evaluate it. Writes "
+                    "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out.",
+    )
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: runs/<task>-<algorithm>-seed<seed>)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="JSON file of options (same names as the flags, with underscores); "
+                             "flags given on the command line override it")
+    parser.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                        help="continue the run in DIR from its checkpoint; options given must "
+                             "match the stored config")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="allow writing into a non-empty --out (its old results are deleted)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    group = parser.add_argument_group("run options")
+    defaults = TrainConfig()
+    for spec in dataclasses.fields(TrainConfig):
+        if spec.name != "algorithm_options":
+            _add_field(group, spec, getattr(defaults, spec.name))
+    group = parser.add_argument_group("algorithm options (used by the algorithm named)")
+    for spec, default in _algorithm_fields().values():
+        _add_field(group, spec, default)
+
+
+def _eval_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="evaluate a trained run on held-out tasks",
+        description="Adapt the θ of a run on held-out tasks and report query loss (and accuracy "
+                    "for classification) ± 95%% CI after each number of test steps.",
+    )
+    parser.add_argument("run", type=Path, help="run folder holding checkpoint.pt")
+    parser.add_argument("--tasks", type=int, default=None, help="held-out tasks (default: the run's eval_tasks)")
+    parser.add_argument("--steps", type=int, nargs="+", default=None, metavar="N",
+                        help="report after these test step counts (default: the run's eval_steps)")
+    parser.add_argument("--k-shot", type=int, default=None,
+                        help="support examples per held-out task (default: the run's eval_k_shot)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+
+
+def _config_from(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
+    """Merge defaults, a config file and explicit flags; return the config and the explicit part."""
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("command", "out", "config", "resume", "overwrite", "no_progress")}
+    options: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            options.update(json.loads(args.config.read_text()))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"--config {args.config}: cannot read it as JSON ({error})") from error
+    options.update(given)
+    algorithm_names = set(_algorithm_fields())
+    algorithm_options = dict(options.pop("algorithm_options", {}))
+    algorithm_options.update({k: options.pop(k) for k in list(options) if k in algorithm_names})
+    config_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(options) - config_names
+    if unknown:
+        raise ValueError(f"unknown option(s) in --config: {', '.join(sorted(unknown))}")
+    # Keep only the options the chosen algorithm takes (the others belong to other methods).
+    algorithm = options.get("algorithm", TrainConfig.algorithm)
+    accepted = {f.name for f in dataclasses.fields(ALGORITHMS[algorithm].settings)} \
+        if algorithm in ALGORITHMS else set()
+    ignored = set(algorithm_options) - accepted
+    if ignored & set(given):
+        raise ValueError(f"option(s) {', '.join(_flag(n) for n in sorted(ignored & set(given)))} "
+                         f"do not apply to algorithm {algorithm!r}")
+    options["algorithm_options"] = {k: v for k, v in algorithm_options.items() if k in accepted}
+    return TrainConfig(**options), given
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from metazoo.engine.train import CHECKPOINT, train
+    from metazoo.engine.checkpoint import load_checkpoint
+
+    if args.resume is not None:
+        state = load_checkpoint(args.resume / CHECKPOINT)
+        stored = TrainConfig.from_dict(state["config"])
+        _, given = _config_from(args)
+        merged = {**stored.to_dict(), **{k: v for k, v in given.items()
+                                         if k in stored.to_dict()}}
+        algorithm_given = {k: v for k, v in given.items() if k in _algorithm_fields()}
+        merged["algorithm_options"] = {**stored.algorithm_options, **algorithm_given}
+        config = TrainConfig(**merged)
+        out, resume = args.resume, True
+    else:
+        config, _ = _config_from(args)
+        out = args.out or Path("runs") / f"{config.task}-{config.algorithm}-seed{config.seed}"
+        resume = False
+    summary = train(config, out, resume=resume, overwrite=args.overwrite,
+                    progress=not args.no_progress)
+    print(f"\n{config.algorithm} on {config.task}: {summary['median_seconds_per_iteration'] * 1e3:.2f} "
+          f"ms per meta-iteration (median, strategy {summary['strategy']}); results in {out}\n")
+    print((out / "results.md").read_text())
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from metazoo.engine.train import evaluate_params, load_run, report_to_dict
+    from metazoo.tasks import make_task
+
+    setup, params, state = load_run(args.run)
+    config = setup.config
+    eval_tasks = None
+    if args.k_shot is not None:
+        eval_tasks = make_task(config.task, k_shot=args.k_shot, query_shots=config.eval_query_shots)
+    if args.tasks is not None and args.tasks < 1:
+        raise ValueError(f"--tasks must be a positive integer, got {args.tasks}")
+    if args.steps is not None and any(s < 0 for s in args.steps):
+        raise ValueError(f"--steps must be >= 0, got {args.steps}")
+    report = evaluate_params(setup, params, steps=args.steps, num_tasks=args.tasks,
+                             eval_tasks=eval_tasks)
+    title = (f"{config.algorithm} on {config.task} after {state['iteration']} iterations: "
+             f"{args.tasks or config.eval_tasks} held-out tasks, K={args.k_shot or config.eval_k_shot}")
+    print(format_table(report, title))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report_to_dict(report), indent=2) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metazoo",
+        description="Gradient-based meta-learning: joint training, MAML, first-order MAML, "
+                    "Reptile and iMAML on one functional core.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _train_parser(subparsers)
+    _eval_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"train": _run_train, "eval": _run_eval}[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"metazoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The resolved configuration of a training run (stored beside the weights)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from metazoo.algorithms import get_algorithm
+from metazoo.algorithms.base import InnerLoop
+from metazoo.core.batch import STRATEGIES
+from metazoo.tasks import TASKS
+
+
+def option(default, help: str):  # noqa: A002
+    """A config field with its ``--help`` line (the CLI builds flags from these)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+#: Default model for each built-in task.
+DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of ``metazoo train``; defaults follow the MAML paper's sinusoid setup."""
+
+    algorithm: str = option("maml", "meta-learner")
+    task: str = option("sinusoid", "task family")
+    model: str = option("", "model (empty: the task's default, mlp for sinusoid)")
+    k_shot: int = option(10, "support examples per task (per class for classification)")
+    query_shots: int = option(10, "query examples per task (per class for classification)")
+    inner_steps: int = option(1, "inner SGD steps k while meta-training")
+    inner_lr: float = option(0.01, "inner SGD step size α")
+    algorithm_options: dict = option({}, "algorithm-specific settings (see --help)")
+    outer_optimizer: str = option("adam", "outer optimizer: adam or sgd")
+    outer_lr: float = option(1e-3, "outer step size β (Reptile's ε with sgd)")
+    lr_schedule: str = option("constant", "outer step size schedule: constant, or linear decay to 0")
+    meta_batch: int = option(25, "tasks per meta-iteration")
+    iterations: int = option(10_000, "meta-iterations")
+    seed: int = option(0, "seed of the training task stream and of θ₀")
+    device: str = option("cpu", "torch device, e.g. cpu or cuda")
+    dtype: str = option("float32", "float32 or float64")
+    strategy: str = option("auto", "over tasks: vmap, loop, or auto (vmap, loop for conv nets)")
+    chunk_size: int = option(0, "vmap at most this many tasks at once (0: all)")
+    skip_nonfinite: bool = option(False, "skip a batch with a non-finite meta-gradient instead of stopping")
+    log_every: int = option(100, "write a log line every this many iterations")
+    checkpoint_every: int = option(1000, "write a checkpoint every this many iterations")
+    eval_tasks: int = option(600, "held-out tasks for the final evaluation")
+    eval_k_shot: int = option(5, "support examples per held-out task")
+    eval_query_shots: int = option(100, "query examples per held-out task")
+    eval_steps: list = option([0, 1, 5, 10], "report after each of these numbers of test steps")
+    eval_seed: int = option(12345, "seed of the held-out tasks (same for every run to pair results)")
+
+    def __post_init__(self) -> None:
+        def positive(name: str) -> None:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r} "
+                                 f"(--{name.replace('_', '-')})")
+
+        get_algorithm(self.algorithm)
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of: {', '.join(sorted(TASKS))}")
+        for name in ("k_shot", "query_shots", "meta_batch", "iterations", "log_every",
+                     "checkpoint_every", "eval_tasks", "eval_k_shot", "eval_query_shots"):
+            positive(name)
+        if not (math.isfinite(self.outer_lr) and self.outer_lr > 0):
+            raise ValueError(f"outer_lr must be a positive number, got {self.outer_lr!r} (--outer-lr)")
+        if self.outer_optimizer not in ("adam", "sgd"):
+            raise ValueError(f"outer_optimizer must be 'adam' or 'sgd', got {self.outer_optimizer!r}")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
+        if self.strategy not in (*STRATEGIES, "auto"):
+            raise ValueError(f"strategy must be one of vmap, loop, auto; got {self.strategy!r}")
+        if self.chunk_size < 0:
+            raise ValueError(f"chunk_size must be >= 0 (0 means no chunking), got {self.chunk_size}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if not self.eval_steps or any(not isinstance(s, int) or s < 0 for s in self.eval_steps):
+            raise ValueError(f"eval_steps must be integers >= 0, got {self.eval_steps!r} (--eval-steps)")
+        self.settings()  # validates the algorithm's own options
+
+    @property
+    def model_name(self) -> str:
+        return self.model or DEFAULT_MODEL.get(self.task, "mlp")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+    def settings(self) -> InnerLoop:
+        """The algorithm's frozen settings (inner loop plus its own options)."""
+        algorithm = get_algorithm(self.algorithm)
+        known = {f.name for f in dataclasses.fields(algorithm.settings)}
+        unknown = set(self.algorithm_options) - known
+        if unknown:
+            raise ValueError(
+                f"{self.algorithm} takes no option(s) {', '.join(sorted(unknown))}; "
+                f"its options are: {', '.join(sorted(known))}"
+            )
+        return algorithm.settings(
+            inner_steps=self.inner_steps, inner_lr=self.inner_lr, **self.algorithm_options
+        )
+
+    def task_options(self, evaluation: bool = False) -> dict[str, Any]:
+        if evaluation:
+            return {"k_shot": self.eval_k_shot, "query_shots": self.eval_query_shots}
+        return {"k_shot": self.k_shot, "query_shots": self.query_shots}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config option(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def differences(self, other: "TrainConfig", ignore: tuple[str, ...] = ()) -> list[str]:
+        """Names of options whose values differ (for refusing an inconsistent resume)."""
+        return [
+            f.name for f in dataclasses.fields(self)
+            if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)
+        ]

@@ -1,0 +1,25 @@
+"""Task distributions: a name → factory registry and the ``TaskBatch`` they sample."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from metazoo.tasks.base import TaskBatch, TaskDistribution
+from metazoo.tasks.linear import LinearRegression
+from metazoo.tasks.sinusoid import Sinusoid
+
+#: name → factory(**options) returning a task distribution. Later task families register here.
+TASKS: dict[str, Callable[..., TaskDistribution]] = {
+    "sinusoid": Sinusoid,
+    "linear": LinearRegression,
+}
+
+
+def make_task(name: str, **options: Any) -> TaskDistribution:
+    """Build the task distribution registered as ``name``."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(sorted(TASKS))}")
+    return TASKS[name](**options)
+
+
+__all__ = ["TASKS", "LinearRegression", "Sinusoid", "TaskBatch", "TaskDistribution", "make_task"]
