@@ -10,8 +10,9 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from metazoo.algorithms import ALGORITHMS
 from metazoo.engine.config import TrainConfig
@@ -94,11 +95,11 @@ def _eval_parser(subparsers) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
 
 
-def _config_from(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]:
-    """Merge defaults, a config file and explicit flags; return the config and the explicit part."""
+def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> TrainConfig:
+    """Merge, in order: defaults (or a stored run's config), a config file, explicit flags."""
     given = {k: v for k, v in vars(args).items()
              if k not in ("command", "out", "config", "resume", "overwrite", "no_progress")}
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(stored or {})
     if args.config is not None:
         try:
             options.update(json.loads(args.config.read_text()))
@@ -108,44 +109,38 @@ def _config_from(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]]
     algorithm_names = set(_algorithm_fields())
     algorithm_options = dict(options.pop("algorithm_options", {}))
     algorithm_options.update({k: options.pop(k) for k in list(options) if k in algorithm_names})
-    config_names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = set(options) - config_names
+    unknown = set(options) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise ValueError(f"unknown option(s) in --config: {', '.join(sorted(unknown))}")
-    # Keep only the options the chosen algorithm takes (the others belong to other methods).
+    # Options of other algorithms may sit in a shared config file; flags must apply.
     algorithm = options.get("algorithm", TrainConfig.algorithm)
-    accepted = {f.name for f in dataclasses.fields(ALGORITHMS[algorithm].settings)} \
-        if algorithm in ALGORITHMS else set()
-    ignored = set(algorithm_options) - accepted
-    if ignored & set(given):
-        raise ValueError(f"option(s) {', '.join(_flag(n) for n in sorted(ignored & set(given)))} "
+    accepted = ({f.name for f in dataclasses.fields(ALGORITHMS[algorithm].settings)}
+                if algorithm in ALGORITHMS else set())
+    misplaced = sorted((set(algorithm_options) - accepted) & set(given))
+    if misplaced:
+        raise ValueError(f"option(s) {', '.join(_flag(n) for n in misplaced)} "
                          f"do not apply to algorithm {algorithm!r}")
     options["algorithm_options"] = {k: v for k, v in algorithm_options.items() if k in accepted}
-    return TrainConfig(**options), given
+    return TrainConfig(**options)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from metazoo.engine.train import CHECKPOINT, train
     from metazoo.engine.checkpoint import load_checkpoint
+    from metazoo.engine.train import CHECKPOINT, train
 
     if args.resume is not None:
-        state = load_checkpoint(args.resume / CHECKPOINT)
-        stored = TrainConfig.from_dict(state["config"])
-        _, given = _config_from(args)
-        merged = {**stored.to_dict(), **{k: v for k, v in given.items()
-                                         if k in stored.to_dict()}}
-        algorithm_given = {k: v for k, v in given.items() if k in _algorithm_fields()}
-        merged["algorithm_options"] = {**stored.algorithm_options, **algorithm_given}
-        config = TrainConfig(**merged)
-        out, resume = args.resume, True
+        # The stored config plus whatever was given; train() refuses any difference.
+        stored = load_checkpoint(args.resume / CHECKPOINT)["config"]
+        config, out, resume = _config_from(args, stored), args.resume, True
     else:
-        config, _ = _config_from(args)
+        config = _config_from(args)
         out = args.out or Path("runs") / f"{config.task}-{config.algorithm}-seed{config.seed}"
         resume = False
     summary = train(config, out, resume=resume, overwrite=args.overwrite,
                     progress=not args.no_progress)
-    print(f"\n{config.algorithm} on {config.task}: {summary['median_seconds_per_iteration'] * 1e3:.2f} "
-          f"ms per meta-iteration (median, strategy {summary['strategy']}); results in {out}\n")
+    print(f"\n{config.algorithm} on {config.task}: "
+          f"{summary['median_seconds_per_iteration'] * 1e3:.2f} ms per meta-iteration "
+          f"(median, strategy {summary['strategy']}); results in {out}\n")
     print((out / "results.md").read_text())
     return 0
 

@@ -11,7 +11,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import torch
+
 from metazoo.algorithms.base import ALGORITHMS, Algorithm, InnerLoop, register
+from metazoo.core.batch import mean_over_tasks
+from metazoo.core.tree import Params
+from metazoo.models import LossFn
+from metazoo.tasks import TaskBatch
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":
@@ -27,4 +33,38 @@ def get_algorithm(name: str) -> Algorithm:
     return ALGORITHMS[name]
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "InnerLoop", "get_algorithm", "register"]
+def meta_gradient(
+    algorithm: str | Algorithm,
+    loss: LossFn,
+    params: Params,
+    batch: TaskBatch,
+    settings: InnerLoop | None = None,
+    *,
+    strategy: str = "vmap",
+    chunk_size: int | None = None,
+) -> tuple[Params, dict[str, torch.Tensor]]:
+    """The meta-gradient of ``algorithm`` averaged over the tasks of ``batch``.
+
+    Args:
+        algorithm: a registered name or an :class:`Algorithm`.
+        loss: pure loss ``(params, x, y) -> scalar`` (see :func:`metazoo.models.make_loss`).
+        params: θ.
+        batch: tasks stacked on a leading axis.
+        settings: the algorithm's settings (default: its defaults).
+        strategy: ``"vmap"`` or ``"loop"`` over tasks.
+        chunk_size: vmap at most this many tasks at once.
+
+    Returns:
+        (mean gradient dict shaped like ``params``, mean per-task statistics).
+    """
+    if isinstance(algorithm, str):
+        algorithm = get_algorithm(algorithm)
+    if settings is None:
+        settings = algorithm.settings()
+    return mean_over_tasks(
+        lambda theta, task: algorithm.meta_gradient(loss, theta, task, settings),
+        params, batch, strategy=strategy, chunk_size=chunk_size,
+    )
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "InnerLoop", "get_algorithm", "meta_gradient", "register"]

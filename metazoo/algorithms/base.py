@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -18,7 +18,7 @@ MetaGradient = Callable[
 ]
 
 
-def option(default, help: str):  # noqa: A002 - mirrors argparse's name
+def option(default, help: str):
     """A settings field with a ``--help`` line (the CLI builds its flags from these)."""
     return field(default=default, metadata={"help": help})
 

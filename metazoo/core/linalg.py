@@ -3,7 +3,7 @@ and no data-dependent branches."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

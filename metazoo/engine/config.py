@@ -15,7 +15,7 @@ from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
 
 
-def option(default, help: str):  # noqa: A002
+def option(default, help: str):
     """A config field with its ``--help`` line (the CLI builds flags from these)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help})
@@ -84,7 +84,12 @@ class TrainConfig:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.eval_steps or any(not isinstance(s, int) or s < 0 for s in self.eval_steps):
             raise ValueError(f"eval_steps must be integers >= 0, got {self.eval_steps!r} (--eval-steps)")
-        self.settings()  # validates the algorithm's own options
+        # Validate the algorithm's own options and store them resolved (defaults filled in),
+        # so that config.json records every setting the run used.
+        settings = self.settings()
+        resolved = {name: value for name, value in dataclasses.asdict(settings).items()
+                    if name not in ("inner_steps", "inner_lr")}
+        object.__setattr__(self, "algorithm_options", resolved)
 
     @property
     def model_name(self) -> str:
@@ -117,14 +122,14 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown config option(s): {', '.join(sorted(unknown))}")
         return cls(**data)
 
-    def differences(self, other: "TrainConfig", ignore: tuple[str, ...] = ()) -> list[str]:
+    def differences(self, other: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:
         """Names of options whose values differ (for refusing an inconsistent resume)."""
         return [
             f.name for f in dataclasses.fields(self)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.func import vmap
@@ -23,7 +23,7 @@ class Estimate:
     ci95: float
 
     @classmethod
-    def of(cls, values: torch.Tensor) -> "Estimate":
+    def of(cls, values: torch.Tensor) -> Estimate:
         values = values.double()
         count = values.numel()
         spread = values.std(unbiased=True).item() if count > 1 else float("nan")

@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 import metazoo
-from metazoo.algorithms import get_algorithm
+from metazoo.algorithms import get_algorithm, meta_gradient
 from metazoo.algorithms.base import Algorithm, InnerLoop
-from metazoo.core.batch import mean_over_tasks
 from metazoo.engine.checkpoint import load_checkpoint, save_checkpoint, write_json
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import evaluate, format_table
@@ -86,9 +85,9 @@ def _make_optimizer(config: TrainConfig, params: Params):
     else:
         optimizer = torch.optim.SGD(tensors, lr=config.outer_lr)
     if config.lr_schedule == "linear":
-        schedule = lambda i: max(0.0, 1.0 - i / config.iterations)  # noqa: E731
+        schedule = lambda i: max(0.0, 1.0 - i / config.iterations)
     else:
-        schedule = lambda i: 1.0  # noqa: E731
+        schedule = lambda i: 1.0
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
@@ -166,7 +165,6 @@ def train(
     else:
         write_json(out / "config.json", config.to_dict())
 
-    per_task = partial(_per_task, setup.algorithm.meta_gradient, setup.loss, settings=setup.settings)
     chunk = config.chunk_size or None
     seconds: list[float] = []
     bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
@@ -184,13 +182,15 @@ def train(
             "generator": generator.get_state(),
         })
 
+    if not resume:
+        checkpoint(0)  # a run that fails at its first iteration still leaves θ₀ to resume from
     with open(out / LOG, "a") as log:
         for iteration in bar:
             began = time.perf_counter()
             batch = setup.tasks.sample(config.meta_batch, generator).to(
                 config.device, config.torch_dtype)
-            grads, stats = mean_over_tasks(per_task, params, batch, strategy=setup.strategy,
-                                           chunk_size=chunk)
+            grads, stats = meta_gradient(setup.algorithm, setup.loss, params, batch,
+                                         setup.settings, strategy=setup.strategy, chunk_size=chunk)
             finite = all(torch.isfinite(g).all() for g in grads.values()) and all(
                 torch.isfinite(s) for s in stats.values())
             if not finite:
@@ -229,10 +229,6 @@ def train(
         summary["report"] = report
         write_results(out, config, report, summary["median_seconds_per_iteration"], setup.strategy)
     return summary
-
-
-def _per_task(meta_gradient, loss, params, task, *, settings):
-    return meta_gradient(loss, params, task, settings)
 
 
 def _median(values: list[float]) -> float:

@@ -6,7 +6,8 @@ through ``torch.func.functional_call``, so the module itself is never copied or 
 
 from __future__ import annotations
 
-from typing import Callable
+import itertools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ class MLP(nn.Sequential):
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ValueError(f"MLP sizes must be at least two positive widths, got {sizes}")
         layers: list[nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(fan_in, fan_out))
             if i < len(sizes) - 2:
                 layers.append(nn.ReLU())
@@ -93,5 +94,14 @@ def make_predict(model: nn.Module) -> Callable[[Params, torch.Tensor], torch.Ten
     return lambda params, x: functional_call(model, (params, buffers), (x,))
 
 
-__all__ = ["MLP", "MODELS", "LossFn", "Params", "initial_params", "make_loss", "make_model",
-           "make_predict", "linear_model"]
+__all__ = [
+    "MLP",
+    "MODELS",
+    "LossFn",
+    "Params",
+    "initial_params",
+    "linear_model",
+    "make_loss",
+    "make_model",
+    "make_predict",
+]

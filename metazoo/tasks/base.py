@@ -27,15 +27,15 @@ class TaskBatch(NamedTuple):
     def num_tasks(self) -> int:
         return self.support_x.shape[0]
 
-    def task(self, index: int) -> "TaskBatch":
+    def task(self, index: int) -> TaskBatch:
         """One task, without the leading axis (what a per-task function receives)."""
         return TaskBatch(*(t[index] for t in self))
 
-    def slice(self, start: int, stop: int) -> "TaskBatch":
+    def slice(self, start: int, stop: int) -> TaskBatch:
         """Tasks ``start:stop``, keeping the leading axis."""
         return TaskBatch(*(t[start:stop] for t in self))
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "TaskBatch":
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> TaskBatch:
         """Move to ``device``; floating tensors are also cast to ``dtype`` when given."""
 
         def move(t: torch.Tensor) -> torch.Tensor:

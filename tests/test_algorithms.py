@@ -1,0 +1,184 @@
+"""Each algorithm against a plain, obviously-correct reference on the sinusoid MLP (float64),
+plus one contract test run over every registered algorithm."""
+
+import pytest
+import torch
+
+from metazoo.algorithms import ALGORITHMS, get_algorithm
+from metazoo.core import adapt
+from metazoo.core.batch import mean_over_tasks
+from tests.conftest import double_mlp, sinusoid_batch
+
+
+def reference_maml(model, params, task, steps, lr, second_order=True):
+    """MAML written the usual way: autograd.grad(create_graph=True) on a parameter list."""
+    names = list(params)
+    theta = [params[n].clone().requires_grad_(True) for n in names]
+
+    def loss(weights, x, y):
+        out = torch.func.functional_call(model, dict(zip(names, weights)), (x,))
+        return ((out - y) ** 2).mean()
+
+    fast = theta
+    for _ in range(steps):
+        grads = torch.autograd.grad(loss(fast, task.support_x, task.support_y), fast,
+                                    create_graph=second_order)
+        fast = [w - lr * g for w, g in zip(fast, grads)]
+    meta = torch.autograd.grad(loss(fast, task.query_x, task.query_y), theta)
+    return dict(zip(names, meta))
+
+
+def assert_trees_close(actual, expected, **tolerance):
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], **tolerance)
+
+
+def relative_difference(a, b):
+    diff = sum(((a[n] - b[n]) ** 2).sum() for n in a).sqrt()
+    return (diff / sum((b[n] ** 2).sum() for n in b).sqrt()).item()
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_maml_matches_autograd_reference(steps):
+    model, loss, params = double_mlp()
+    batch = sinusoid_batch(num_tasks=3)
+    settings = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=0.05)
+    for index in range(batch.num_tasks):
+        task = batch.task(index)
+        gradient, _ = get_algorithm("maml").meta_gradient(loss, params, task, settings)
+        expected = reference_maml(model, params, task, steps, 0.05)
+        assert_trees_close(gradient, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_maml_matches_finite_differences():
+    _model, loss, params = double_mlp(seed=3)
+    task = sinusoid_batch(num_tasks=1, seed=2).task(0)
+    settings = get_algorithm("maml").make_settings(inner_steps=2, inner_lr=0.02)
+    gradient, _ = get_algorithm("maml").meta_gradient(loss, params, task, settings)
+
+    def objective(theta):
+        adapted = adapt(loss, theta, task.support_x, task.support_y, 2, 0.02).params
+        return loss(adapted, task.query_x, task.query_y).item()
+
+    direction = {n: torch.randn(p.shape, generator=torch.Generator().manual_seed(i),
+                                dtype=p.dtype) for i, (n, p) in enumerate(params.items())}
+    eps = 1e-6
+    plus = objective({n: p + eps * direction[n] for n, p in params.items()})
+    minus = objective({n: p - eps * direction[n] for n, p in params.items()})
+    numeric = (plus - minus) / (2 * eps)
+    analytic = sum((gradient[n] * direction[n]).sum() for n in params).item()
+    assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic))
+
+
+def test_fomaml_is_query_gradient_at_adapted_params_and_differs_from_maml():
+    model, loss, params = double_mlp()
+    batch = sinusoid_batch(num_tasks=2)
+    settings = get_algorithm("fomaml").make_settings(inner_steps=3, inner_lr=0.05)
+    for index in range(batch.num_tasks):
+        task = batch.task(index)
+        gradient, _ = get_algorithm("fomaml").meta_gradient(loss, params, task, settings)
+        expected = reference_maml(model, params, task, 3, 0.05, second_order=False)
+        assert_trees_close(gradient, expected, rtol=1e-10, atol=1e-12)
+        exact, _ = get_algorithm("maml").meta_gradient(loss, params, task, settings)
+        # Nonzero curvature: a silently first-order MAML would fail here.
+        assert relative_difference(gradient, exact) > 1e-3
+
+
+def test_reptile_with_one_step_points_along_joint_gradient():
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(num_tasks=1).task(0)
+    lr = 0.03
+    reptile, _ = get_algorithm("reptile").meta_gradient(
+        loss, params, task, get_algorithm("reptile").make_settings(inner_steps=1, inner_lr=lr))
+    joint, _ = get_algorithm("joint").meta_gradient(
+        loss, params, task, get_algorithm("joint").make_settings())
+    assert_trees_close(reptile, {n: lr * g for n, g in joint.items()}, rtol=1e-10, atol=1e-12)
+
+
+def test_reptile_direction_is_theta_minus_adapted():
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(num_tasks=1).task(0)
+    settings = get_algorithm("reptile").make_settings(inner_steps=4, inner_lr=0.02,
+                                                      reptile_data="support")
+    direction, _ = get_algorithm("reptile").meta_gradient(loss, params, task, settings)
+    adapted = dict(params)
+    for _ in range(4):  # plain SGD, written out
+        grads = torch.func.grad(loss)(adapted, task.support_x, task.support_y)
+        adapted = {n: adapted[n] - 0.02 * grads[n] for n in adapted}
+    assert_trees_close(direction, {n: params[n] - adapted[n] for n in params})
+
+
+def test_joint_is_gradient_on_support_and_query():
+    model, loss, params = double_mlp()
+    task = sinusoid_batch(num_tasks=1).task(0)
+    gradient, _ = get_algorithm("joint").meta_gradient(
+        loss, params, task, get_algorithm("joint").make_settings())
+    theta = {n: p.clone().requires_grad_(True) for n, p in params.items()}
+    x = torch.cat([task.support_x, task.query_x])
+    y = torch.cat([task.support_y, task.query_y])
+    value = ((torch.func.functional_call(model, theta, (x,)) - y) ** 2).mean()
+    expected = dict(zip(theta, torch.autograd.grad(value, list(theta.values()))))
+    assert_trees_close(gradient, expected)
+
+
+# ---- contract: every registered algorithm -------------------------------------------------
+
+@pytest.fixture(params=sorted(ALGORITHMS))
+def algorithm(request):
+    return get_algorithm(request.param)
+
+
+def per_task_fn(algorithm, loss, settings):
+    return lambda params, task: algorithm.meta_gradient(loss, params, task, settings)
+
+
+def test_contract_shapes_finite_and_input_unchanged(algorithm):
+    _, loss, params = double_mlp()
+    before = {n: p.clone() for n, p in params.items()}
+    task = sinusoid_batch(num_tasks=1).task(0)
+    settings = algorithm.make_settings(inner_steps=2, inner_lr=0.01)
+    gradient, stats = algorithm.meta_gradient(loss, params, task, settings)
+    assert gradient.keys() == params.keys()
+    for name in params:
+        assert gradient[name].shape == params[name].shape
+        assert gradient[name].dtype == params[name].dtype
+        assert torch.isfinite(gradient[name]).all()
+        assert not gradient[name].requires_grad
+        assert torch.equal(params[name], before[name])
+    assert "loss" in stats and all(s.ndim == 0 and torch.isfinite(s) for s in stats.values())
+
+
+def test_contract_vmap_equals_loop_and_chunks(algorithm):
+    _, loss, params = double_mlp()
+    batch = sinusoid_batch(num_tasks=5)
+    fn = per_task_fn(algorithm, loss, algorithm.make_settings(inner_steps=2, inner_lr=0.01))
+    looped, loop_stats = mean_over_tasks(fn, params, batch, strategy="loop")
+    mapped, map_stats = mean_over_tasks(fn, params, batch, strategy="vmap")
+    chunked, _ = mean_over_tasks(fn, params, batch, strategy="vmap", chunk_size=2)
+    assert_trees_close(mapped, looped, rtol=1e-10, atol=1e-12)
+    assert_trees_close(chunked, mapped, rtol=1e-12, atol=1e-14)
+    assert_trees_close(map_stats, loop_stats, rtol=1e-10, atol=1e-12)
+    # A mean over tasks, not the meta-gradient of one task.
+    single, _ = fn(params, batch.task(0))
+    assert relative_difference(single, mapped) > 1e-3
+
+
+def test_contract_deterministic(algorithm):
+    _, loss, params = double_mlp()
+    batch = sinusoid_batch(num_tasks=3)
+    fn = per_task_fn(algorithm, loss, algorithm.make_settings(inner_steps=2, inner_lr=0.01))
+    first, _ = mean_over_tasks(fn, params, batch)
+    second, _ = mean_over_tasks(fn, params, batch)
+    for name in first:
+        assert torch.equal(first[name], second[name])
+
+
+def test_contract_float32(algorithm):
+    _, loss, params = double_mlp()
+    params32 = {n: p.float() for n, p in params.items()}
+    batch = sinusoid_batch(num_tasks=3, dtype=torch.float32)
+    fn = per_task_fn(algorithm, loss, algorithm.make_settings(inner_steps=1, inner_lr=0.01))
+    # The module is float64 but functional_call uses the given float32 tensors throughout.
+    gradient, _ = mean_over_tasks(fn, params32, batch)
+    assert all(g.dtype == torch.float32 for g in gradient.values())

@@ -1,0 +1,109 @@
+"""Meta-gradients against closed forms on linear regression (quadratic losses), in float64.
+
+For a linear model with parameters w (bias folded in as a constant input of 1) and mean
+squared error on n points, L(w) = ‖Xw − y‖²/n, ∇L = A w − b with A = 2XᵀX/n, b = 2Xᵀy/n.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from metazoo.algorithms import get_algorithm
+from metazoo.models import make_loss
+from tests.conftest import linear_batch
+
+
+def linear_model(dim: int, seed: int = 0):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(dim, 1).double()
+    params = {name: p.detach().clone() for name, p in model.named_parameters()}
+    return model, make_loss(model), params
+
+
+def quadratic(x: torch.Tensor, y: torch.Tensor):
+    """(A, b) of the MSE of a linear model with a bias, as float64 numpy arrays."""
+    design = np.concatenate([x.numpy(), np.ones((x.shape[0], 1))], axis=1)  # [n, D+1]
+    n = design.shape[0]
+    return 2 * design.T @ design / n, 2 * design.T @ y.numpy()[:, 0] / n
+
+
+def flat(params) -> np.ndarray:
+    """[weight..., bias] as one vector, matching ``quadratic``'s layout."""
+    return np.concatenate([params["weight"].numpy().ravel(), params["bias"].numpy()])
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5])
+def test_maml_equals_closed_form(steps):
+    dim, alpha = 3, 0.05
+    _model, loss, params = linear_model(dim)
+    batch = linear_batch(num_tasks=3, dim=dim)
+    settings = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=alpha)
+    for index in range(batch.num_tasks):
+        task = batch.task(index)
+        support_a, support_b = quadratic(task.support_x, task.support_y)
+        query_a, query_b = quadratic(task.query_x, task.query_y)
+        theta = flat(params)
+        phi = theta.copy()
+        for _ in range(steps):
+            phi = phi - alpha * (support_a @ phi - support_b)
+        # dφ/dθ = (I − αA)^k, symmetric, so the meta-gradient is (I − αA)^k ∇L_query(φ).
+        jacobian = np.linalg.matrix_power(np.eye(dim + 1) - alpha * support_a, steps)
+        expected = jacobian @ (query_a @ phi - query_b)
+        gradient, _ = get_algorithm("maml").meta_gradient(loss, params, task, settings)
+        np.testing.assert_allclose(flat(gradient), expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("regularization", [0.5, 2.0])
+def test_imaml_equals_exact_implicit_gradient(regularization):
+    dim = 3
+    _model, loss, params = linear_model(dim, seed=1)
+    batch = linear_batch(num_tasks=2, dim=dim, seed=3)
+    # Converged inner solve (500 steps, contraction ≤ 0.9 per step) and CG steps ≥ dimension.
+    settings = get_algorithm("imaml").make_settings(
+        inner_steps=500, inner_lr=0.1, imaml_lambda=regularization, cg_steps=dim + 1)
+    for index in range(batch.num_tasks):
+        task = batch.task(index)
+        support_a, support_b = quadratic(task.support_x, task.support_y)
+        query_a, query_b = quadratic(task.query_x, task.query_y)
+        theta = flat(params)
+        identity = np.eye(dim + 1)
+        phi = np.linalg.solve(support_a + regularization * identity,
+                              support_b + regularization * theta)
+        expected = np.linalg.solve(identity + support_a / regularization, query_a @ phi - query_b)
+        gradient, stats = get_algorithm("imaml").meta_gradient(loss, params, task, settings)
+        np.testing.assert_allclose(flat(gradient), expected, rtol=0, atol=1e-9)
+        assert stats["cg_residual"] < 1e-8
+
+
+def test_imaml_with_few_cg_steps_is_not_exact():
+    """The test above can fail: with 1 CG step the solve is visibly approximate."""
+    dim = 3
+    _, loss, params = linear_model(dim, seed=1)
+    task = linear_batch(num_tasks=1, dim=dim, seed=3).task(0)
+    exact = get_algorithm("imaml").make_settings(inner_steps=500, inner_lr=0.1, cg_steps=dim + 1,
+                                                 imaml_lambda=0.5)
+    rough = get_algorithm("imaml").make_settings(inner_steps=500, inner_lr=0.1, cg_steps=1,
+                                                 imaml_lambda=0.5)
+    exact_grad, _ = get_algorithm("imaml").meta_gradient(loss, params, task, exact)
+    rough_grad, stats = get_algorithm("imaml").meta_gradient(loss, params, task, rough)
+    assert np.abs(flat(exact_grad) - flat(rough_grad)).max() > 1e-4
+    assert stats["cg_residual"] > 1e-6
+
+
+def test_cg_damping_solves_the_damped_system():
+    dim, damping, regularization = 3, 0.7, 1.5
+    _, loss, params = linear_model(dim, seed=2)
+    task = linear_batch(num_tasks=1, dim=dim, seed=5).task(0)
+    settings = get_algorithm("imaml").make_settings(
+        inner_steps=400, inner_lr=0.1, imaml_lambda=regularization, cg_steps=dim + 1,
+        cg_damping=damping)
+    support_a, support_b = quadratic(task.support_x, task.support_y)
+    query_a, query_b = quadratic(task.query_x, task.query_y)
+    identity = np.eye(dim + 1)
+    phi = np.linalg.solve(support_a + regularization * identity,
+                          support_b + regularization * flat(params))
+    expected = np.linalg.solve((1 + damping) * identity + support_a / regularization,
+                               query_a @ phi - query_b)
+    gradient, _ = get_algorithm("imaml").meta_gradient(loss, params, task, settings)
+    np.testing.assert_allclose(flat(gradient), expected, atol=1e-9)

@@ -1,0 +1,133 @@
+"""The functional core: adapt, conjugate gradient, task samplers, batching errors."""
+
+import math
+
+import pytest
+import torch
+
+from metazoo.core import adapt
+from metazoo.core.batch import mean_over_tasks
+from metazoo.core.linalg import conjugate_gradient
+from metazoo.tasks import LinearRegression, Sinusoid, make_task
+from tests.conftest import double_mlp, sinusoid_batch
+
+
+def test_adapt_zero_steps_returns_params_and_empty_path():
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(1).task(0)
+    result = adapt(loss, params, task.support_x, task.support_y, 0, 0.1, record=True)
+    assert all(result.params[n] is params[n] for n in params)
+    assert result.losses.numel() == 0 and result.grad_norms.numel() == 0
+
+
+def test_adapt_is_plain_sgd_and_records_the_path():
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(1).task(0)
+    result = adapt(loss, params, task.support_x, task.support_y, 3, 0.05, record=True)
+    current, losses, norms = dict(params), [], []
+    for _ in range(3):  # the reference: explicit autograd on leaf tensors
+        leaves = {n: p.clone().requires_grad_(True) for n, p in current.items()}
+        value = loss(leaves, task.support_x, task.support_y)
+        grads = torch.autograd.grad(value, list(leaves.values()))
+        losses.append(value.item())
+        norms.append(math.sqrt(sum((g ** 2).sum().item() for g in grads)))
+        current = {n: current[n] - 0.05 * g for n, g in zip(leaves, grads)}
+    for name in params:
+        torch.testing.assert_close(result.params[name], current[name])
+    torch.testing.assert_close(result.losses, torch.tensor(losses, dtype=torch.float64))
+    torch.testing.assert_close(result.grad_norms, torch.tensor(norms, dtype=torch.float64))
+    assert result.losses[-1] < result.losses[0]
+
+
+def test_adapt_proximal_term_and_per_parameter_lr():
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(1).task(0)
+    anchor = {n: torch.zeros_like(p) for n, p in params.items()}
+    lr = {n: torch.full_like(p, 0.02) for n, p in params.items()}
+    result = adapt(loss, params, task.support_x, task.support_y, 1, lr, anchor=anchor,
+                   regularization=3.0).params
+    grads = torch.func.grad(loss)(params, task.support_x, task.support_y)
+    for name in params:
+        expected = params[name] - 0.02 * (grads[name] + 3.0 * params[name])
+        torch.testing.assert_close(result[name], expected)
+
+
+def test_adapt_rejects_bad_arguments():
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(1).task(0)
+    with pytest.raises(ValueError, match="inner steps must be >= 0"):
+        adapt(loss, params, task.support_x, task.support_y, -1, 0.1)
+    with pytest.raises(ValueError, match="regularization"):
+        adapt(loss, params, task.support_x, task.support_y, 1, 0.1, regularization=-1.0)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    generator = torch.Generator().manual_seed(0)
+    factor = torch.randn(6, 6, generator=generator, dtype=torch.float64)
+    matrix = factor @ factor.T + 0.5 * torch.eye(6, dtype=torch.float64)
+    rhs = torch.randn(6, generator=generator, dtype=torch.float64)
+    # split the vector across two "parameters" to exercise the dict arithmetic
+    solution, residual = conjugate_gradient(
+        lambda v: dict(zip("ab", (matrix @ torch.cat([v["a"], v["b"]])).split([2, 4]))),
+        {"a": rhs[:2], "b": rhs[2:]}, steps=6)
+    torch.testing.assert_close(torch.cat([solution["a"], solution["b"]]),
+                               torch.linalg.solve(matrix, rhs), rtol=1e-8, atol=1e-10)
+    assert residual < 1e-8
+
+
+def test_conjugate_gradient_zero_rhs_gives_zero_not_nan():
+    solution, residual = conjugate_gradient(lambda v: {"a": 2 * v["a"]},
+                                            {"a": torch.zeros(3, dtype=torch.float64)}, steps=4)
+    assert torch.equal(solution["a"], torch.zeros(3, dtype=torch.float64)) and residual == 0
+
+
+def test_sinusoid_follows_the_maml_protocol():
+    batch = Sinusoid(k_shot=10, query_shots=20).sample(500, torch.Generator().manual_seed(0))
+    assert batch.support_x.shape == (500, 10, 1) and batch.query_y.shape == (500, 20, 1)
+    x = torch.cat([batch.support_x, batch.query_x], 1)
+    y = torch.cat([batch.support_y, batch.query_y], 1)
+    assert x.min() >= -5 and x.max() <= 5 and x.min() < -4.9 and x.max() > 4.9
+    # Recover each task's amplitude and phase by least squares on y = a sin x + c cos x.
+    design = torch.cat([torch.sin(x), torch.cos(x)], -1)  # [T, N, 2]
+    coef = torch.linalg.lstsq(design, y).solution[..., 0]  # [T, 2]
+    amplitude = coef.norm(dim=-1)
+    phase = torch.atan2(-coef[:, 1], coef[:, 0])  # y = A sin(x − b) ⇒ a = A cos b, c = −A sin b
+    assert amplitude.min() >= 0.1 - 1e-4 and amplitude.max() <= 5 + 1e-4
+    assert phase.min() >= -1e-4 and phase.max() <= math.pi + 1e-4
+    assert 2.3 < amplitude.mean() < 2.8  # U[0.1, 5] has mean 2.55
+
+
+def test_samplers_are_seeded_and_use_no_global_rng():
+    for task in (Sinusoid(), LinearRegression(dim=3)):
+        torch.manual_seed(0)
+        first = task.sample(4, torch.Generator().manual_seed(7))
+        torch.manual_seed(99)
+        second = task.sample(4, torch.Generator().manual_seed(7))
+        third = task.sample(4, torch.Generator().manual_seed(8))
+        assert all(torch.equal(a, b) for a, b in zip(first, second))
+        assert not torch.equal(first.support_x, third.support_x)
+
+
+def test_linear_tasks_are_linear():
+    batch = LinearRegression(dim=4, k_shot=8, query_shots=3).sample(
+        5, torch.Generator().manual_seed(0))
+    weights = torch.linalg.lstsq(batch.support_x, batch.support_y).solution  # [T, 4, 1]
+    torch.testing.assert_close(batch.query_x @ weights, batch.query_y, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_task_counts_are_validated(bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        Sinusoid(k_shot=bad)
+    with pytest.raises(ValueError, match="positive integer"):
+        Sinusoid().sample(bad, torch.Generator())
+
+
+def test_unknown_task_and_strategy():
+    with pytest.raises(ValueError, match="unknown task 'cifar'.*choose one of"):
+        make_task("cifar")
+    _, _loss, params = double_mlp()
+    with pytest.raises(ValueError, match="unknown strategy"):
+        mean_over_tasks(lambda p, t: ({}, {}), params, sinusoid_batch(2), strategy="threads")
+    with pytest.raises(ValueError, match="chunk_size"):
+        mean_over_tasks(lambda p, t: ({}, {}), params, sinusoid_batch(2), chunk_size=0)

@@ -1,0 +1,201 @@
+"""Engine and CLI: evaluation, determinism, checkpoint/resume, validation."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from metazoo.cli import main
+from metazoo.core import adapt
+from metazoo.engine import Estimate, NonFiniteError, TrainConfig, evaluate, load_run, train
+from tests.conftest import double_mlp, sinusoid_batch
+
+TINY = {"iterations": 12, "meta_batch": 4, "log_every": 3, "checkpoint_every": 4, "eval_tasks": 20,
+            "eval_query_shots": 10, "eval_steps": [0, 2]}
+
+
+def test_estimate_is_mean_and_normal_95_interval():
+    values = torch.tensor([1.0, 2.0, 3.0, 6.0])
+    estimate = Estimate.of(values)
+    sample_std = math.sqrt(((values - 3.0) ** 2).sum().item() / 3)
+    assert estimate.mean == pytest.approx(3.0)
+    assert estimate.ci95 == pytest.approx(1.96 * sample_std / 2)
+
+
+def test_evaluate_matches_direct_adaptation():
+    _, loss, params = double_mlp()
+    tasks = sinusoid_batch(num_tasks=6)
+    report = evaluate(loss, params, tasks, steps=[3, 0, 1], inner_lr=0.02)
+    assert list(report) == [0, 1, 3]
+    for steps in (0, 1, 3):
+        per_task = []
+        for i in range(6):
+            task = tasks.task(i)
+            adapted = adapt(loss, params, task.support_x, task.support_y, steps, 0.02).params
+            per_task.append(loss(adapted, task.query_x, task.query_y))
+        expected = Estimate.of(torch.stack(per_task))
+        assert report[steps]["loss"].mean == pytest.approx(expected.mean, rel=1e-10)
+        assert report[steps]["loss"].ci95 == pytest.approx(expected.ci95, rel=1e-8)
+
+
+def test_evaluate_uses_the_proximal_objective_when_given():
+    _, loss, params = double_mlp()
+    tasks = sinusoid_batch(num_tasks=3)
+    plain = evaluate(loss, params, tasks, steps=[2], inner_lr=0.05)
+    proximal = evaluate(loss, params, tasks, steps=[2], inner_lr=0.05, regularization=2.0)
+    assert plain[2]["loss"].mean != pytest.approx(proximal[2]["loss"].mean, rel=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "imaml"])
+def test_training_is_deterministic_and_lowers_the_loss(tmp_path, algorithm):
+    config = TrainConfig(algorithm=algorithm, **{**TINY, "iterations": 40})
+    first = train(config, tmp_path / "a", progress=False)
+    second = train(config, tmp_path / "b", progress=False)
+    for name in first["params"]:
+        assert torch.equal(first["params"][name], second["params"][name])
+    assert first["report"][2]["loss"].mean < first["report"][0]["loss"].mean
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == list(range(3, 40, 3)) + [40]
+    stored = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert TrainConfig.from_dict(stored) == config
+
+
+def test_resume_is_bit_identical(tmp_path):
+    config = TrainConfig(algorithm="maml", **TINY)
+    whole = train(config, tmp_path / "whole", progress=False)
+    # Stop after 8 iterations (the checkpoint at 8), then resume to 12.
+    short = TrainConfig(algorithm="maml", **{**TINY, "iterations": 8})
+    train(short, tmp_path / "part", progress=False, evaluate_at_end=False)
+    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    state["config"]["iterations"] = 12  # as if it had been a 12-iteration run killed at 8
+    torch.save(state, tmp_path / "part" / "checkpoint.pt")
+    resumed = train(config, tmp_path / "part", resume=True, progress=False)
+    for name in whole["params"]:
+        assert torch.equal(whole["params"][name], resumed["params"][name])
+    iterations = [json.loads(line)["iteration"]
+                  for line in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
+    assert iterations == [3, 6, 8, 9, 12]  # 8: the short run logged its last iteration
+
+
+def test_resume_with_a_different_config_names_the_option(tmp_path):
+    config = TrainConfig(**TINY)
+    train(config, tmp_path / "run", progress=False, evaluate_at_end=False)
+    with pytest.raises(ValueError, match="inner_lr.*stored 0.01.*given 0.02"):
+        train(TrainConfig(**{**TINY, "inner_lr": 0.02}), tmp_path / "run", resume=True,
+              progress=False)
+
+
+def test_existing_output_is_not_overwritten(tmp_path):
+    train(TrainConfig(**TINY), tmp_path / "run", progress=False, evaluate_at_end=False)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match="already holds files"):
+        train(TrainConfig(**TINY), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
+def test_nonfinite_stops_with_iteration_and_keeps_checkpoint(tmp_path):
+    config = TrainConfig(**{**TINY, "inner_lr": 1e6, "outer_lr": 1e6, "checkpoint_every": 1})
+    with pytest.raises(NonFiniteError, match=r"at iteration \d+.*last good checkpoint"):
+        train(config, tmp_path / "run", progress=False)
+    _, params, _state = load_run(tmp_path / "run")
+    assert all(torch.isfinite(p).all() for p in params.values())
+    skipping = TrainConfig(**{**TINY, "inner_lr": 1e6, "outer_lr": 1e6, "skip_nonfinite": True})
+    train(skipping, tmp_path / "skip", progress=False, evaluate_at_end=False)
+    log = [json.loads(line) for line in (tmp_path / "skip" / "log.jsonl").read_text().splitlines()]
+    assert any(r["skipped"] for r in log)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"algorithm": "mamll"}, "unknown algorithm 'mamll'"),
+    ({"task": "cifar"}, "unknown task"),
+    ({"inner_lr": -0.1}, "inner_lr must be a positive number"),
+    ({"inner_lr": float("nan")}, "inner_lr must be a positive number"),
+    ({"inner_steps": -1}, "inner_steps must be an integer >= 0"),
+    ({"meta_batch": 0}, "meta_batch must be a positive integer"),
+    ({"iterations": 0}, "iterations must be a positive integer"),
+    ({"outer_lr": 0.0}, "outer_lr must be a positive number"),
+    ({"outer_optimizer": "rmsprop"}, "outer_optimizer"),
+    ({"strategy": "threads"}, "strategy"),
+    ({"chunk_size": -2}, "chunk_size"),
+    ({"eval_steps": [1, -1]}, "eval_steps"),
+    ({"k_shot": 0}, "k_shot"),
+    ({"algorithm": "imaml", "algorithm_options": {"imaml_lambda": 0.0}}, "imaml_lambda"),
+    ({"algorithm": "imaml", "algorithm_options": {"cg_steps": 0}}, "cg_steps"),
+    ({"algorithm": "reptile", "algorithm_options": {"reptile_data": "query"}}, "reptile_data"),
+    ({"algorithm": "maml", "algorithm_options": {"cg_steps": 3}}, "maml takes no option"),
+])
+def test_bad_config_is_refused_clearly(options, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**options)
+
+
+def run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_train_and_eval(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(["train", "--algorithm", "fomaml", "--iterations", 6,
+                               "--meta-batch", 3, "--eval-tasks", 10, "--eval-steps", 0, 1,
+                               "--no-progress", "--out", out], capsys)
+    assert code == 0 and "| test steps |" in stdout and "ms per meta-iteration" in stdout
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["evaluation"]) == {"0", "1"}
+    code, stdout, _ = run_cli(["eval", out, "--tasks", 8, "--steps", 2, "--k-shot", 10,
+                               "--json", tmp_path / "e.json"], capsys)
+    assert code == 0 and "| 2 |" in stdout and "K=10" in stdout
+    assert set(json.loads((tmp_path / "e.json").read_text())) == {"2"}
+
+
+def test_cli_algorithm_options_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, _ = run_cli(["train", "--algorithm", "imaml", "--imaml-lambda", 3.0, "--cg-steps", 2,
+                          "--iterations", 4, "--meta-batch", 2, "--eval-tasks", 5,
+                          "--no-progress", "--out", out], capsys)
+    assert code == 0
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["algorithm_options"] == {"imaml_lambda": 3.0, "cg_steps": 2, "cg_damping": 0.0}
+    code, _, err = run_cli(["train", "--resume", out, "--cg-steps", 5, "--no-progress"], capsys)
+    assert code == 2 and "algorithm_options" in err
+    code, _, err = run_cli(["train", "--resume", out, "--iterations", 6, "--no-progress"], capsys)
+    assert code == 2 and "iterations (stored 4, given 6)" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--inner-lr", "-1"], "inner_lr must be a positive number"),
+    (["train", "--meta-batch", "0"], "meta_batch must be a positive integer"),
+    (["train", "--algorithm", "maml", "--cg-steps", "3"], "--cg-steps do not apply"),
+    (["train", "--device", "cuda:7"], "not available"),
+    (["train", "--resume", "/nonexistent/run"], "no checkpoint"),
+    (["eval", "/nonexistent/run"], "no checkpoint"),
+])
+def test_cli_errors_exit_2_with_one_clear_line(args, message, capsys, tmp_path):
+    code, _, err = run_cli(args + (["--out", tmp_path / "x"] if args[0] == "train"
+                                   and "--resume" not in args else []), capsys)
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_out_that_is_a_file(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    code, _, err = run_cli(["train", "--out", target], capsys)
+    assert code == 2 and "is a file" in err and target.read_text() == "keep me"
+
+
+def test_cli_config_file(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"algorithm": "reptile", "reptile_data": "support",
+                                  "iterations": 3, "meta_batch": 2, "eval_tasks": 4}))
+    code, _, _ = run_cli(["train", "--config", config, "--inner-steps", 2, "--no-progress",
+                          "--out", tmp_path / "run"], capsys)
+    assert code == 0
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["algorithm"] == "reptile" and stored["inner_steps"] == 2
+    assert stored["algorithm_options"] == {"reptile_data": "support"}
+    config.write_text("{not json")
+    code, _, err = run_cli(["train", "--config", config, "--out", tmp_path / "r2"], capsys)
+    assert code == 2 and "cannot read it as JSON" in err
