@@ -40,7 +40,8 @@ def run(name: str, flags: list[str], iterations: int, runs: Path, threads: int) 
     out = runs / name
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, "-m", "metazoo", "train", *flags, "--iterations", str(iterations),
-               "--eval-steps", "0", "1", "5", "10", "--no-progress", "--out", str(out)]
+               "--eval-steps", "0", "1", "5", "10", "--eval-k-shot", "5",
+               "--eval-query-shots", "100", "--no-progress", "--out", str(out)]
     if (out / "results.json").is_file():
         pass  # finished earlier
     elif (out / "checkpoint.pt").is_file():

@@ -153,7 +153,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     config = setup.config
     eval_tasks = None
     if args.k_shot is not None:
-        eval_tasks = make_task(config.task, k_shot=args.k_shot, query_shots=config.eval_query_shots)
+        if args.k_shot < 1:
+            raise ValueError(f"--k-shot must be a positive integer, got {args.k_shot}")
+        config = dataclasses.replace(config, eval_k_shot=args.k_shot)
+        eval_tasks = make_task(config.task, **config.task_options(evaluation=True))
     if args.tasks is not None and args.tasks < 1:
         raise ValueError(f"--tasks must be a positive integer, got {args.tasks}")
     if args.steps is not None and any(s < 0 for s in args.steps):
@@ -161,7 +164,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     report = evaluate_params(setup, params, steps=args.steps, num_tasks=args.tasks,
                              eval_tasks=eval_tasks)
     title = (f"{config.algorithm} on {config.task} after {state['iteration']} iterations: "
-             f"{args.tasks or config.eval_tasks} held-out tasks, K={args.k_shot or config.eval_k_shot}")
+             f"{args.tasks or config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}")
     print(format_table(report, title))
     if args.json is not None:
         args.json.write_text(json.dumps(report_to_dict(report), indent=2) + "\n")

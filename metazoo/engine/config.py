@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ def option(default, help: str):
 
 
 #: Default model for each built-in task.
-DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear"}
+DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4"}
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,11 @@ class TrainConfig:
     algorithm: str = option("maml", "meta-learner")
     task: str = option("sinusoid", "task family")
     model: str = option("", "model (empty: the task's default, mlp for sinusoid)")
+    n_way: int = option(5, "classes per task (classification tasks only)")
     k_shot: int = option(10, "support examples per task (per class for classification)")
     query_shots: int = option(10, "query examples per task (per class for classification)")
+    data_dir: str = option("", "data folder (Omniglot; empty: $METAZOO_OMNIGLOT_DIR or a cache)")
+    split: str = option("vinyals", "class split of a classification data set")
     inner_steps: int = option(1, "inner SGD steps k while meta-training")
     inner_lr: float = option(0.01, "inner SGD step size α")
     algorithm_options: dict = option({}, "algorithm-specific settings (see --help)")
@@ -52,8 +56,8 @@ class TrainConfig:
     log_every: int = option(100, "write a log line every this many iterations")
     checkpoint_every: int = option(1000, "write a checkpoint every this many iterations")
     eval_tasks: int = option(600, "held-out tasks for the final evaluation")
-    eval_k_shot: int = option(5, "support examples per held-out task")
-    eval_query_shots: int = option(100, "query examples per held-out task")
+    eval_k_shot: int = option(0, "support examples per held-out task (0: as k_shot)")
+    eval_query_shots: int = option(0, "query examples per held-out task (0: as query_shots)")
     eval_steps: list = option([0, 1, 5, 10], "report after each of these numbers of test steps")
     eval_seed: int = option(12345, "seed of the held-out tasks (same for every run to pair results)")
 
@@ -67,9 +71,13 @@ class TrainConfig:
         get_algorithm(self.algorithm)
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of: {', '.join(sorted(TASKS))}")
-        for name in ("k_shot", "query_shots", "meta_batch", "iterations", "log_every",
-                     "checkpoint_every", "eval_tasks", "eval_k_shot", "eval_query_shots"):
+        for name in ("n_way", "k_shot", "query_shots", "meta_batch", "iterations", "log_every",
+                     "checkpoint_every", "eval_tasks"):
             positive(name)
+        for name in ("eval_k_shot", "eval_query_shots"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an integer >= 0 (0: same as training), got "
+                                 f"{getattr(self, name)!r} (--{name.replace('_', '-')})")
         if not (math.isfinite(self.outer_lr) and self.outer_lr > 0):
             raise ValueError(f"outer_lr must be a positive number, got {self.outer_lr!r} (--outer-lr)")
         if self.outer_optimizer not in ("adam", "sgd"):
@@ -114,9 +122,18 @@ class TrainConfig:
         )
 
     def task_options(self, evaluation: bool = False) -> dict[str, Any]:
-        if evaluation:
-            return {"k_shot": self.eval_k_shot, "query_shots": self.eval_query_shots}
-        return {"k_shot": self.k_shot, "query_shots": self.query_shots}
+        """Options for the task factory: only those its signature takes."""
+        options = {
+            "n_way": self.n_way,
+            "k_shot": (self.eval_k_shot or self.k_shot) if evaluation else self.k_shot,
+            "query_shots": (self.eval_query_shots or self.query_shots) if evaluation
+            else self.query_shots,
+            "root": self.data_dir or None,
+            "split": self.split,
+            "part": "test" if evaluation else "train",
+        }
+        accepted = inspect.signature(TASKS[self.task]).parameters
+        return {name: value for name, value in options.items() if name in accepted}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -268,7 +268,7 @@ def report_to_dict(report) -> dict[str, dict[str, dict[str, float]]]:
 
 def write_results(out: Path, config: TrainConfig, report, seconds: float, strategy: str) -> None:
     title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
-             f"K={config.eval_k_shot}, test step size {config.inner_lr}")
+             f"K={config.eval_k_shot or config.k_shot}, test step size {config.inner_lr}")
     write_json(out / "results.json", {
         "config": config.to_dict(), "evaluation": report_to_dict(report),
         "median_seconds_per_iteration": seconds, "strategy": strategy,

@@ -32,6 +32,50 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
+class Conv4(nn.Module):
+    """The four-block convolutional net of few-shot classification (Vinyals et al., 2016;
+    Finn et al., 2017).
+
+    Each block: 3×3 convolution with ``hidden`` filters, BatchNorm, ReLU, then either 2×2
+    max-pooling (``downsample="max"``) or, in the variant the MAML paper used for Omniglot,
+    a stride-2 convolution instead of pooling (``downsample="stride"``), whose last feature
+    map is averaged over space. A linear head maps the features to ``n_way`` logits.
+
+    BatchNorm always normalises with the statistics of the batch it is given and keeps no
+    running averages (``track_running_stats=False``): the meta-learning convention (a task's
+    support or query set is the batch), and the form that is a pure function under ``vmap``.
+    """
+
+    def __init__(self, n_way: int, in_channels: int = 1, hidden: int = 64,
+                 downsample: str = "max", image_size: int = 28) -> None:
+        super().__init__()
+        if downsample not in ("max", "stride"):
+            raise ValueError(f"downsample must be 'max' or 'stride', got {downsample!r}")
+        if n_way < 1 or hidden < 1:
+            raise ValueError("n_way and hidden must be positive")
+        blocks: list[nn.Module] = []
+        channels, size = in_channels, image_size
+        for _ in range(4):
+            stride = 2 if downsample == "stride" else 1
+            blocks += [nn.Conv2d(channels, hidden, 3, stride=stride, padding=1),
+                       nn.BatchNorm2d(hidden, track_running_stats=False), nn.ReLU()]
+            if downsample == "max":
+                blocks.append(nn.MaxPool2d(2))
+                size //= 2
+            else:
+                size = (size + 1) // 2
+            channels = hidden
+        self.features = nn.Sequential(*blocks)
+        self.downsample = downsample
+        features = hidden if downsample == "stride" else hidden * size * size
+        self.head = nn.Linear(features, n_way)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)  # [B, hidden, s, s]
+        h = h.mean((-2, -1)) if self.downsample == "stride" else h.flatten(1)
+        return self.head(h)  # [B, n_way]
+
+
 def linear_model(dim: int) -> nn.Module:
     """A linear regressor ``x ↦ w·x + b`` (quadratic losses, closed-form meta-gradients)."""
     return nn.Linear(dim, 1)
@@ -41,6 +85,8 @@ def linear_model(dim: int) -> nn.Module:
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": lambda task: MLP((1, 40, 40, 1)),
     "linear": lambda task: linear_model(task.dim),
+    "conv4": lambda task: Conv4(task.n_way, downsample="max"),
+    "conv4-stride": lambda task: Conv4(task.n_way, downsample="stride"),
 }
 
 

@@ -1,0 +1,20 @@
+"""The README's code runs as written, and its first commands are the ones CI uses."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_python_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks, "the README lost its library example"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+
+
+def test_readme_test_command_is_what_ci_runs():
+    commands = re.findall(r"```bash\n(.*?)\n```", README.read_text(), re.S)
+    test_command = commands[1].strip()
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert test_command in ci.splitlines()
