@@ -182,3 +182,18 @@ def test_contract_float32(algorithm):
     # The module is float64 but functional_call uses the given float32 tensors throughout.
     gradient, _ = mean_over_tasks(fn, params32, batch)
     assert all(g.dtype == torch.float32 for g in gradient.values())
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_maml_checkpointing_gives_the_same_gradient(steps):
+    model, loss, params = double_mlp()
+    batch = sinusoid_batch(num_tasks=3)
+    direct = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=0.05)
+    recompute = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=0.05,
+                                                    maml_checkpoint=True)
+    fn = get_algorithm("maml").meta_gradient
+    for index in range(batch.num_tasks):
+        task = batch.task(index)
+        expected = reference_maml(model, params, task, steps, 0.05)
+        assert_trees_close(fn(loss, params, task, recompute)[0], expected, rtol=1e-10, atol=1e-12)
+        assert_trees_close(fn(loss, params, task, direct)[0], expected, rtol=1e-10, atol=1e-12)

@@ -1,0 +1,96 @@
+"""The usual way of writing these algorithms in PyTorch, written plainly: a Python loop over
+the tasks of a meta-batch, inner steps with ``torch.autograd.grad`` on a list of parameters
+(``create_graph=True`` for second-order MAML), query losses summed, then ``backward`` / an
+optimizer step. It is the speed baseline of ``bench.py`` and an independent check of the
+library's numbers; the package never imports it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+
+class Baseline:
+    """One meta-iteration of ``algorithm`` in the plain style, on ``model``'s parameters."""
+
+    def __init__(self, algorithm: str, model: torch.nn.Module, loss: str, settings) -> None:
+        self.algorithm, self.model, self.settings = algorithm, model, settings
+        self.names = [name for name, _ in model.named_parameters()]
+        self.criterion = (torch.nn.functional.cross_entropy if loss == "cross_entropy"
+                          else lambda out, y: ((out - y) ** 2).mean())
+
+    def loss(self, weights, x, y):
+        return self.criterion(functional_call(self.model, dict(zip(self.names, weights)), (x,)), y)
+
+    def meta_gradient(self, params: list[torch.Tensor], batch) -> list[torch.Tensor]:
+        """Mean meta-gradient over the batch (a list aligned with ``params``)."""
+        total = [torch.zeros_like(p) for p in params]
+        for index in range(batch.num_tasks):
+            task = batch.task(index)
+            grads = getattr(self, self.algorithm)(params, task)
+            total = [t + g for t, g in zip(total, grads)]
+        return [t / batch.num_tasks for t in total]
+
+    def _sgd(self, weights, x, y, create_graph=False, anchor=None):
+        s = self.settings
+        for _ in range(s.inner_steps):
+            value = self.loss(weights, x, y)
+            if anchor is not None:
+                value = value + 0.5 * s.imaml_lambda * sum(
+                    ((w - a) ** 2).sum() for w, a in zip(weights, anchor))
+            grads = torch.autograd.grad(value, weights, create_graph=create_graph)
+            weights = [w - s.inner_lr * g for w, g in zip(weights, grads)]
+            if not create_graph:
+                weights = [w.detach().requires_grad_() for w in weights]
+        return weights
+
+    def maml(self, params, task):
+        theta = [p.detach().requires_grad_() for p in params]
+        fast = self._sgd(theta, task.support_x, task.support_y, create_graph=True)
+        return torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), theta)
+
+    def fomaml(self, params, task):
+        fast = self._sgd([p.detach().requires_grad_() for p in params],
+                         task.support_x, task.support_y)
+        return torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), fast)
+
+    def reptile(self, params, task):
+        x = torch.cat([task.support_x, task.query_x])
+        y = torch.cat([task.support_y, task.query_y])
+        fast = self._sgd([p.detach().requires_grad_() for p in params], x, y)
+        return [p.detach() - f.detach() for p, f in zip(params, fast)]
+
+    def joint(self, params, task):
+        theta = [p.detach().requires_grad_() for p in params]
+        x = torch.cat([task.support_x, task.query_x])
+        y = torch.cat([task.support_y, task.query_y])
+        return torch.autograd.grad(self.loss(theta, x, y), theta)
+
+    def imaml(self, params, task):
+        s = self.settings
+        anchor = [p.detach() for p in params]
+        fast = self._sgd([p.detach().requires_grad_() for p in params],
+                         task.support_x, task.support_y, anchor=anchor)
+        query = torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), fast)
+        support = torch.autograd.grad(self.loss(fast, task.support_x, task.support_y), fast,
+                                      create_graph=True)
+
+        def operator(v):
+            hv = torch.autograd.grad(support, fast, grad_outputs=v, retain_graph=True)
+            return [(1 + s.cg_damping) * a + h / s.imaml_lambda for a, h in zip(v, hv)]
+
+        # Conjugate gradient from x = 0, a fixed number of steps.
+        x = [torch.zeros_like(q) for q in query]
+        r = [q.clone() for q in query]
+        d = [q.clone() for q in query]
+        rr = sum((a * a).sum() for a in r)
+        for _ in range(s.cg_steps):
+            ad = operator(d)
+            step = rr / sum((a * b).sum() for a, b in zip(d, ad))
+            x = [a + step * b for a, b in zip(x, d)]
+            r = [a - step * b for a, b in zip(r, ad)]
+            new_rr = sum((a * a).sum() for a in r)
+            d = [a + (new_rr / rr) * b for a, b in zip(r, d)]
+            rr = new_rr
+        return [a.detach() for a in x]

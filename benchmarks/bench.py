@@ -1,0 +1,168 @@
+"""Time and peak memory per meta-iteration: metazoo against the plain PyTorch baseline,
+side by side in the same run.
+
+For each workload × algorithm × k it measures one whole meta-iteration (inner loops,
+meta-gradient, Adam step; the task batch is sampled once beforehand) for the library and for
+``baseline.py``: the median and interquartile range of the wall time over repeats after one
+warm-up, and the peak resident memory above the level before the iteration (the kernel's
+high-water mark, reset through /proc/self/clear_refs). It also checks that both compute the
+same meta-gradient. Workloads:
+
+    S  sinusoid, MLP 1-40-40-1, K = 10 (+10 query), meta-batch 25
+    O  Omniglot-shaped Conv4 (random 28×28 inputs), 5-way 1-shot, 15 query per class,
+       meta-batch 32
+
+    python benchmarks/bench.py                     # everything, writes results/bench.{json,md}
+    python benchmarks/bench.py --workloads S --ks 1 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline import Baseline  # noqa: E402
+
+from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient  # noqa: E402
+from metazoo.models import MLP, Conv4, initial_params, make_loss  # noqa: E402
+from metazoo.tasks import Sinusoid, TaskBatch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rss_kib(field: str) -> int:
+    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def workload(name: str, generator: torch.Generator):
+    """(model, loss name, batch, inner_lr) of a workload."""
+    if name == "S":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = MLP()
+        return model, "mse", Sinusoid(k_shot=10, query_shots=10).sample(25, generator), 0.01
+    if name == "O":
+        tasks, n_way, k_shot, query = 32, 5, 1, 15
+        labels = torch.arange(n_way)
+        batch = TaskBatch(
+            torch.rand(tasks, n_way * k_shot, 1, 28, 28, generator=generator),
+            labels.repeat(k_shot).expand(tasks, -1).contiguous(),
+            torch.rand(tasks, n_way * query, 1, 28, 28, generator=generator),
+            labels.repeat(query).expand(tasks, -1).contiguous(),
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = Conv4(n_way)
+        return model, "cross_entropy", batch, 0.4
+    raise ValueError(f"unknown workload {name!r}")
+
+
+def measure(step, repeats: int, budget: float) -> dict:
+    """Run ``step`` once to warm up, then ``repeats`` times (fewer if over ``budget`` s)."""
+    reset_peak()
+    before = rss_kib("VmRSS")
+    step()
+    times = []
+    began = time.perf_counter()
+    while len(times) < repeats and (len(times) < 2 or time.perf_counter() - began < budget):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return {"median_ms": 1e3 * statistics.median(times), "q25_ms": 1e3 * quartiles[0],
+            "q75_ms": 1e3 * quartiles[2], "repeats": len(times),
+            "peak_mib": (rss_kib("VmHWM") - before) / 1024}
+
+
+def run_config(work: str, algorithm: str, k: int, args) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    model, loss_name, batch, inner_lr = workload(work, generator)
+    loss = make_loss(model, loss_name)
+    options = {"inner_steps": k, "inner_lr": inner_lr}
+    settings = get_algorithm(algorithm).make_settings(**options)
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    strategy = args.strategy or ("loop" if has_conv else "vmap")
+    params = initial_params(model)
+    fast_optimizer = torch.optim.Adam(params.values(), lr=1e-3)
+    base_params = [p.clone() for p in params.values()]
+    base_optimizer = torch.optim.Adam(base_params, lr=1e-3)
+    baseline = Baseline(algorithm, model, loss_name, settings)
+
+    def fast_step():
+        grads, _ = meta_gradient(algorithm, loss, params, batch, settings, strategy=strategy,
+                                 chunk_size=args.chunk_size)
+        for name, p in params.items():
+            p.grad = grads[name]
+        fast_optimizer.step()
+
+    def base_step():
+        for p, g in zip(base_params, baseline.meta_gradient(base_params, batch)):
+            p.grad = g
+        base_optimizer.step()
+
+    # Same numbers: both meta-gradients at the same θ₀ before any step.
+    fast_grads, _ = meta_gradient(algorithm, loss, params, batch, settings, strategy=strategy)
+    base_grads = baseline.meta_gradient(base_params, batch)
+    scale = max(g.abs().max().item() for g in base_grads)
+    error = max((fast_grads[n] - g).abs().max().item() for n, g in zip(params, base_grads))
+
+    baseline_result = measure(base_step, args.repeats, args.budget)
+    fast_result = measure(fast_step, args.repeats, args.budget)
+    return {"workload": work, "algorithm": algorithm, "k": k, "strategy": strategy,
+            "metazoo": fast_result, "baseline": baseline_result,
+            "speedup": baseline_result["median_ms"] / fast_result["median_ms"],
+            "max_abs_error": error, "max_abs_gradient": scale}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workloads", nargs="+", default=["S", "O"], choices=["S", "O"])
+    parser.add_argument("--algorithms", nargs="+", default=sorted(ALGORITHMS),
+                        choices=sorted(ALGORITHMS))
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 20])
+    parser.add_argument("--repeats", type=int, default=7, help="timed iterations at most")
+    parser.add_argument("--budget", type=float, default=10.0,
+                        help="seconds of timed iterations per measurement (at least 2 run)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--strategy", choices=["vmap", "loop"], default=None,
+                        help="force metazoo's strategy (default: the engine's choice)")
+    parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows = []
+    header = ("| workload | algorithm | k | metazoo ms (IQR) | baseline ms (IQR) | speed-up | "
+              "metazoo MiB | baseline MiB | max abs diff |")
+    print(header + "\n|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for work in args.workloads:
+        for algorithm in args.algorithms:
+            for k in args.ks:
+                row = run_config(work, algorithm, k, args)
+                rows.append(row)
+                m, b = row["metazoo"], row["baseline"]
+                print(f"| {work} | {algorithm} | {k} | {m['median_ms']:.1f} ({m['q25_ms']:.1f}–"
+                      f"{m['q75_ms']:.1f}) | {b['median_ms']:.1f} ({b['q25_ms']:.1f}–"
+                      f"{b['q75_ms']:.1f}) | {row['speedup']:.2f}× | {m['peak_mib']:.0f} | "
+                      f"{b['peak_mib']:.0f} | {row['max_abs_error']:.1e} |", flush=True)
+    meta = {"torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
+            "processor": platform.processor(), "command": " ".join(sys.argv)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
