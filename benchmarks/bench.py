@@ -30,11 +30,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline import Baseline  # noqa: E402
+from baseline import Baseline
 
-from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient  # noqa: E402
-from metazoo.models import MLP, Conv4, initial_params, make_loss  # noqa: E402
-from metazoo.tasks import Sinusoid, TaskBatch  # noqa: E402
+from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
+from metazoo.models import MLP, Conv4, initial_params, make_loss
+from metazoo.tasks import Sinusoid, TaskBatch
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -138,6 +138,8 @@ def _run_train(args: argparse.Namespace) -> int:
         resume = False
     summary = train(config, out, resume=resume, overwrite=args.overwrite,
                     progress=not args.no_progress)
+    if "report" not in summary:  # a non-zero rank of a torchrun job: rank 0 reports
+        return 0
     print(f"\n{config.algorithm} on {config.task}: "
           f"{summary['median_seconds_per_iteration'] * 1e3:.2f} ms per meta-iteration "
           f"(median, strategy {summary['strategy']}); results in {out}\n")

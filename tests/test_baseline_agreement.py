@@ -13,7 +13,7 @@ from metazoo.tasks import TaskBatch
 from tests.conftest import double_mlp, sinusoid_batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from baseline import Baseline  # noqa: E402
+from baseline import Baseline
 
 
 def tiny_classification_batch(tasks=3, n_way=3, k_shot=2, query=2):

@@ -38,9 +38,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: was the run started with this --out?")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # any unpickling failure means the file is unusable
         raise ValueError(f"checkpoint {path} is corrupt or not a metazoo checkpoint ({error})") from error
+    required = {"format", "config", "iteration", "params", "optimizer", "scheduler", "generator"}
+    if not isinstance(state, dict) or not required <= set(state):
+        raise ValueError(f"checkpoint {path} is not a metazoo checkpoint (missing "
+                         f"{', '.join(sorted(required - set(state or {})))})")
+    return state
 
 
 def write_json(path: Path, data: Any) -> None:

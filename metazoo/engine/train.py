@@ -6,6 +6,7 @@ State lives here and only here: θ, the outer optimizer, the task generator and 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
@@ -26,6 +28,7 @@ from metazoo.models import LossFn, Params, initial_params, make_loss, make_model
 from metazoo.tasks import TaskDistribution, make_task
 
 CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
 LOG = "log.jsonl"
 
 
@@ -114,6 +117,51 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         (out / stale).unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    def shard(self, total: int) -> tuple[int, int]:
+        """Tasks ``[start, stop)`` of a global batch of ``total`` that this rank computes."""
+        return total * self.rank // self.world, total * (self.rank + 1) // self.world
+
+
+def init_ranks(config: TrainConfig) -> tuple[Ranks, str]:
+    """Join the process group ``torchrun`` describes (gloo on CPU, NCCL on GPU), if any.
+
+    Returns the ranks and this process's device (``cuda:<local rank>`` for a CUDA run).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Ranks(), config.device
+    if config.meta_batch < world:
+        raise ValueError(f"meta_batch {config.meta_batch} is smaller than the {world} processes; "
+                         "give every process at least one task (--meta-batch)")
+    cuda = config.device.startswith("cuda")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    device = config.device
+    if cuda:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    return Ranks(dist.get_rank(), dist.get_world_size()), device
+
+
+def _all_reduce_mean(grads: Params, stats: dict[str, torch.Tensor], weight: int, total: int):
+    """Turn per-rank means over ``weight`` tasks into the global mean over ``total`` tasks."""
+    names, stat_names = list(grads), list(stats)
+    flat = torch.cat([grads[n].reshape(-1) for n in names]
+                     + [stats[n].reshape(1).to(grads[names[0]].dtype) for n in stat_names])
+    flat = flat * (weight / total)
+    dist.all_reduce(flat)
+    pieces = flat.split([grads[n].numel() for n in names] + [1] * len(stat_names))
+    reduced = {n: piece.view_as(grads[n]) for n, piece in zip(names, pieces)}
+    return reduced, {n: piece[0] for n, piece in zip(stat_names, pieces[len(names):])}
+
+
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -125,22 +173,29 @@ def train(
 ) -> dict[str, Any]:
     """Meta-train θ and (by default) evaluate it on held-out tasks.
 
-    Writes ``config.json``, ``log.jsonl``, ``checkpoint.pt`` (atomically, every
+    Writes ``config.json``, ``log.jsonl``, ``checkpoint.pt`` (atomically, at the start, every
     ``checkpoint_every`` iterations and at the end) and ``results.{json,md}`` to ``out``.
     With ``resume=True`` it continues from ``out/checkpoint.pt``; the result is bit-identical
     to an uninterrupted run on the same machine.
+
+    Under ``torchrun`` every process draws the same global batch from the seeded task stream
+    and computes its own disjoint share of it; the meta-gradients are all-reduced, so θ does
+    not depend on the number of processes (to float rounding). Rank 0 alone writes files.
 
     Returns:
         A summary with the final θ, the evaluation report and timings.
     """
     out = Path(out)
     check_device(config.device)
-    _prepare_out(out, resume, overwrite)
+    ranks, device = init_ranks(config)
+    lead = ranks.rank == 0
+    if lead:
+        _prepare_out(out, resume, overwrite)
+    if ranks.world > 1:
+        dist.barrier()
     setup = build(config)
-    params = {
-        name: p.to(device=config.device, dtype=config.torch_dtype)
-        for name, p in initial_params(setup.model).items()
-    }
+    params = {name: p.to(device=device, dtype=config.torch_dtype)
+              for name, p in initial_params(setup.model).items()}
     optimizer, scheduler = _make_optimizer(config, params)
     generator = torch.Generator().manual_seed(config.seed)
     start = 0
@@ -151,8 +206,8 @@ def train(
         if differing:
             raise ValueError(
                 "cannot resume with a different config; option(s) "
-                + ", ".join(f"{name} (stored {getattr(stored, name)!r}, given {getattr(config, name)!r})"
-                            for name in differing)
+                + ", ".join(f"{name} (stored {getattr(stored, name)!r}, "
+                            f"given {getattr(config, name)!r})" for name in differing)
             )
         with torch.no_grad():
             for name, p in params.items():
@@ -161,54 +216,62 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         start = state["iteration"]
-        _truncate_log(out / LOG, start)
-    else:
+        if lead:
+            _truncate_log(out / LOG, start)
+    elif lead:
         write_json(out / "config.json", config.to_dict())
 
-    chunk = config.chunk_size or None
-    seconds: list[float] = []
-    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
-               disable=not progress, desc=f"{config.algorithm} on {config.task}", unit="it")
-
     def checkpoint(iteration: int) -> None:
-        save_checkpoint(out / CHECKPOINT, {
-            "format": 1,
-            "version": metazoo.__version__,
-            "config": config.to_dict(),
-            "iteration": iteration,
-            "params": {name: p.detach().cpu() for name, p in params.items()},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "generator": generator.get_state(),
-        })
+        if lead:
+            save_checkpoint(out / CHECKPOINT, {
+                "format": CHECKPOINT_FORMAT,
+                "version": metazoo.__version__,
+                "config": config.to_dict(),
+                "iteration": iteration,
+                "params": {name: p.detach().cpu() for name, p in params.items()},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state(),
+            })
 
     if not resume:
         checkpoint(0)  # a run that fails at its first iteration still leaves θ₀ to resume from
-    with open(out / LOG, "a") as log:
+    low, high = ranks.shard(config.meta_batch)
+    chunk = config.chunk_size or None
+    seconds: list[float] = []
+    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
+               disable=not (progress and lead), desc=f"{config.algorithm} on {config.task}",
+               unit="it")
+    log = open(out / LOG, "a") if lead else None  # noqa: SIM115 - closed in finally
+    try:
         for iteration in bar:
             began = time.perf_counter()
-            batch = setup.tasks.sample(config.meta_batch, generator).to(
-                config.device, config.torch_dtype)
+            # Every rank draws the whole global batch, so the stream is the same for any
+            # number of processes, then keeps its own share.
+            batch = setup.tasks.sample(config.meta_batch, generator)
+            batch = batch.slice(low, high).to(device, config.torch_dtype)
             grads, stats = meta_gradient(setup.algorithm, setup.loss, params, batch,
-                                         setup.settings, strategy=setup.strategy, chunk_size=chunk)
+                                         setup.settings, strategy=setup.strategy,
+                                         chunk_size=chunk)
+            if ranks.world > 1:
+                grads, stats = _all_reduce_mean(grads, stats, high - low, config.meta_batch)
             finite = all(torch.isfinite(g).all() for g in grads.values()) and all(
                 torch.isfinite(s) for s in stats.values())
-            if not finite:
-                if not config.skip_nonfinite:
-                    bar.close()
-                    raise NonFiniteError(
-                        f"non-finite meta-gradient or loss at iteration {iteration + 1}; the last "
-                        f"good checkpoint is kept in {out}. Lower --outer-lr or --inner-lr, or pass "
-                        "--skip-nonfinite to drop such batches"
-                    )
-            else:
-                for name, p in params.items():
-                    p.grad = grads[name]
-                optimizer.step()
+            if not finite and not config.skip_nonfinite:
+                raise NonFiniteError(
+                    f"non-finite meta-gradient or loss at iteration {iteration + 1}; the last "
+                    f"good checkpoint is kept in {out}. Lower --outer-lr or --inner-lr, or pass "
+                    "--skip-nonfinite to drop such batches"
+                )
+            for name, p in params.items():
+                # A dropped batch leaves every grad None: the optimizer then changes nothing,
+                # while the step-size schedule still follows the iteration count.
+                p.grad = grads[name] if finite else None
+            optimizer.step()
             scheduler.step()
             seconds.append(time.perf_counter() - began)
             done = iteration + 1
-            if done % config.log_every == 0 or done == config.iterations:
+            if log is not None and (done % config.log_every == 0 or done == config.iterations):
                 record = {"iteration": done, "seconds_per_iteration": seconds[-1],
                           "skipped": not finite,
                           **{name: float(value) for name, value in stats.items()}}
@@ -217,17 +280,23 @@ def train(
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
             if done % config.checkpoint_every == 0 or done == config.iterations:
                 checkpoint(done)
-    bar.close()
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
 
     summary: dict[str, Any] = {
         "params": params,
         "median_seconds_per_iteration": _median(seconds),
         "strategy": setup.strategy,
+        "world_size": ranks.world,
     }
-    if evaluate_at_end:
+    if evaluate_at_end and lead:
         report = evaluate_params(setup, params)
         summary["report"] = report
         write_results(out, config, report, summary["median_seconds_per_iteration"], setup.strategy)
+    if ranks.world > 1:
+        dist.barrier()
     return summary
 
 
