@@ -18,6 +18,7 @@ from metazoo.algorithms import ALGORITHMS
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import format_table
 from metazoo.tasks import TASKS
+from metazoo.tasks.omniglot import OmniglotDataError
 
 
 def _flag(name: str) -> str:
@@ -190,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"train": _run_train, "eval": _run_eval}[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, OmniglotDataError) as error:
         print(f"metazoo {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -199,3 +199,29 @@ def test_cli_config_file(tmp_path, capsys):
     config.write_text("{not json")
     code, _, err = run_cli(["train", "--config", config, "--out", tmp_path / "r2"], capsys)
     assert code == 2 and "cannot read it as JSON" in err
+
+
+def test_time_budget_stops_early_and_records_it(tmp_path):
+    config = TrainConfig(**{**TINY, "iterations": 100_000, "time_budget": 0.5})
+    summary = train(config, tmp_path / "run", progress=False)
+    assert 1 <= summary["iterations"] < 100_000
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["iterations"] == summary["iterations"]
+    assert results["train_seconds"] >= 0.5
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] == summary["iterations"]
+
+
+def test_auto_strategy_is_measured_stored_and_kept_on_resume(tmp_path):
+    config = TrainConfig(**{**TINY, "iterations": 4, "checkpoint_every": 2, "strategy": "auto"})
+    summary = train(config, tmp_path / "run", progress=False, evaluate_at_end=False)
+    assert summary["strategy"] in ("vmap", "loop")
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["strategy"] == summary["strategy"]
+    # A resumed run reuses the stored choice instead of measuring again.
+    state["strategy"] = "loop" if summary["strategy"] == "vmap" else "vmap"
+    state["iteration"], state["config"]["iterations"] = 2, 6
+    torch.save(state, tmp_path / "run" / "checkpoint.pt")
+    resumed = train(TrainConfig(**{**TINY, "iterations": 6, "checkpoint_every": 2}),
+                    tmp_path / "run", resume=True, progress=False, evaluate_at_end=False)
+    assert resumed["strategy"] == state["strategy"]

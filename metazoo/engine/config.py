@@ -24,7 +24,7 @@ def option(default, help: str):
 
 
 #: Default model for each built-in task.
-DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4"}
+DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride"}
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,12 @@ class TrainConfig:
     outer_lr: float = option(1e-3, "outer step size β (Reptile's ε with sgd)")
     lr_schedule: str = option("constant", "outer step size schedule: constant, or linear decay to 0")
     meta_batch: int = option(25, "tasks per meta-iteration")
-    iterations: int = option(10_000, "meta-iterations")
+    iterations: int = option(10_000, "meta-iterations (at most, with --time-budget)")
+    time_budget: float = option(0.0, "stop once meta-training has taken this many seconds (0: none)")
     seed: int = option(0, "seed of the training task stream and of θ₀")
     device: str = option("cpu", "torch device, e.g. cpu or cuda")
     dtype: str = option("float32", "float32 or float64")
-    strategy: str = option("auto", "over tasks: vmap, loop, or auto (vmap, loop for conv nets)")
+    strategy: str = option("auto", "over tasks: vmap, loop, or auto (time both on one batch, keep the faster)")
     chunk_size: int = option(0, "vmap at most this many tasks at once (0: all)")
     skip_nonfinite: bool = option(False, "skip a batch with a non-finite meta-gradient instead of stopping")
     log_every: int = option(100, "write a log line every this many iterations")
@@ -86,6 +87,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
         if self.strategy not in (*STRATEGIES, "auto"):
             raise ValueError(f"strategy must be one of vmap, loop, auto; got {self.strategy!r}")
+        if not (math.isfinite(self.time_budget) and self.time_budget >= 0):
+            raise ValueError(f"time_budget must be >= 0 seconds, got {self.time_budget!r} (--time-budget)")
         if self.chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0 (0 means no chunking), got {self.chunk_size}")
         if self.dtype not in ("float32", "float64"):

@@ -42,6 +42,7 @@ def evaluate(
     inner_lr: float,
     regularization: float = 0.0,
     predict: Callable[[Params, torch.Tensor], torch.Tensor] | None = None,
+    strategy: str = "vmap",
     chunk_size: int | None = None,
 ) -> dict[int, dict[str, Estimate]]:
     """Query loss (and accuracy, given ``predict`` for classification) after each step count.
@@ -57,6 +58,7 @@ def evaluate(
         inner_lr: test-time step size.
         regularization: proximal strength of the inner objective (iMAML's λ; 0 otherwise).
         predict: ``(params, x) -> logits``; when given, accuracy is reported too.
+        strategy: ``"vmap"`` over tasks, or ``"loop"`` (one task at a time).
         chunk_size: at most this many tasks in one vmap call.
 
     Returns:
@@ -80,7 +82,13 @@ def evaluate(
                 results[f"accuracy/{target}"] = hits.float().mean()
         return results
 
-    per_task = vmap(one_task, chunk_size=chunk_size)(tasks)  # each value: [T]
+    if strategy == "vmap":
+        per_task = vmap(one_task, chunk_size=chunk_size)(tasks)  # each value: [T]
+    elif strategy == "loop":
+        rows = [one_task(tasks.task(i)) for i in range(tasks.num_tasks)]
+        per_task = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; choose 'vmap' or 'loop'")
     report: dict[int, dict[str, Estimate]] = {step: {} for step in ordered}
     for key, values in per_task.items():
         metric, step = key.split("/")

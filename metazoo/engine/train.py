@@ -52,7 +52,7 @@ class Setup:
 
 
 def build(config: TrainConfig) -> Setup:
-    """Build tasks, model and loss for ``config``; θ₀ comes from ``initial_state``."""
+    """Build tasks, model and loss for ``config`` (θ₀ is ``initial_params(setup.model)``)."""
     tasks = make_task(config.task, **config.task_options())
     eval_tasks = make_task(config.task, **config.task_options(evaluation=True))
     # Initialise weights from the run's seed without touching the global RNG.
@@ -60,17 +60,36 @@ def build(config: TrainConfig) -> Setup:
         torch.manual_seed(config.seed)
         model = make_model(config.model_name, tasks)
     model = model.to(device=config.device, dtype=config.torch_dtype)
-    strategy = config.strategy
-    if strategy == "auto":
-        # Under vmap, per-task weights make convolutions grouped, which is slower on CPU
-        # than a loop of ordinary ones; for fully connected nets vmap wins by ~10×.
-        has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-        strategy = "loop" if has_conv else "vmap"
     classification = tasks.loss == "cross_entropy"
     return Setup(
         config, get_algorithm(config.algorithm), config.settings(), tasks, eval_tasks, model,
-        make_loss(model, tasks.loss), make_predict(model) if classification else None, strategy,
+        make_loss(model, tasks.loss), make_predict(model) if classification else None,
+        config.strategy,
     )
+
+
+def choose_strategy(setup: Setup, params: Params, device: str) -> str:
+    """Resolve ``strategy="auto"`` by timing both strategies on one batch.
+
+    Which is faster depends on the workload: for fully connected nets vmap wins by ~10×,
+    but per-task weights turn convolutions into grouped ones, which on CPU can lose to a
+    loop of ordinary convolutions once query sets are large. The batch comes from its own
+    generator, so the training stream is unchanged; the choice is stored in the checkpoint
+    so that a resumed run keeps it.
+    """
+    if setup.strategy != "auto":
+        return setup.strategy
+    config = setup.config
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    batch = setup.tasks.sample(min(config.meta_batch, 8), generator).to(device, config.torch_dtype)
+    timings = {}
+    for strategy in ("vmap", "loop"):
+        for _ in range(2):  # the first call warms up (allocations, kernel selection)
+            began = time.perf_counter()
+            meta_gradient(setup.algorithm, setup.loss, params, batch, setup.settings,
+                          strategy=strategy, chunk_size=config.chunk_size or None)
+            timings[strategy] = time.perf_counter() - began
+    return min(timings, key=timings.get)
 
 
 def check_device(device: str) -> None:
@@ -189,11 +208,11 @@ def train(
     check_device(config.device)
     ranks, device = init_ranks(config)
     lead = ranks.rank == 0
+    setup = build(config)  # before touching --out: impossible tasks or missing data fail first
     if lead:
         _prepare_out(out, resume, overwrite)
     if ranks.world > 1:
         dist.barrier()
-    setup = build(config)
     params = {name: p.to(device=device, dtype=config.torch_dtype)
               for name, p in initial_params(setup.model).items()}
     optimizer, scheduler = _make_optimizer(config, params)
@@ -220,6 +239,11 @@ def train(
             _truncate_log(out / LOG, start)
     elif lead:
         write_json(out / "config.json", config.to_dict())
+    if resume and config.strategy == "auto" and "strategy" in state:
+        setup.strategy = state["strategy"]  # keep the measured choice: bit-identical resume
+    else:
+        setup.strategy = choose_strategy(setup, params, device)
+    trained_seconds = state.get("train_seconds", 0.0) if resume else 0.0
 
     def checkpoint(iteration: int) -> None:
         if lead:
@@ -232,6 +256,8 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "generator": generator.get_state(),
+                "strategy": setup.strategy,
+                "train_seconds": trained_seconds,
             })
 
     if not resume:
@@ -270,16 +296,26 @@ def train(
             optimizer.step()
             scheduler.step()
             seconds.append(time.perf_counter() - began)
+            trained_seconds += seconds[-1]
             done = iteration + 1
-            if log is not None and (done % config.log_every == 0 or done == config.iterations):
+            out_of_time = bool(config.time_budget) and trained_seconds >= config.time_budget
+            if ranks.world > 1 and config.time_budget:
+                # Every rank must stop at the same iteration: rank 0's clock decides.
+                flag = torch.tensor([float(out_of_time)])
+                dist.broadcast(flag, 0)
+                out_of_time = bool(flag.item())
+            last = done == config.iterations or out_of_time
+            if log is not None and (done % config.log_every == 0 or last):
                 record = {"iteration": done, "seconds_per_iteration": seconds[-1],
                           "skipped": not finite,
                           **{name: float(value) for name, value in stats.items()}}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
-            if done % config.checkpoint_every == 0 or done == config.iterations:
+            if done % config.checkpoint_every == 0 or last:
                 checkpoint(done)
+            if out_of_time:
+                break
     finally:
         bar.close()
         if log is not None:
@@ -290,11 +326,13 @@ def train(
         "median_seconds_per_iteration": _median(seconds),
         "strategy": setup.strategy,
         "world_size": ranks.world,
+        "iterations": done if seconds else start,
+        "train_seconds": trained_seconds,
     }
     if evaluate_at_end and lead:
         report = evaluate_params(setup, params)
         summary["report"] = report
-        write_results(out, config, report, summary["median_seconds_per_iteration"], setup.strategy)
+        write_results(out, config, report, summary)
     if ranks.world > 1:
         dist.barrier()
     return summary
@@ -326,7 +364,7 @@ def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = N
         setup.loss, params, tasks.to(config.device, config.torch_dtype),
         steps=list(steps or config.eval_steps), inner_lr=config.inner_lr,
         regularization=setup.settings.regularization, predict=setup.predict,
-        chunk_size=config.chunk_size or None,
+        strategy=setup.strategy, chunk_size=config.chunk_size or None,
     )
 
 
@@ -335,12 +373,13 @@ def report_to_dict(report) -> dict[str, dict[str, dict[str, float]]]:
             for step, values in report.items()}
 
 
-def write_results(out: Path, config: TrainConfig, report, seconds: float, strategy: str) -> None:
+def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any]) -> None:
     title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
              f"K={config.eval_k_shot or config.k_shot}, test step size {config.inner_lr}")
     write_json(out / "results.json", {
         "config": config.to_dict(), "evaluation": report_to_dict(report),
-        "median_seconds_per_iteration": seconds, "strategy": strategy,
+        **{key: summary[key] for key in ("median_seconds_per_iteration", "strategy",
+                                         "iterations", "train_seconds", "world_size")},
     })
     (out / "results.md").write_text(format_table(report, title) + "\n")
 
@@ -350,6 +389,7 @@ def load_run(run_dir: str | Path) -> tuple[Setup, Params, dict[str, Any]]:
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
     config = TrainConfig.from_dict(state["config"])
     setup = build(config)
+    setup.strategy = state.get("strategy", "vmap" if config.strategy == "auto" else config.strategy)
     params = {name: t.to(config.device, config.torch_dtype) for name, t in state["params"].items()}
     return setup, params, state
 

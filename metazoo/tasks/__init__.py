@@ -7,12 +7,14 @@ from typing import Any
 
 from metazoo.tasks.base import TaskBatch, TaskDistribution
 from metazoo.tasks.linear import LinearRegression
+from metazoo.tasks.omniglot import Omniglot
 from metazoo.tasks.sinusoid import Sinusoid
 
 #: name → factory(**options) returning a task distribution. Later task families register here.
 TASKS: dict[str, Callable[..., TaskDistribution]] = {
     "sinusoid": Sinusoid,
     "linear": LinearRegression,
+    "omniglot": Omniglot,
 }
 
 
@@ -23,4 +25,4 @@ def make_task(name: str, **options: Any) -> TaskDistribution:
     return TASKS[name](**options)
 
 
-__all__ = ["TASKS", "LinearRegression", "Sinusoid", "TaskBatch", "TaskDistribution", "make_task"]
+__all__ = ["TASKS", "LinearRegression", "Omniglot", "Sinusoid", "TaskBatch", "TaskDistribution", "make_task"]

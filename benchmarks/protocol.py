@@ -1,0 +1,143 @@
+"""Meta-train every algorithm under a published protocol and tabulate meta-test results.
+
+Suites:
+
+``sinusoid`` (Finn et al., 2017, section 5.1): K = 10 support points while training, inner
+step size α = 0.01, one inner step, meta-batch 25, Adam 1e-3. Test: the same 600 held-out
+tasks for every algorithm, K = 5 and K = 10 support points, 100 query points, MSE after 1, 5
+and 10 steps of size α.
+
+``omniglot`` (Finn et al., 2017, section 5.2, 5-way 1-shot): Vinyals split, Conv4 with strided
+convolutions, α = 0.4, one inner step while training (query = 1 drawing per class, as in the
+paper's code), meta-batch 32, Adam 1e-3, a fixed CPU time budget per algorithm. Test: 600
+tasks of the test characters, 15 query drawings per class, accuracy after 0, 1 and 3 steps.
+
+    python benchmarks/protocol.py sinusoid --iterations 30000 --jobs 2
+    METAZOO_OMNIGLOT_DIR=../shared/data/omniglot python benchmarks/protocol.py omniglot \\
+        --time-budget 900 --jobs 2
+
+Runs go to ``runs/<suite>-protocol/<name>`` (an interrupted run is resumed); the table goes to
+``results/<suite>.md`` and ``results/<suite>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ALGORITHMS = ["joint", "maml", "fomaml", "reptile", "imaml"]
+
+SUITES = {
+    "sinusoid": {
+        "flags": ["--task", "sinusoid", "--eval-steps", "0", "1", "5", "10",
+                  "--eval-k-shot", "5", "--eval-query-shots", "100"],
+        # Reptile with k = 1 is (by construction) joint training's direction: show k = 5 too.
+        "runs": {**{a: ["--algorithm", a] for a in ALGORITHMS},
+                 "reptile-k5": ["--algorithm", "reptile", "--inner-steps", "5"]},
+        "extra_eval": ["--k-shot", "10"],  # also report K = 10 at test
+        "metric": "loss", "steps": ["0", "1", "5", "10"],
+    },
+    "omniglot": {
+        "flags": ["--task", "omniglot", "--n-way", "5", "--k-shot", "1", "--query-shots", "1",
+                  "--inner-lr", "0.4", "--meta-batch", "32", "--eval-query-shots", "15",
+                  "--eval-steps", "0", "1", "3", "--log-every", "20",
+                  "--checkpoint-every", "100"],
+        "runs": {**{a: ["--algorithm", a] for a in ALGORITHMS},
+                 "reptile-k5": ["--algorithm", "reptile", "--inner-steps", "5"]},
+        "extra_eval": None,
+        "metric": "accuracy", "steps": ["0", "1", "3"],
+    },
+}
+
+
+def run(suite: dict, name: str, args) -> dict:
+    out = args.runs / name
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    command = [sys.executable, "-m", "metazoo", "train", *suite["flags"], *suite["runs"][name],
+               "--iterations", str(args.iterations), "--time-budget", str(args.time_budget),
+               "--no-progress", "--out", str(out)]
+    if not (out / "results.json").is_file():
+        began = time.time()
+        if (out / "checkpoint.pt").is_file():
+            command = [sys.executable, "-m", "metazoo", "train", "--resume", str(out),
+                       "--no-progress"]
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        print(f"{name}: done in {time.time() - began:.0f} s", flush=True)
+    result = json.loads((out / "results.json").read_text())
+    entry = {"name": name, "main": result["evaluation"], "config": result["config"],
+             "iterations": result.get("iterations"), "train_seconds": result.get("train_seconds"),
+             "median_seconds_per_iteration": result["median_seconds_per_iteration"]}
+    if suite["extra_eval"]:
+        extra = out / "eval-extra.json"
+        if not extra.is_file():
+            subprocess.run([sys.executable, "-m", "metazoo", "eval", str(out),
+                            *suite["extra_eval"], "--json", str(extra)],
+                           check=True, env=env, stdout=subprocess.DEVNULL)
+        entry["extra"] = json.loads(extra.read_text())
+    return entry
+
+
+def table(entries, key, suite, metric) -> list[str]:
+    scale = 100 if metric == "accuracy" else 1
+    unit = " (%)" if metric == "accuracy" else ""
+    lines = ["| algorithm | iterations | ms / iteration | "
+             + " | ".join(f"{s} steps{unit}" for s in suite["steps"]) + " |",
+             "|---|---:|---:|" + "---:|" * len(suite["steps"])]
+    for entry in entries:
+        cells = [f"{scale * entry[key][s][metric]['mean']:.{1 if scale > 1 else 3}f} ± "
+                 f"{scale * entry[key][s][metric]['ci95']:.{1 if scale > 1 else 3}f}"
+                 for s in suite["steps"]]
+        lines.append(f"| {entry['name']} | {entry['iterations']} | "
+                     f"{1e3 * entry['median_seconds_per_iteration']:.1f} | " + " | ".join(cells)
+                     + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("suite", choices=sorted(SUITES))
+    parser.add_argument("--iterations", type=int, default=30000, help="at most")
+    parser.add_argument("--time-budget", type=float, default=0.0,
+                        help="seconds of meta-training per algorithm (0: none)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    parser.add_argument("--runs", type=Path, default=None)
+    parser.add_argument("--only", nargs="+", default=None)
+    args = parser.parse_args()
+    suite = SUITES[args.suite]
+    args.runs = args.runs or ROOT / "runs" / f"{args.suite}-protocol"
+    args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    names = args.only or list(suite["runs"])
+    with ThreadPoolExecutor(args.jobs) as pool:
+        entries = list(pool.map(lambda name: run(suite, name, args), names))
+
+    budget = (f"{args.time_budget:.0f} s of meta-training per algorithm, at most "
+              if args.time_budget else "")
+    command = " ".join(["python", "benchmarks/protocol.py", *sys.argv[1:]])
+    lines = [f"# {args.suite}: all algorithms under the MAML paper's protocol", "",
+             f"Budget: {budget}{args.iterations} meta-iterations; {args.jobs} runs in parallel, "
+             f"{args.threads} thread(s) each, on this machine "
+             f"({os.cpu_count()} cores). Mean ± 95% CI over the held-out tasks "
+             f"(the same tasks for every row). Produced by:", "", f"    {command}", "",
+             (__doc__.split(f"``{args.suite}``")[1].split("\n\n")[0]).strip(), ""]
+    metric = suite["metric"]
+    lines += [f"## {metric} at test" + (" (K = 5)" if args.suite == "sinusoid" else ""), ""]
+    lines += table(entries, "main", suite, metric) + [""]
+    if suite["extra_eval"]:
+        lines += ["## loss at test with K = 10 support points", ""]
+        lines += table([{**e, "main": e["extra"]} for e in entries], "main", suite, metric)
+        lines.append("")
+    (ROOT / "results").mkdir(exist_ok=True)
+    (ROOT / "results" / f"{args.suite}.md").write_text("\n".join(lines))
+    (ROOT / "results" / f"{args.suite}.json").write_text(json.dumps(entries, indent=2) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
