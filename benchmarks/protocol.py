@@ -121,10 +121,10 @@ def main() -> None:
               if args.time_budget else "")
     command = " ".join(["python", "benchmarks/protocol.py", *sys.argv[1:]])
     lines = [f"# {args.suite}: all algorithms under the MAML paper's protocol", "",
-             f"Budget: {budget}{args.iterations} meta-iterations; {args.jobs} runs in parallel, "
+             (f"Budget: {budget}{args.iterations} meta-iterations; {args.jobs} runs in parallel, "
              f"{args.threads} thread(s) each, on this machine "
              f"({os.cpu_count()} cores). Mean ± 95% CI over the held-out tasks "
-             f"(the same tasks for every row). Produced by:", "", f"    {command}", "",
+             f"(the same tasks for every row). Produced by:"), "", f"    {command}", "",
              (__doc__.split(f"``{args.suite}``")[1].split("\n\n")[0]).strip(), ""]
     metric = suite["metric"]
     lines += [f"## {metric} at test" + (" (K = 5)" if args.suite == "sinusoid" else ""), ""]
