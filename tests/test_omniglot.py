@@ -8,8 +8,8 @@ images; one test downloads the real ``images_evaluation.zip`` end to end.
 
 from __future__ import annotations
 
-import json
 import io
+import json
 import os
 import threading
 import time
