@@ -17,6 +17,7 @@ from typing import Any
 from metazoo.algorithms import ALGORITHMS
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import format_table
+from metazoo.engine.train import NonFiniteError
 from metazoo.tasks import TASKS
 from metazoo.tasks.omniglot import OmniglotDataError
 
@@ -174,13 +175,20 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem and where help is."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="metazoo",
         description="Gradient-based meta-learning: joint training, MAML, first-order MAML, "
                     "Reptile and iMAML on one functional core.",
     )
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _train_parser(subparsers)
     _eval_parser(subparsers)
     return parser
@@ -188,12 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # usage errors (status 2) and --help (status 0)
+        return int(exit_.code or 0)
     try:
         return {"train": _run_train, "eval": _run_eval}[args.command](args)
     except (ValueError, FileNotFoundError, OmniglotDataError) as error:
         print(f"metazoo {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except NonFiniteError as error:  # the run started; its last good checkpoint is kept
+        print(f"metazoo {args.command}: stopped: {error}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -125,9 +125,9 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
             f"--out {out} already holds files; resume it with --resume, pass --overwrite, "
             "or choose another --out"
         )
-    out.mkdir(parents=True, exist_ok=True)
     probe = out / ".write-test"
     try:
+        out.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
