@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
@@ -87,12 +88,17 @@ def measure(step, repeats: int, budget: float) -> dict:
             "peak_mib": (rss_kib("VmHWM") - before) / 1024}
 
 
-def run_config(work: str, algorithm: str, k: int, args) -> dict:
+#: variant → (algorithm, extra settings). "maml-recompute" is MAML with --maml-checkpoint.
+VARIANTS = {name: (name, {}) for name in sorted(ALGORITHMS)}
+VARIANTS["maml-recompute"] = ("maml", {"maml_checkpoint": True})
+
+
+def run_config(work: str, variant: str, k: int, args) -> dict:
     generator = torch.Generator().manual_seed(0)
     model, loss_name, batch, inner_lr = workload(work, generator)
     loss = make_loss(model, loss_name)
-    options = {"inner_steps": k, "inner_lr": inner_lr}
-    settings = get_algorithm(algorithm).make_settings(**options)
+    algorithm, extra = VARIANTS[variant]
+    settings = get_algorithm(algorithm).make_settings(inner_steps=k, inner_lr=inner_lr, **extra)
     has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     strategy = args.strategy or ("loop" if has_conv else "vmap")
     params = initial_params(model)
@@ -121,7 +127,7 @@ def run_config(work: str, algorithm: str, k: int, args) -> dict:
 
     baseline_result = measure(base_step, args.repeats, args.budget)
     fast_result = measure(fast_step, args.repeats, args.budget)
-    return {"workload": work, "algorithm": algorithm, "k": k, "strategy": strategy,
+    return {"workload": work, "algorithm": variant, "k": k, "strategy": strategy,
             "metazoo": fast_result, "baseline": baseline_result,
             "speedup": baseline_result["median_ms"] / fast_result["median_ms"],
             "max_abs_error": error, "max_abs_gradient": scale}
@@ -130,38 +136,95 @@ def run_config(work: str, algorithm: str, k: int, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", default=["S", "O"], choices=["S", "O"])
-    parser.add_argument("--algorithms", nargs="+", default=sorted(ALGORITHMS),
-                        choices=sorted(ALGORITHMS))
+    parser.add_argument("--algorithms", nargs="+", default=list(VARIANTS),
+                        choices=list(VARIANTS))
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 20])
     parser.add_argument("--repeats", type=int, default=7, help="timed iterations at most")
     parser.add_argument("--budget", type=float, default=10.0,
                         help="seconds of timed iterations per measurement (at least 2 run)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--strategy", choices=["vmap", "loop"], default=None,
-                        help="force metazoo's strategy (default: the engine's choice)")
+                        help="metazoo's strategy (default: vmap for S, loop for O, the choices "
+                             "`--strategy auto` makes on this machine)")
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    rows = []
-    header = ("| workload | algorithm | k | metazoo ms (IQR) | baseline ms (IQR) | speed-up | "
-              "metazoo MiB | baseline MiB | max abs diff |")
-    print(header + "\n|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    rows, lines = [], []
+    header = ("| workload | algorithm | k | strategy | metazoo ms (IQR) | baseline ms (IQR) | "
+              "speed-up | metazoo MiB | baseline MiB | max abs diff |")
+    lines += [header, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    print("\n".join(lines), flush=True)
     for work in args.workloads:
-        for algorithm in args.algorithms:
+        for variant in args.algorithms:
             for k in args.ks:
-                row = run_config(work, algorithm, k, args)
+                row = run_config(work, variant, k, args)
                 rows.append(row)
                 m, b = row["metazoo"], row["baseline"]
-                print(f"| {work} | {algorithm} | {k} | {m['median_ms']:.1f} ({m['q25_ms']:.1f}–"
-                      f"{m['q75_ms']:.1f}) | {b['median_ms']:.1f} ({b['q25_ms']:.1f}–"
-                      f"{b['q75_ms']:.1f}) | {row['speedup']:.2f}× | {m['peak_mib']:.0f} | "
-                      f"{b['peak_mib']:.0f} | {row['max_abs_error']:.1e} |", flush=True)
+                line = (f"| {work} | {variant} | {k} | {row['strategy']} | {m['median_ms']:.1f} "
+                        f"({m['q25_ms']:.1f}–{m['q75_ms']:.1f}) | {b['median_ms']:.1f} "
+                        f"({b['q25_ms']:.1f}–{b['q75_ms']:.1f}) | {row['speedup']:.2f}× | "
+                        f"{m['peak_mib']:.0f} | {b['peak_mib']:.0f} | "
+                        f"{row['max_abs_error']:.1e} |")
+                lines.append(line)
+                print(line, flush=True)
+    summary = memory_summary(rows)
     meta = {"torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
-            "processor": platform.processor(), "command": " ".join(sys.argv)}
+            "processor": platform.processor(), "cores": os.cpu_count(),
+            "command": " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2))
+    text = ["# Time and peak memory per meta-iteration", "",
+            (f"torch {meta['torch']}, {args.threads} threads, {meta['cores']} cores "
+            f"({meta['machine']}). Median of up to {args.repeats} timed iterations after one "
+            "warm-up; IQR in brackets; peak resident memory above the level before the "
+            "iteration. Baseline: `benchmarks/baseline.py` (per-task loop, "
+            "`torch.autograd.grad`). max abs diff: largest difference between the two "
+            "meta-gradients at θ₀. Produced by:"), "", f"    {meta['command']}", "",
+            *lines, "", "## Memory against k", "", *summary["lines"], ""]
+    args.out.with_suffix(".md").write_text("\n".join(text))
+    print("\n".join(summary["lines"]))
+
+
+def memory_summary(rows: list[dict]) -> dict:
+    """Slope of MAML's peak memory in k, iMAML's k=20/k=1 ratio, recomputation's saving."""
+    found: dict = {"lines": []}
+
+    def peak(work, variant, k):
+        for row in rows:
+            if (row["workload"], row["algorithm"], row["k"]) == (work, variant, k):
+                return row["metazoo"]["peak_mib"]
+        return None
+
+    for work in sorted({row["workload"] for row in rows}):
+        ks = sorted({row["k"] for row in rows if row["workload"] == work})
+        if len(ks) < 2:
+            continue
+        low, high = ks[0], ks[-1]
+        maml = [(k, peak(work, "maml", k)) for k in ks]
+        if all(v is not None for _, v in maml):
+            mean_k = sum(k for k, _ in maml) / len(maml)
+            mean_v = sum(v for _, v in maml) / len(maml)
+            slope = sum((k - mean_k) * (v - mean_v) for k, v in maml) / sum(
+                (k - mean_k) ** 2 for k, _ in maml)
+            found[f"{work}/maml_mib_per_step"] = slope
+            found["lines"].append(f"- {work}: MAML peak memory grows by {slope:.1f} MiB per inner "
+                                  f"step (least-squares slope over k = {ks}).")
+        imaml = (peak(work, "imaml", low), peak(work, "imaml", high))
+        if None not in imaml and imaml[0] > 0:
+            found[f"{work}/imaml_ratio"] = imaml[1] / imaml[0]
+            found["lines"].append(f"- {work}: iMAML peak at k = {high} is {imaml[1]:.0f} MiB, "
+                                  f"{imaml[1] / imaml[0]:.2f}× its peak at k = {low} "
+                                  f"({imaml[0]:.0f} MiB).")
+        recompute = (peak(work, "maml-recompute", high), peak(work, "maml", high))
+        if None not in recompute and recompute[1] > 0:
+            found[f"{work}/recompute_ratio"] = recompute[0] / recompute[1]
+            found["lines"].append(f"- {work}: MAML with recomputation at k = {high} peaks at "
+                                  f"{recompute[0]:.0f} MiB, {recompute[0] / recompute[1]:.2f}× "
+                                  f"the {recompute[1]:.0f} MiB without.")
+    return found
 
 
 if __name__ == "__main__":
