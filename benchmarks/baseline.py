@@ -32,15 +32,16 @@ class Baseline:
             total = [t + g for t, g in zip(total, grads)]
         return [t / batch.num_tasks for t in total]
 
-    def _sgd(self, weights, x, y, create_graph=False, anchor=None):
+    def _sgd(self, weights, x, y, create_graph=False, anchor=None, rates=None):
         s = self.settings
+        rates = rates or [s.inner_lr] * len(weights)
         for _ in range(s.inner_steps):
             value = self.loss(weights, x, y)
             if anchor is not None:
                 value = value + 0.5 * s.imaml_lambda * sum(
                     ((w - a) ** 2).sum() for w, a in zip(weights, anchor))
             grads = torch.autograd.grad(value, weights, create_graph=create_graph)
-            weights = [w - s.inner_lr * g for w, g in zip(weights, grads)]
+            weights = [w - r * g for w, r, g in zip(weights, rates, grads)]
             if not create_graph:
                 weights = [w.detach().requires_grad_() for w in weights]
         return weights
@@ -66,6 +67,25 @@ class Baseline:
         x = torch.cat([task.support_x, task.query_x])
         y = torch.cat([task.support_y, task.query_y])
         return torch.autograd.grad(self.loss(theta, x, y), theta)
+
+    def anil(self, params, task):
+        theta = [p.detach().requires_grad_() for p in params]
+        head = [i for i, n in enumerate(self.names)
+                if n.rpartition(".")[0] == self.names[-1].rpartition(".")[0]]
+        fast = list(theta)
+        for _ in range(self.settings.inner_steps):
+            value = self.loss(fast, task.support_x, task.support_y)
+            grads = torch.autograd.grad(value, [fast[i] for i in head], create_graph=True)
+            for i, g in zip(head, grads):
+                fast[i] = fast[i] - self.settings.inner_lr * g
+        return torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), theta)
+
+    def metasgd(self, params, task):
+        # params: θ then α, in the model's parameter order.
+        meta = [p.detach().requires_grad_() for p in params]
+        theta, rates = meta[: len(self.names)], meta[len(self.names):]
+        fast = self._sgd(theta, task.support_x, task.support_y, create_graph=True, rates=rates)
+        return torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), meta)
 
     def imaml(self, params, task):
         s = self.settings

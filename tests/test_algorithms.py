@@ -7,6 +7,8 @@ import torch
 from metazoo.algorithms import ALGORITHMS, get_algorithm
 from metazoo.core import adapt
 from metazoo.core.batch import mean_over_tasks
+from metazoo.models import make_loss
+from metazoo.tasks import TaskBatch
 from tests.conftest import double_mlp, sinusoid_batch
 
 
@@ -80,7 +82,8 @@ def test_fomaml_is_query_gradient_at_adapted_params_and_differs_from_maml():
         gradient, _ = get_algorithm("fomaml").meta_gradient(loss, params, task, settings)
         expected = reference_maml(model, params, task, 3, 0.05, second_order=False)
         assert_trees_close(gradient, expected, rtol=1e-10, atol=1e-12)
-        exact, _ = get_algorithm("maml").meta_gradient(loss, params, task, settings)
+        exact, _ = get_algorithm("maml").meta_gradient(
+            loss, params, task, get_algorithm("maml").make_settings(inner_steps=3, inner_lr=0.05))
         # Nonzero curvature: a silently first-order MAML would fail here.
         assert relative_difference(gradient, exact) > 1e-3
 
@@ -130,14 +133,16 @@ def algorithm(request):
 
 
 def per_task_fn(algorithm, loss, settings):
-    return lambda params, task: algorithm.meta_gradient(loss, params, task, settings)
+    return lambda params, task: algorithm.meta_gradient(loss, settings.extend(params), task,
+                                                        settings)
 
 
 def test_contract_shapes_finite_and_input_unchanged(algorithm):
     _, loss, params = double_mlp()
+    settings = algorithm.make_settings(inner_steps=2, inner_lr=0.01)
+    params = settings.extend(params)
     before = {n: p.clone() for n, p in params.items()}
     task = sinusoid_batch(num_tasks=1).task(0)
-    settings = algorithm.make_settings(inner_steps=2, inner_lr=0.01)
     gradient, stats = algorithm.meta_gradient(loss, params, task, settings)
     assert gradient.keys() == params.keys()
     for name in params:
@@ -197,3 +202,40 @@ def test_maml_checkpointing_gives_the_same_gradient(steps):
         expected = reference_maml(model, params, task, steps, 0.05)
         assert_trees_close(fn(loss, params, task, recompute)[0], expected, rtol=1e-10, atol=1e-12)
         assert_trees_close(fn(loss, params, task, direct)[0], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_metasgd_with_uniform_rates_has_mamls_theta_gradient():
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(num_tasks=1).task(0)
+    settings = get_algorithm("metasgd").make_settings(inner_steps=2, inner_lr=0.03)
+    meta = settings.extend(params)
+    gradient, _ = get_algorithm("metasgd").meta_gradient(loss, meta, task, settings)
+    exact, _ = get_algorithm("maml").meta_gradient(
+        loss, params, task, get_algorithm("maml").make_settings(inner_steps=2, inner_lr=0.03))
+    assert_trees_close({n: gradient[n] for n in params}, exact, rtol=1e-10, atol=1e-12)
+    # and the step sizes get a gradient of their own, the same shapes as θ
+    assert all(gradient["inner_lr." + n].shape == p.shape for n, p in params.items())
+    assert any(gradient["inner_lr." + n].abs().max() > 0 for n in params)
+
+
+def test_anil_adapts_only_the_head_and_equals_maml_when_the_head_is_everything():
+    _, _loss, params = double_mlp()
+    task = sinusoid_batch(num_tasks=1).task(0)
+    settings = get_algorithm("anil").make_settings(inner_steps=2, inner_lr=0.05)
+    assert settings.head(params) == ["4.weight", "4.bias"]
+    _, rates = settings.test_time(params)
+    assert rates["4.weight"] == 0.05 and rates["0.weight"] == 0.0
+    model = torch.nn.Linear(3, 1).double()
+    linear_params = {n: p.detach() for n, p in model.named_parameters()}
+    linear_loss = make_loss(model)
+    x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    task = TaskBatch(x, x.sum(1, keepdim=True), x + 1, x.sum(1, keepdim=True))
+    whole = get_algorithm("anil").make_settings(inner_steps=2, inner_lr=0.05, anil_head="")
+    with pytest.raises(ValueError, match="no parameter name starts with"):
+        get_algorithm("anil").make_settings(anil_head="body").head(linear_params)
+    # a one-layer model: its "last layer" is all of it, so ANIL is MAML
+    anil_grad, _ = get_algorithm("anil").meta_gradient(linear_loss, linear_params, task, whole)
+    maml_grad, _ = get_algorithm("maml").meta_gradient(
+        linear_loss, linear_params, task,
+        get_algorithm("maml").make_settings(inner_steps=2, inner_lr=0.05))
+    assert_trees_close(anil_grad, maml_grad, rtol=1e-12, atol=1e-14)

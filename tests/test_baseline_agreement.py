@@ -41,6 +41,7 @@ def test_library_equals_plain_pytorch_baseline(name, model_kind):
         loss, params, batch = make_loss(model, loss_name), initial_params(model), \
             tiny_classification_batch()
     settings = get_algorithm(name).make_settings(inner_steps=2, inner_lr=lr)
+    params = settings.extend(params)
     reference = Baseline(name, model, loss_name, settings).meta_gradient(list(params.values()),
                                                                          batch)
     for strategy in ("vmap", "loop"):

@@ -225,3 +225,16 @@ def test_auto_strategy_is_measured_stored_and_kept_on_resume(tmp_path):
     resumed = train(TrainConfig(**{**TINY, "iterations": 6, "checkpoint_every": 2}),
                     tmp_path / "run", resume=True, progress=False, evaluate_at_end=False)
     assert resumed["strategy"] == state["strategy"]
+
+
+@pytest.mark.parametrize("algorithm", ["metasgd", "anil"])
+def test_extended_algorithms_train_and_evaluate(tmp_path, algorithm):
+    summary = train(TrainConfig(algorithm=algorithm, **TINY), tmp_path / "run", progress=False)
+    if algorithm == "metasgd":
+        assert {n for n in summary["params"] if n.startswith("inner_lr.")}
+        # the learned step sizes moved away from their initial value
+        assert any((p - 0.01).abs().max() > 0 for n, p in summary["params"].items()
+                   if n.startswith("inner_lr."))
+    _, params, _ = load_run(tmp_path / "run")
+    assert params.keys() == summary["params"].keys()
+    assert summary["report"][2]["loss"].mean < summary["report"][0]["loss"].mean

@@ -47,6 +47,18 @@ class InnerLoop:
         """Proximal strength λ of the inner objective (0 except for iMAML)."""
         return 0.0
 
+    def extend(self, params: Params) -> Params:
+        """The meta-parameters to train, given the model's parameters θ₀.
+
+        Most methods train θ alone; Meta-SGD adds its per-parameter step sizes.
+        """
+        return params
+
+    def test_time(self, params: Params) -> tuple[Params, float | Params]:
+        """How to adapt at test time: (the model's parameters, step size or per-parameter
+        step sizes). Parameters with step size 0 stay fixed (ANIL's body)."""
+        return params, self.inner_lr
+
 
 @dataclass(frozen=True)
 class Algorithm:

@@ -39,7 +39,7 @@ def evaluate(
     tasks: TaskBatch,
     *,
     steps: list[int],
-    inner_lr: float,
+    inner_lr: float | Params,
     regularization: float = 0.0,
     predict: Callable[[Params, torch.Tensor], torch.Tensor] | None = None,
     strategy: str = "vmap",
@@ -55,7 +55,7 @@ def evaluate(
         params: θ to evaluate (not modified).
         tasks: held-out tasks, stacked.
         steps: numbers of test-time SGD steps to report after (0 = θ itself).
-        inner_lr: test-time step size.
+        inner_lr: test-time step size, or per-parameter step sizes (0 keeps one fixed).
         regularization: proximal strength of the inner objective (iMAML's λ; 0 otherwise).
         predict: ``(params, x) -> logits``; when given, accuracy is reported too.
         strategy: ``"vmap"`` over tasks, or ``"loop"`` (one task at a time).

@@ -52,7 +52,10 @@ class Setup:
 
 
 def build(config: TrainConfig) -> Setup:
-    """Build tasks, model and loss for ``config`` (θ₀ is ``initial_params(setup.model)``)."""
+    """Build tasks, model and loss for ``config``.
+
+    The meta-parameters to train start at ``setup.settings.extend(initial_params(setup.model))``.
+    """
     tasks = make_task(config.task, **config.task_options())
     eval_tasks = make_task(config.task, **config.task_options(evaluation=True))
     # Initialise weights from the run's seed without touching the global RNG.
@@ -214,7 +217,7 @@ def train(
     if ranks.world > 1:
         dist.barrier()
     params = {name: p.to(device=device, dtype=config.torch_dtype)
-              for name, p in initial_params(setup.model).items()}
+              for name, p in setup.settings.extend(initial_params(setup.model)).items()}
     optimizer, scheduler = _make_optimizer(config, params)
     generator = torch.Generator().manual_seed(config.seed)
     start = 0
@@ -360,9 +363,10 @@ def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = N
     config = setup.config
     generator = torch.Generator().manual_seed(config.eval_seed)
     tasks = (eval_tasks or setup.eval_tasks).sample(num_tasks or config.eval_tasks, generator)
+    model_params, inner_lr = setup.settings.test_time(params)
     return evaluate(
-        setup.loss, params, tasks.to(config.device, config.torch_dtype),
-        steps=list(steps or config.eval_steps), inner_lr=config.inner_lr,
+        setup.loss, model_params, tasks.to(config.device, config.torch_dtype),
+        steps=list(steps or config.eval_steps), inner_lr=inner_lr,
         regularization=setup.settings.regularization, predict=setup.predict,
         strategy=setup.strategy, chunk_size=config.chunk_size or None,
     )

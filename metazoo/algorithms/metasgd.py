@@ -1,0 +1,54 @@
+"""Meta-SGD (Li, Zhou, Chen & Li, 2017): MAML that also learns its inner step sizes.
+
+Update: ∇(θ, α) L_query(φ), φ = θ − α ∘ Σ_k ∇L_support, with one learned step size per
+parameter entry (α has θ's shapes, initialised to ``inner_lr``), both trained by the outer
+optimizer; second order through the k steps as in MAML. The step sizes are stored beside θ
+under the names ``inner_lr.<parameter>`` and used again at test time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.func import grad
+
+from metazoo.algorithms.base import InnerLoop, register
+from metazoo.core import adapt
+
+PREFIX = "inner_lr."
+
+
+def split(params):
+    """(model parameters θ, step sizes α keyed like θ)."""
+    model = {name: p for name, p in params.items() if not name.startswith(PREFIX)}
+    rates = {name[len(PREFIX):]: p for name, p in params.items() if name.startswith(PREFIX)}
+    if rates.keys() != model.keys():
+        raise ValueError("Meta-SGD needs a step size for every parameter: build its "
+                         "meta-parameters with settings.extend(params)")
+    return model, rates
+
+
+@dataclass(frozen=True)
+class MetaSGDSettings(InnerLoop):
+    """Meta-SGD's only hyperparameters are the inner loop's; ``inner_lr`` initialises α."""
+
+    def extend(self, params):
+        return {**params, **{PREFIX + name: torch.full_like(p, self.inner_lr)
+                             for name, p in params.items()}}
+
+    def test_time(self, params):
+        return split(params)
+
+
+@register("metasgd", MetaSGDSettings, "Meta-SGD: MAML with learned per-parameter step sizes")
+def metasgd(loss, params, task, settings: MetaSGDSettings):
+    def query_loss(meta):
+        theta, rates = split(meta)
+        adapted = adapt(loss, theta, task.support_x, task.support_y, settings.inner_steps,
+                        rates, differentiable=True).params
+        value = loss(adapted, task.query_x, task.query_y)
+        return value, value.detach()
+
+    gradient, value = grad(query_loss, has_aux=True)(params)
+    return gradient, {"loss": value}
