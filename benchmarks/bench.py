@@ -22,10 +22,7 @@ import argparse
 import json
 import os
 import platform
-import re
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -34,18 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import Baseline
 
 from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
+from metazoo.analysis.cost import measure
 from metazoo.models import MLP, Conv4, initial_params, make_loss
 from metazoo.tasks import Sinusoid, TaskBatch
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def rss_kib(field: str) -> int:
-    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
-
-
-def reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def workload(name: str, generator: torch.Generator):
@@ -69,23 +59,6 @@ def workload(name: str, generator: torch.Generator):
             model = Conv4(n_way)
         return model, "cross_entropy", batch, 0.4
     raise ValueError(f"unknown workload {name!r}")
-
-
-def measure(step, repeats: int, budget: float) -> dict:
-    """Run ``step`` once to warm up, then ``repeats`` times (fewer if over ``budget`` s)."""
-    reset_peak()
-    before = rss_kib("VmRSS")
-    step()
-    times = []
-    began = time.perf_counter()
-    while len(times) < repeats and (len(times) < 2 or time.perf_counter() - began < budget):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return {"median_ms": 1e3 * statistics.median(times), "q25_ms": 1e3 * quartiles[0],
-            "q75_ms": 1e3 * quartiles[2], "repeats": len(times),
-            "peak_mib": (rss_kib("VmHWM") - before) / 1024}
 
 
 #: variant → (algorithm, extra settings). "maml-recompute" is MAML with --maml-checkpoint.

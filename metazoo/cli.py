@@ -32,8 +32,9 @@ def _add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default
         parser.add_argument(_flag(spec.name), action=argparse.BooleanOptionalAction,
                             default=argparse.SUPPRESS, help=help_text)
     elif isinstance(default, list):
-        parser.add_argument(_flag(spec.name), type=int, nargs="+", default=argparse.SUPPRESS,
-                            metavar="N", help=help_text)
+        kind = type(default[0]) if default else int
+        parser.add_argument(_flag(spec.name), type=kind, nargs="+", default=argparse.SUPPRESS,
+                            metavar="X", help=help_text)
     else:
         kwargs: dict[str, Any] = {"type": type(default), "default": argparse.SUPPRESS,
                                   "help": help_text}
@@ -182,6 +183,37 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def _compare_parser(subparsers) -> None:
+    from metazoo.analysis.compare import CompareConfig
+
+    parser = subparsers.add_parser(
+        "compare", help="train algorithms × k × seeds and write the analysis report",
+        description="Train every algorithm for every inner-step count and seed (resuming an "
+                    "interrupted comparison), then answer: second vs first order as k grows; "
+                    "low-loss vs easy-to-optimise θ; inner-path geometry; fidelity of cheap "
+                    "meta-gradients; time and memory against k. Writes runs.jsonl, runs.csv "
+                    "and report/index.{md,html} with figures to --out.",
+    )
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: runs/compare-<task>)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    defaults = CompareConfig()
+    for spec in dataclasses.fields(CompareConfig):
+        _add_field(parser, spec, getattr(defaults, spec.name))
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from metazoo.analysis.compare import CompareConfig, compare
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "out", "no_progress")}
+    config = CompareConfig(**options)
+    out = args.out or Path("runs") / f"compare-{config.task}"
+    index = compare(config, out, progress=not args.no_progress)
+    print(index.read_text())
+    print(f"\nreport: {index} and {index.with_suffix('.html')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="metazoo",
@@ -191,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _train_parser(subparsers)
     _eval_parser(subparsers)
+    _compare_parser(subparsers)
     return parser
 
 
@@ -201,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage errors (status 2) and --help (status 0)
         return int(exit_.code or 0)
     try:
-        return {"train": _run_train, "eval": _run_eval}[args.command](args)
+        return {"train": _run_train, "eval": _run_eval, "compare": _run_compare}[args.command](args)
     except (ValueError, FileNotFoundError, OmniglotDataError) as error:
         print(f"metazoo {args.command}: error: {error}", file=sys.stderr)
         return 2

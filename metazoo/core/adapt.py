@@ -19,13 +19,15 @@ class Adapted(NamedTuple):
     """Result of :func:`adapt`.
 
     ``losses`` and ``grad_norms`` (shape ``[steps]``) hold, for each step, the inner
-    objective and the norm of its gradient at the iterate the step started from; they
-    are ``None`` unless ``record=True``.
+    objective and the norm of its gradient at the iterate the step started from, and
+    ``gradients`` those gradients (each leaf ``[steps, *shape]``); all are ``None`` unless
+    ``record=True``.
     """
 
     params: Params
     losses: torch.Tensor | None = None
     grad_norms: torch.Tensor | None = None
+    gradients: Params | None = None
 
 
 def adapt(
@@ -58,7 +60,7 @@ def adapt(
             which is what first-order MAML differentiates.
         anchor: centre of the proximal term (defaults to ``params``, detached).
         regularization: proximal strength λ ≥ 0.
-        record: also return the per-step objective and gradient norm.
+        record: also return the per-step objective, gradient and gradient norm.
 
     Returns:
         :class:`Adapted` with φ and, when recorded, the path statistics.
@@ -79,7 +81,7 @@ def adapt(
         return value
 
     step = grad_and_value(objective)
-    losses, grad_norms = [], []
+    losses, grad_norms, gradients = [], [], []
     adapted = params
     for _ in range(steps):
         gradient, value = step(adapted)
@@ -88,6 +90,7 @@ def adapt(
         if record:
             losses.append(value.detach())
             grad_norms.append(tree_norm(gradient).detach())
+            gradients.append({name: g.detach() for name, g in gradient.items()})
         if isinstance(lr, dict):
             adapted = {name: p - lr[name] * gradient[name] for name, p in adapted.items()}
         else:
@@ -99,4 +102,6 @@ def adapt(
         adapted,
         torch.stack(losses) if losses else empty,
         torch.stack(grad_norms) if grad_norms else empty,
+        {name: torch.stack([g[name] for g in gradients]) if gradients
+         else p.new_zeros((0, *p.shape)) for name, p in params.items()},
     )

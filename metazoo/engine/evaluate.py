@@ -33,7 +33,7 @@ class Estimate:
         return f"{self.mean:.4g} ± {self.ci95:.2g}"
 
 
-def evaluate(
+def per_task_metrics(
     loss: LossFn,
     params: Params,
     tasks: TaskBatch,
@@ -45,7 +45,7 @@ def evaluate(
     strategy: str = "vmap",
     chunk_size: int | None = None,
 ) -> dict[int, dict[str, Estimate]]:
-    """Query loss (and accuracy, given ``predict`` for classification) after each step count.
+    """Per-task query loss (and accuracy, given ``predict``) after each step count.
 
     Each task is adapted once, through :func:`~metazoo.core.adapt` in consecutive segments
     (``0 → steps[0] → steps[1] …``), which is the same SGD trajectory as one long run.
@@ -62,7 +62,7 @@ def evaluate(
         chunk_size: at most this many tasks in one vmap call.
 
     Returns:
-        ``{step: {"loss": Estimate, ["accuracy": Estimate]}}``.
+        ``{step: {"loss": [T], ["accuracy": [T]]}}``: one value per task.
     """
     ordered = sorted(set(steps))
     params = {name: p.detach() for name, p in params.items()}
@@ -89,11 +89,17 @@ def evaluate(
         per_task = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
     else:
         raise ValueError(f"unknown strategy {strategy!r}; choose 'vmap' or 'loop'")
-    report: dict[int, dict[str, Estimate]] = {step: {} for step in ordered}
+    report: dict[int, dict[str, torch.Tensor]] = {step: {} for step in ordered}
     for key, values in per_task.items():
         metric, step = key.split("/")
-        report[int(step)][metric] = Estimate.of(values)
+        report[int(step)][metric] = values.detach()
     return report
+
+
+def evaluate(*args, **kwargs) -> dict[int, dict[str, Estimate]]:
+    """Mean ± 95% CI over tasks of :func:`per_task_metrics` (same arguments)."""
+    return {step: {metric: Estimate.of(values) for metric, values in metrics.items()}
+            for step, metrics in per_task_metrics(*args, **kwargs).items()}
 
 
 def format_table(report: dict[int, dict[str, Estimate]], title: str = "") -> str:

@@ -23,7 +23,7 @@ from metazoo.algorithms import get_algorithm, meta_gradient
 from metazoo.algorithms.base import Algorithm, InnerLoop
 from metazoo.engine.checkpoint import load_checkpoint, save_checkpoint, write_json
 from metazoo.engine.config import TrainConfig
-from metazoo.engine.evaluate import evaluate, format_table
+from metazoo.engine.evaluate import evaluate, format_table, per_task_metrics
 from metazoo.models import LossFn, Params, initial_params, make_loss, make_model, make_predict
 from metazoo.tasks import TaskDistribution, make_task
 
@@ -358,13 +358,17 @@ def _truncate_log(path: Path, iteration: int) -> None:
 
 
 def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = None,
-                    num_tasks: int | None = None, eval_tasks: TaskDistribution | None = None):
-    """Evaluate θ on the run's held-out tasks (seeded by ``eval_seed``, shared by all runs)."""
+                    num_tasks: int | None = None, eval_tasks: TaskDistribution | None = None,
+                    per_task: bool = False):
+    """Evaluate θ on the run's held-out tasks (seeded by ``eval_seed``, shared by all runs).
+
+    Returns mean ± CI per step count, or with ``per_task=True`` the values of every task.
+    """
     config = setup.config
     generator = torch.Generator().manual_seed(config.eval_seed)
     tasks = (eval_tasks or setup.eval_tasks).sample(num_tasks or config.eval_tasks, generator)
     model_params, inner_lr = setup.settings.test_time(params)
-    return evaluate(
+    return (per_task_metrics if per_task else evaluate)(
         setup.loss, model_params, tasks.to(config.device, config.torch_dtype),
         steps=list(steps or config.eval_steps), inner_lr=inner_lr,
         regularization=setup.settings.regularization, predict=setup.predict,

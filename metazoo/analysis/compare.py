@@ -1,0 +1,448 @@
+"""``metazoo compare``: train every algorithm × inner steps × seed, then answer the questions
+that motivate these methods, with numbers, 95% intervals, figures and derived statements.
+
+1. Does second-order information beat first-order, and at which k does the gap close?
+2. Is a learned θ good because its own loss is low, or because it is easy to optimise from?
+3. What do the inner update paths look like?
+4. How faithful is each cheap meta-gradient to the exact MAML one?
+5. What does each cost, in time and memory, as k grows?
+
+Every run gets the same number of meta-iterations (or the same ``--time-budget``), and is
+scored on the same held-out tasks. Each finished run is appended to ``runs.jsonl`` and
+``runs.csv``; an interrupted comparison resumes without redoing finished runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.func import vmap
+from tqdm import tqdm
+
+from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
+from metazoo.analysis import report as rpt
+from metazoo.analysis.cost import measure
+from metazoo.analysis.metrics import fidelity, path_metrics
+from metazoo.analysis.stats import matched_gain, mean_ci, t_quantile
+from metazoo.engine.config import TrainConfig
+from metazoo.engine.train import build, evaluate_params, load_run, train
+from metazoo.models import initial_params
+
+DEFAULT_ALGORITHMS = ("joint", "maml", "fomaml", "reptile", "imaml", "anil", "metasgd")
+
+
+def _option(default, help: str):
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Options of ``metazoo compare`` (defaults: sinusoid, about 10 minutes on 2 cores)."""
+
+    task: str = _option("sinusoid", "task family")
+    algorithms: list = _option(list(DEFAULT_ALGORITHMS), "algorithms to compare")
+    train_steps: list = _option([1, 5], "inner steps k while meta-training (one run each)")
+    seeds: list = _option([0, 1, 2], "seeds (one run each)")
+    iterations: int = _option(1500, "meta-iterations of every run (equal iterations)")
+    time_budget: float = _option(0.0, "seconds of meta-training per run instead (equal compute)")
+    meta_batch: int = _option(25, "tasks per meta-iteration")
+    inner_lr: float = _option(0.01, "inner step size α (training and test)")
+    outer_lr: float = _option(1e-3, "Adam step size")
+    k_shot: int = _option(10, "support examples per task (per class)")
+    query_shots: int = _option(10, "query examples per task (per class)")
+    n_way: int = _option(5, "classes per task (classification)")
+    data_dir: str = _option("", "data folder (Omniglot)")
+    test_steps: list = _option([0, 1, 2, 5, 10], "test-time steps to report after")
+    eval_tasks: int = _option(300, "held-out tasks per run")
+    eval_query_shots: int = _option(0, "query examples per held-out task (0: as query_shots)")
+    analysis_tasks: int = _option(100, "held-out tasks for path and fidelity measurements")
+    fidelity_steps: list = _option([1, 2, 5, 10], "k of the fidelity comparison")
+    cg_steps: list = _option([1, 5, 10], "iMAML CG steps of the fidelity comparison")
+    lambdas: list = _option([0.0, 2.0], "iMAML λ of the fidelity comparison (0: 1/(kα), "
+                                         "which matches MAML's k steps to first order)")
+    cost_steps: list = _option([1, 5, 10, 20], "k of the cost measurements")
+    device: str = _option("cpu", "torch device")
+
+    def __post_init__(self) -> None:
+        unknown = [a for a in self.algorithms if a not in ALGORITHMS]
+        if unknown:
+            raise ValueError(f"unknown algorithm(s) {', '.join(unknown)}; choose from: "
+                             f"{', '.join(sorted(ALGORITHMS))}")
+        for name in ("train_steps", "seeds", "test_steps", "fidelity_steps", "cg_steps",
+                     "cost_steps"):
+            values = getattr(self, name)
+            if not values or any(not isinstance(v, int) or v < 0 for v in values):
+                raise ValueError(f"{name} must be a non-empty list of integers >= 0, got {values}")
+        if 0 in self.cg_steps or 0 in self.fidelity_steps:
+            raise ValueError("cg_steps and fidelity_steps must be >= 1")
+        if any(not (lam >= 0) for lam in self.lambdas):
+            raise ValueError(f"lambdas must be >= 0 (0: matched to k), got {self.lambdas}")
+        for name in ("iterations", "meta_batch", "eval_tasks", "analysis_tasks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer")
+        self.train_config("maml", self.train_steps[0], self.seeds[0])  # validates the rest
+
+    def train_config(self, algorithm: str, steps: int, seed: int) -> TrainConfig:
+        return TrainConfig(
+            algorithm=algorithm, task=self.task, inner_steps=steps, inner_lr=self.inner_lr,
+            outer_lr=self.outer_lr, meta_batch=self.meta_batch, iterations=self.iterations,
+            time_budget=self.time_budget, seed=seed, k_shot=self.k_shot,
+            query_shots=self.query_shots, n_way=self.n_way, data_dir=self.data_dir,
+            eval_tasks=self.eval_tasks, eval_steps=list(self.test_steps),
+            eval_query_shots=self.eval_query_shots, device=self.device,
+            log_every=100, checkpoint_every=500,
+        )
+
+
+def _run_name(algorithm: str, steps: int, seed: int) -> str:
+    return f"{algorithm}-k{steps}-seed{seed}"
+
+
+def run_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[dict]:
+    """Train and evaluate every (algorithm, k, seed) not finished yet; return all records."""
+    out.mkdir(parents=True, exist_ok=True)
+    records_path = out / "runs.jsonl"
+    done = {}
+    if records_path.is_file():
+        for line in records_path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                done[record["name"]] = record
+    grid = [(a, k, s) for a in config.algorithms for k in config.train_steps for s in config.seeds]
+    todo = [cell for cell in grid if _run_name(*cell) not in done]
+    bar = tqdm(todo, disable=not progress, desc="compare", unit="run")
+    for algorithm, steps, seed in bar:
+        name = _run_name(algorithm, steps, seed)
+        bar.set_postfix_str(name)
+        run_dir = out / "runs" / name
+        train_config = config.train_config(algorithm, steps, seed)
+        resume = (run_dir / "checkpoint.pt").is_file()
+        summary = train(train_config, run_dir, resume=resume, overwrite=not resume,
+                        progress=False, evaluate_at_end=False)
+        setup, params, _ = load_run(run_dir)
+        values = evaluate_params(setup, params, per_task=True)
+        torch.save(values, run_dir / "per_task.pt")
+        record = {"name": name, "algorithm": algorithm, "k": steps, "seed": seed,
+                  "iterations": summary["iterations"], "train_seconds": summary["train_seconds"],
+                  "ms_per_iteration": 1e3 * summary["median_seconds_per_iteration"],
+                  **{f"{metric}@{step}": v.double().mean().item()
+                     for step, metrics in values.items() for metric, v in metrics.items()}}
+        with open(records_path, "a") as file:
+            file.write(json.dumps(record) + "\n")
+        done[name] = record
+        _write_csv(out / "runs.csv", list(done.values()))
+    return [done[_run_name(*cell)] for cell in grid]
+
+
+def _write_csv(path: Path, records: list[dict]) -> None:
+    keys = sorted({key for record in records for key in record},
+                  key=lambda k: (k not in ("name", "algorithm", "k", "seed"), k))
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def _fmt(mean: float, half: float, digits: int = 3) -> str:
+    if math.isnan(half):
+        return f"{mean:.{digits}g}"
+    return f"{mean:.{digits}g} ± {half:.2g}"
+
+
+# ---- the five questions -------------------------------------------------------------------
+
+def question1(config: CompareConfig, records: list[dict], metric: str, figures: Path):
+    """Post-adaptation loss by algorithm × k (mean over seeds ± 95% t-interval)."""
+    final = max(config.test_steps)
+    blocks: list = [rpt.heading("1. Second-order vs first-order, as k grows")]
+    header = ["algorithm", "train k"] + [f"{metric} after {s} steps" for s in config.test_steps]
+    rows, curves = [], {}
+    for algorithm in config.algorithms:
+        for k in config.train_steps:
+            runs = [r for r in records if r["algorithm"] == algorithm and r["k"] == k]
+            cells = []
+            for step in config.test_steps:
+                cells.append(_fmt(*mean_ci([r[f"{metric}@{step}"] for r in runs])))
+            rows.append([algorithm, str(k), *cells])
+            curves[(algorithm, k)] = [mean_ci([r[f"{metric}@{s}"] for r in runs])[0]
+                                      for s in config.test_steps]
+    blocks += [rpt.paragraph(
+        f"Held-out query {metric} after test-time SGD steps, mean over {len(config.seeds)} "
+        f"seeds ± 95% t-interval across seeds; every run had "
+        + (f"{config.time_budget:g} s of meta-training (equal compute)." if config.time_budget
+           else f"{config.iterations} meta-iterations (equal iterations).")),
+        rpt.table(header, rows)]
+    path = rpt.line_figure(figures / "q1_steps.png", config.test_steps, curves,
+                           xlabel="test-time steps", ylabel=f"query {metric}",
+                           panels=config.train_steps, panel_name="train k")
+    blocks.append(rpt.image(path, "Query loss against test steps, one panel per training k."))
+    statements = []
+    better = (lambda a, b: a > b) if metric == "accuracy" else (lambda a, b: a < b)
+    for first in ("fomaml", "reptile"):
+        if "maml" not in config.algorithms or first not in config.algorithms:
+            continue
+        gaps = []
+        for k in config.train_steps:
+            exact = {r["seed"]: r[f"{metric}@{final}"] for r in records
+                     if r["algorithm"] == "maml" and r["k"] == k}
+            approx = {r["seed"]: r[f"{metric}@{final}"] for r in records
+                      if r["algorithm"] == first and r["k"] == k}
+            paired = [exact[s] - approx[s] for s in exact if s in approx]
+            mean, half = mean_ci(paired)
+            significant = not math.isnan(half) and abs(mean) > half
+            gaps.append((k, mean, half, significant))
+        parts = []
+        for k, mean, half, significant in gaps:
+            verdict = ("MAML better" if better(mean, 0) else f"{first} better") if significant \
+                else "no difference resolved"
+            parts.append(f"k = {k}: MAML − {first} = {_fmt(mean, half)} ({verdict})")
+        closes = [k for k, _, _, significant in gaps if not significant]
+        tail = (f"; the difference is not resolved from k = {closes[0]} on" if closes
+                and all(not g[3] for g in gaps if g[0] >= closes[0]) else "")
+        statements.append(f"Second order vs {first}, {metric} after {final} test steps, paired "
+                          f"by seed — " + "; ".join(parts) + tail + ".")
+    blocks.append(rpt.bullets(statements))
+    return blocks
+
+
+def question2(config: CompareConfig, records: list[dict], out: Path, metric: str, figures: Path):
+    """Starting loss, loss after j steps, gain, and gain at matched starting loss."""
+    final = max(config.test_steps)
+    blocks: list = [rpt.heading("2. A low-loss θ or an easy-to-optimise θ?")]
+    summary = {}
+    for k in config.train_steps:
+        pre, post = {}, {}
+        for algorithm in config.algorithms:
+            values = [torch.load(out / "runs" / _run_name(algorithm, k, s) / "per_task.pt")
+                      for s in config.seeds]
+            pre[algorithm] = torch.cat([v[0]["loss"] for v in values]).double()
+            post[algorithm] = torch.cat([v[final]["loss"] for v in values]).double()
+        matched = matched_gain(pre, post)
+        summary[k] = (pre, post, matched)
+    header = ["algorithm", "train k", "loss at θ (pre)", f"loss after {final} steps (post)",
+              "gain pre − post", "gain at matched pre-loss"]
+    rows = []
+    for k, (pre, post, matched) in summary.items():
+        for algorithm in config.algorithms:
+            rows.append([algorithm, str(k), _fmt(*mean_ci(pre[algorithm])),
+                         _fmt(*mean_ci(post[algorithm])),
+                         _fmt(*mean_ci(pre[algorithm] - post[algorithm])),
+                         f"{matched['matched'][algorithm]:.3g}"])
+    blocks += [rpt.paragraph(
+        "Loss (mean ± 95% CI over held-out tasks, all seeds pooled) before adaptation, after "
+        f"{final} test steps, and the adaptation gain. The last column controls for the "
+        "starting point: tasks of all θ are pooled and binned by pre-adaptation loss "
+        "(quintiles); within a bin every θ starts equally well, and the column averages each "
+        "θ's mean gain over the bins that all θ populate (at least 5 tasks each)."),
+        rpt.table(header, rows)]
+    k = config.train_steps[0]
+    pre, post, matched = summary[k]
+    path = rpt.bar_figure(figures / "q2_decomposition.png", list(config.algorithms),
+                          {"pre (θ)": [pre[a].mean().item() for a in config.algorithms],
+                           f"post ({final} steps)": [post[a].mean().item() for a in config.algorithms]},
+                          ylabel="query loss", title=f"train k = {k}")
+    blocks.append(rpt.image(path, f"Loss before and after {final} test steps (train k = {k})."))
+    statements = []
+    for k, (pre, post, matched) in summary.items():
+        lowest_pre = min(config.algorithms, key=lambda a: pre[a].mean().item())
+        lowest_post = min(config.algorithms, key=lambda a: post[a].mean().item())
+        raw_gain = max(config.algorithms, key=lambda a: (pre[a] - post[a]).mean().item())
+        easiest = max(config.algorithms, key=lambda a: matched["matched"][a]
+                      if not math.isnan(matched["matched"][a]) else -math.inf)
+        reason = ("its own loss is lowest too" if lowest_post == lowest_pre else
+                  "it adapts best from an equal start" if lowest_post == easiest else
+                  "neither the lowest starting loss nor the largest matched gain alone")
+        statements.append(
+            f"train k = {k}: lowest loss after adaptation — {lowest_post} "
+            f"({post[lowest_post].mean().item():.3g}); lowest loss at θ — {lowest_pre} "
+            f"({pre[lowest_pre].mean().item():.3g}); largest raw gain — {raw_gain}; largest "
+            f"gain at matched starting loss — {easiest} ({matched['matched'][easiest]:.3g}, "
+            f"{matched['bins_used']} bins). So the best post-adaptation θ wins because {reason}.")
+    blocks.append(rpt.bullets(statements))
+    return blocks
+
+
+def _analysis_tasks(setup, config: CompareConfig):
+    generator = torch.Generator().manual_seed(setup.config.eval_seed + 1)
+    return setup.eval_tasks.sample(config.analysis_tasks, generator).to(
+        setup.config.device, setup.config.torch_dtype)
+
+
+def question3(config: CompareConfig, out: Path, figures: Path):
+    """Geometry of the test-time inner paths from each algorithm's θ (seed 0, first k)."""
+    k_train, seed = config.train_steps[0], config.seeds[0]
+    steps = max(config.test_steps)
+    blocks: list = [rpt.heading("3. What the inner paths look like")]
+    names = ["consecutive_cosine", "straightness", "path_length", "displacement",
+             "first_grad_norm", "path_curvature", "top_eigenvalue"]
+    rows, summary = [], {}
+    for algorithm in config.algorithms:
+        setup, params, _ = load_run(out / "runs" / _run_name(algorithm, k_train, seed))
+        tasks = _analysis_tasks(setup, config)
+        model_params, lr = setup.settings.test_time(params)
+        per_task = vmap(lambda task, p=model_params, lr=lr, s=setup: path_metrics(
+            s.loss, p, task, steps, lr, regularization=s.settings.regularization))(tasks)
+        summary[algorithm] = {n: mean_ci(per_task[n]) for n in names}
+        rows.append([algorithm] + [_fmt(*summary[algorithm][n]) for n in names])
+    blocks += [rpt.paragraph(
+        f"{steps} test-time SGD steps on the support sets of {config.analysis_tasks} held-out "
+        f"tasks from each algorithm's θ (train k = {k_train}, seed {seed}); mean ± 95% CI over "
+        "tasks. consecutive_cosine: cosine of successive inner gradients; straightness: "
+        "‖φ − θ‖ / path length; path_curvature: gᵀHg/‖g‖² along each step; top_eigenvalue: "
+        "largest Hessian eigenvalue of the support loss at θ (power iteration)."),
+        rpt.table(["algorithm", *names], rows)]
+    path = rpt.bar_figure(figures / "q3_paths.png", list(config.algorithms),
+                          {n: [summary[a][n][0] for a in config.algorithms]
+                           for n in ("consecutive_cosine", "straightness")},
+                          ylabel="", title="inner-path shape")
+    blocks.append(rpt.image(path, "Consecutive-gradient cosine and straightness per algorithm."))
+    straightest = max(config.algorithms, key=lambda a: summary[a]["straightness"][0])
+    sharpest = max(config.algorithms, key=lambda a: summary[a]["top_eigenvalue"][0])
+    flattest = min(config.algorithms, key=lambda a: summary[a]["top_eigenvalue"][0])
+    blocks.append(rpt.bullets([
+        f"Straightest inner paths from {straightest}'s θ (straightness "
+        f"{summary[straightest]['straightness'][0]:.3f}; 1 is a straight line).",
+        f"Sharpest support-loss curvature at θ: {sharpest} (top eigenvalue "
+        f"{summary[sharpest]['top_eigenvalue'][0]:.3g}); flattest: {flattest} "
+        f"({summary[flattest]['top_eigenvalue'][0]:.3g}).",
+    ]))
+    return blocks
+
+
+def question4(config: CompareConfig, out: Path, figures: Path):
+    """Cosine and norm ratio of approximate meta-gradients to MAML's at the same θ, tasks."""
+    blocks: list = [rpt.heading("4. How faithful is each cheap meta-gradient?")]
+    source = "maml" if "maml" in config.algorithms else config.algorithms[0]
+    setup, params, _ = load_run(out / "runs" / _run_name(source, config.train_steps[0],
+                                                         config.seeds[0]))
+    start = {n: p.to(params[n]) for n, p in initial_params(setup.model).items()}
+    tasks = _analysis_tasks(setup, config)
+    maml = get_algorithm("maml")
+    estimators = [("fomaml", get_algorithm("fomaml"), {}),
+                  ("reptile (support)", get_algorithm("reptile"), {"reptile_data": "support"})]
+    # λ = 0 stands for 1/(kα): (I − αH)^k ≈ (I + kαH)⁻¹, so iMAML with that λ estimates the
+    # same Jacobian as MAML's k steps when kα‖H‖ is small.
+    estimators += [(f"imaml λ={'1/(kα)' if lam == 0 else f'{lam:g}'} cg={cg}",
+                    get_algorithm("imaml"), {"imaml_lambda": lam, "cg_steps": cg})
+                   for lam in config.lambdas for cg in config.cg_steps]
+    rows, curves = [], {}
+    for where, theta in (("θ₀ (initialisation)", start), (f"trained {source} θ", params)):
+        theta = {n: p for n, p in theta.items() if not n.startswith("inner_lr.")}
+        for label, algorithm, extra in estimators:
+            for k in config.fidelity_steps:
+                options = dict(extra)
+                if options.get("imaml_lambda") == 0:
+                    options["imaml_lambda"] = 1.0 / (k * config.inner_lr)
+                settings = algorithm.make_settings(inner_steps=k, inner_lr=config.inner_lr,
+                                                   **options)
+                exact = maml.make_settings(inner_steps=k, inner_lr=config.inner_lr)
+                values = vmap(lambda task, a=algorithm, s=settings, e=exact, t=theta: fidelity(
+                    setup.loss, t, task, a, s, maml, e))(tasks)
+                cosine, ratio = mean_ci(values["cosine"]), mean_ci(values["norm_ratio"])
+                rows.append([where, label, str(k), _fmt(*cosine), _fmt(*ratio)])
+                curves.setdefault((label, where), []).append(cosine[0])
+    blocks += [rpt.paragraph(
+        f"Cosine and norm ratio of each approximate meta-gradient to the exact second-order MAML "
+        f"meta-gradient with the same k and α = {config.inner_lr:g}, on {config.analysis_tasks} "
+        "held-out tasks (mean ± 95% CI). Reptile's θ − φ (support set only) is divided by k·α. "
+        "iMAML solves its own regularised inner problem, so it is exact only in the limit of a "
+        "converged inner solve and small H/λ."),
+        rpt.table(["θ", "estimator", "k", "cosine to MAML", "norm ratio"], rows)]
+    trained = f"trained {source} θ"
+    path = rpt.line_figure(figures / "q4_fidelity.png", config.fidelity_steps,
+                           {label: curves[(label, trained)] for label, _, _ in estimators},
+                           xlabel="inner steps k", ylabel="cosine to exact MAML gradient")
+    blocks.append(rpt.image(path, f"Fidelity against k at the {trained}."))
+    statements = []
+    for label in ("fomaml", "reptile (support)"):
+        values = curves[(label, trained)]
+        statements.append(f"{label}: cosine to MAML's meta-gradient {values[0]:.3f} at k = "
+                          f"{config.fidelity_steps[0]}, {values[-1]:.3f} at k = "
+                          f"{config.fidelity_steps[-1]}.")
+    best = max((label for label, _, _ in estimators if label.startswith("imaml")),
+               key=lambda label: curves[(label, trained)][-1])
+    statements.append(f"Best iMAML setting at k = {config.fidelity_steps[-1]}: {best} "
+                      f"(cosine {curves[(best, trained)][-1]:.3f}).")
+    blocks.append(rpt.bullets(statements))
+    return blocks
+
+
+def question5(config: CompareConfig, figures: Path):
+    """Time and peak memory of one meta-iteration against k (the benchmark's measurement)."""
+    blocks: list = [rpt.heading("5. What each costs as k grows")]
+    train_config = config.train_config("maml", 1, 0)
+    setup = build(train_config)
+    params = initial_params(setup.model)
+    batch = setup.tasks.sample(config.meta_batch, torch.Generator().manual_seed(0)).to(
+        train_config.device, train_config.torch_dtype)
+    rows, times, memory = [], {}, {}
+    for name in config.algorithms:
+        algorithm = get_algorithm(name)
+        for k in config.cost_steps:
+            settings = algorithm.make_settings(inner_steps=k, inner_lr=config.inner_lr)
+            meta = settings.extend(params)
+            result = measure(lambda: meta_gradient(algorithm, setup.loss, meta, batch, settings),
+                             repeats=5, budget=3.0)
+            rows.append([name, str(k), f"{result['median_ms']:.1f}",
+                         f"{result['q25_ms']:.1f}–{result['q75_ms']:.1f}",
+                         f"{result['peak_mib']:.1f}"])
+            times.setdefault(name, []).append(result["median_ms"])
+            memory.setdefault(name, []).append(result["peak_mib"])
+    blocks += [rpt.paragraph(
+        f"One meta-gradient over a meta-batch of {config.meta_batch} tasks (vmap), median of "
+        "up to 5 timed runs after a warm-up, and the peak resident memory above the level "
+        "before (`metazoo.analysis.cost.measure`, also used by `benchmarks/bench.py`)."),
+        rpt.table(["algorithm", "k", "median ms", "IQR ms", "peak MiB"], rows)]
+    path = rpt.line_figure(figures / "q5_time.png", config.cost_steps, times,
+                           xlabel="inner steps k", ylabel="ms per meta-gradient")
+    blocks.append(rpt.image(path, "Time per meta-gradient against k."))
+    ks = config.cost_steps
+    statements = []
+    for name in config.algorithms:
+        series = times[name]
+        growth = series[-1] / series[0] if series[0] > 0 else float("nan")
+        statements.append(f"{name}: {series[0]:.1f} ms at k = {ks[0]}, {series[-1]:.1f} ms at "
+                          f"k = {ks[-1]} (×{growth:.1f}); peak memory {memory[name][0]:.1f} → "
+                          f"{memory[name][-1]:.1f} MiB.")
+    blocks.append(rpt.bullets(statements))
+    return blocks
+
+
+def compare(config: CompareConfig, out: str | Path, progress: bool = True) -> Path:
+    """Run the grid (resuming), then write the report; returns the report's ``index.md``."""
+    out = Path(out)
+    records = run_grid(config, out, progress=progress)
+    metric = "accuracy" if any("accuracy@0" in r for r in records) else "loss"
+    figures = out / "report"
+    figures.mkdir(parents=True, exist_ok=True)
+    blocks: list = [rpt.title(f"metazoo compare: {config.task}"), rpt.paragraph(
+        f"{len(records)} runs: algorithms {', '.join(config.algorithms)}; train k ∈ "
+        f"{config.train_steps}; seeds {config.seeds}. Options: "
+        + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items()) + "."),
+        rpt.paragraph(f"95% intervals: Student t over seeds (question 1) or normal over tasks; "
+                      f"t quantile for {len(config.seeds)} seeds = "
+                      f"{t_quantile(len(config.seeds) - 1):.3f}.")]
+    blocks += question1(config, records, metric, figures)
+    blocks += question2(config, records, out, "loss", figures)
+    blocks += question3(config, out, figures)
+    if "maml" in config.algorithms:
+        blocks += question4(config, out, figures)
+    blocks += question5(config, figures)
+    (figures / "index.md").write_text(rpt.to_markdown(blocks))
+    (figures / "index.html").write_text(rpt.to_html(blocks, f"metazoo compare: {config.task}"))
+    (figures / "summary.json").write_text(json.dumps(
+        {"config": dataclasses.asdict(config), "runs": records}, indent=2) + "\n")
+    return figures / "index.md"
+
+
+def config_from_options(options: dict[str, Any]) -> CompareConfig:
+    return CompareConfig(**options)

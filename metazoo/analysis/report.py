@@ -1,0 +1,132 @@
+"""A report as a list of blocks, rendered to Markdown and to one self-contained HTML page
+(figures embedded), plus the few matplotlib figures the comparison draws."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+Block = tuple
+
+
+def title(text: str) -> Block:
+    return ("title", text)
+
+
+def heading(text: str) -> Block:
+    return ("heading", text)
+
+
+def paragraph(text: str) -> Block:
+    return ("paragraph", text)
+
+
+def bullets(items: Sequence[str]) -> Block:
+    return ("bullets", list(items))
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> Block:
+    return ("table", list(header), [list(r) for r in rows])
+
+
+def image(path: Path, caption: str) -> Block:
+    return ("image", Path(path), caption)
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    lines: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "title":
+            lines += [f"# {block[1]}", ""]
+        elif kind == "heading":
+            lines += [f"## {block[1]}", ""]
+        elif kind == "paragraph":
+            lines += [block[1], ""]
+        elif kind == "bullets":
+            lines += [f"- {item}" for item in block[1]] + [""]
+        elif kind == "table":
+            header, rows = block[1], block[2]
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+        elif kind == "image":
+            lines += [f"![{block[2]}]({block[1].name})", "", f"*{block[2]}*", ""]
+    return "\n".join(lines)
+
+
+def to_html(blocks: list[Block], page_title: str) -> str:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(page_title)}"
+             "</title><style>body{font-family:sans-serif;max-width:70em;margin:2em auto;"
+             "line-height:1.4}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid "
+             "#ccc;padding:.25em .5em;text-align:right}td:first-child,th:first-child{text-align:"
+             "left}img{max-width:100%}</style></head><body>"]
+    for block in blocks:
+        kind = block[0]
+        if kind == "title":
+            parts.append(f"<h1>{html.escape(block[1])}</h1>")
+        elif kind == "heading":
+            parts.append(f"<h2>{html.escape(block[1])}</h2>")
+        elif kind == "paragraph":
+            parts.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "bullets":
+            parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block[1])
+                         + "</ul>")
+        elif kind == "table":
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in block[1])
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                           for row in block[2])
+            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        elif kind == "image":
+            data = base64.b64encode(block[1].read_bytes()).decode()
+            parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='"
+                         f"{html.escape(block[2])}'><figcaption>{html.escape(block[2])}"
+                         "</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def line_figure(path: Path, xs, curves: dict, *, xlabel: str, ylabel: str,
+                panels: Sequence | None = None, panel_name: str = "") -> Path:
+    """Lines ``curves[label] = ys`` (or ``curves[(label, panel)]`` with ``panels``)."""
+    panels = list(panels) if panels else [None]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for axis, panel in zip(axes[0], panels):
+        for key, ys in curves.items():
+            label, where = (key if panel is not None else (key, None))
+            if where == panel:
+                axis.plot(list(xs), ys, marker="o", label=str(label))
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(ylabel)
+        if panel is not None:
+            axis.set_title(f"{panel_name} = {panel}")
+        axis.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
+
+
+def bar_figure(path: Path, names: Sequence[str], series: dict[str, Sequence[float]], *,
+               ylabel: str, title: str) -> Path:
+    """Grouped bars: one group per name, one bar per series."""
+    figure, axis = plt.subplots(figsize=(max(5, 1.1 * len(names)), 3.8))
+    width = 0.8 / max(1, len(series))
+    for index, (label, values) in enumerate(series.items()):
+        axis.bar([i + index * width for i in range(len(names))], values, width, label=label)
+    axis.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=20)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
