@@ -1,5 +1,6 @@
 """Analysis metrics against values computed by hand on quadratics."""
 
+import itertools
 import math
 
 import numpy as np
@@ -39,7 +40,7 @@ def test_path_metrics_on_a_quadratic():
     loss, params, task, hessian, x, y = quadratic_task()
     metrics = path_metrics(loss, params, task, steps=3, lr=0.1)
     grads, iterates = hand_path(params, hessian, x, y, 3, 0.1)
-    cosines = [g1 @ g2 / np.linalg.norm(g1) / np.linalg.norm(g2) for g1, g2 in zip(grads, grads[1:])]
+    cosines = [g1 @ g2 / np.linalg.norm(g1) / np.linalg.norm(g2) for g1, g2 in itertools.pairwise(grads)]
     length = sum(0.1 * np.linalg.norm(g) for g in grads)
     displacement = np.linalg.norm(iterates[-1] - iterates[0])
     curvature = np.mean([g @ hessian.numpy() @ g / (g @ g) for g in grads])

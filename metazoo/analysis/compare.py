@@ -309,11 +309,11 @@ def question3(config: CompareConfig, out: Path, figures: Path):
     sharpest = max(config.algorithms, key=lambda a: summary[a]["top_eigenvalue"][0])
     flattest = min(config.algorithms, key=lambda a: summary[a]["top_eigenvalue"][0])
     blocks.append(rpt.bullets([
-        f"Straightest inner paths from {straightest}'s θ (straightness "
-        f"{summary[straightest]['straightness'][0]:.3f}; 1 is a straight line).",
-        f"Sharpest support-loss curvature at θ: {sharpest} (top eigenvalue "
+        (f"Straightest inner paths from {straightest}'s θ (straightness "
+        f"{summary[straightest]['straightness'][0]:.3f}; 1 is a straight line)."),
+        (f"Sharpest support-loss curvature at θ: {sharpest} (top eigenvalue "
         f"{summary[sharpest]['top_eigenvalue'][0]:.3g}); flattest: {flattest} "
-        f"({summary[flattest]['top_eigenvalue'][0]:.3g}).",
+        f"({summary[flattest]['top_eigenvalue'][0]:.3g})."),
     ]))
     return blocks
 
@@ -390,8 +390,8 @@ def question5(config: CompareConfig, figures: Path):
         for k in config.cost_steps:
             settings = algorithm.make_settings(inner_steps=k, inner_lr=config.inner_lr)
             meta = settings.extend(params)
-            result = measure(lambda: meta_gradient(algorithm, setup.loss, meta, batch, settings),
-                             repeats=5, budget=3.0)
+            result = measure(lambda a=algorithm, m=meta, s=settings: meta_gradient(
+                a, setup.loss, m, batch, s), repeats=5, budget=3.0)
             rows.append([name, str(k), f"{result['median_ms']:.1f}",
                          f"{result['q25_ms']:.1f}–{result['q75_ms']:.1f}",
                          f"{result['peak_mib']:.1f}"])

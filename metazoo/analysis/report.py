@@ -62,11 +62,11 @@ def to_markdown(blocks: list[Block]) -> str:
 
 
 def to_html(blocks: list[Block], page_title: str) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(page_title)}"
+    parts = [(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(page_title)}"
              "</title><style>body{font-family:sans-serif;max-width:70em;margin:2em auto;"
              "line-height:1.4}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid "
              "#ccc;padding:.25em .5em;text-align:right}td:first-child,th:first-child{text-align:"
-             "left}img{max-width:100%}</style></head><body>"]
+             "left}img{max-width:100%}</style></head><body>")]
     for block in blocks:
         kind = block[0]
         if kind == "title":
