@@ -372,7 +372,8 @@ def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = N
         setup.loss, model_params, tasks.to(config.device, config.torch_dtype),
         steps=list(steps or config.eval_steps), inner_lr=inner_lr,
         regularization=setup.settings.regularization, predict=setup.predict,
-        strategy=setup.strategy, chunk_size=config.chunk_size or None,
+        # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
+        strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
     )
 
 
