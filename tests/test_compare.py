@@ -7,7 +7,8 @@ from metazoo.cli import main
 TINY = ["--algorithms", "maml", "fomaml", "reptile", "imaml", "--train-steps", "1", "2",
         "--seeds", "0", "1", "--iterations", "15", "--meta-batch", "4", "--eval-tasks", "24",
         "--analysis-tasks", "6", "--test-steps", "0", "1", "3", "--fidelity-steps", "1", "2",
-        "--cg-steps", "1", "3", "--lambdas", "0", "2", "--cost-steps", "1", "2", "--no-progress"]
+        "--cg-steps", "1", "3", "--lambdas", "0", "2", "--cost-steps", "1", "2",
+        "--toy-iterations", "5", "--no-progress"]
 
 
 def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
@@ -24,10 +25,10 @@ def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
     assert all(r["iterations"] == 15 for r in records)
     report = out / "report"
     for figure in ("q1_steps.png", "q2_decomposition.png", "q3_paths.png", "q4_fidelity.png",
-                   "q5_time.png"):
+                   "q5_time.png", "toy_landscape.png"):
         assert (report / figure).read_bytes()[:4] == b"\x89PNG"
     html = (report / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 6
     assert "MAML − fomaml" in (report / "index.md").read_text()
     assert (out / "runs.csv").read_text().count("\n") == 17
 

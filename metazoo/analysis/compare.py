@@ -31,6 +31,7 @@ from metazoo.analysis import report as rpt
 from metazoo.analysis.cost import measure
 from metazoo.analysis.metrics import fidelity, path_metrics
 from metazoo.analysis.stats import matched_gain, mean_ci, t_quantile
+from metazoo.analysis.toy import toy_blocks
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.train import build, evaluate_params, load_run, train
 from metazoo.models import initial_params
@@ -52,7 +53,7 @@ class CompareConfig:
     algorithms: list = _option(list(DEFAULT_ALGORITHMS), "algorithms to compare")
     train_steps: list = _option([1, 5], "inner steps k while meta-training (one run each)")
     seeds: list = _option([0, 1, 2], "seeds (one run each)")
-    iterations: int = _option(1500, "meta-iterations of every run (equal iterations)")
+    iterations: int = _option(1000, "meta-iterations of every run (equal iterations)")
     time_budget: float = _option(0.0, "seconds of meta-training per run instead (equal compute)")
     meta_batch: int = _option(25, "tasks per meta-iteration")
     inner_lr: float = _option(0.01, "inner step size α (training and test)")
@@ -70,6 +71,7 @@ class CompareConfig:
     lambdas: list = _option([0.0, 2.0], "iMAML λ of the fidelity comparison (0: 1/(kα), "
                                          "which matches MAML's k steps to first order)")
     cost_steps: list = _option([1, 5, 10, 20], "k of the cost measurements")
+    toy_iterations: int = _option(300, "meta-iterations of the 2-D picture (0: no picture)")
     device: str = _option("cpu", "torch device")
 
     def __post_init__(self) -> None:
@@ -437,6 +439,8 @@ def compare(config: CompareConfig, out: str | Path, progress: bool = True) -> Pa
     if "maml" in config.algorithms:
         blocks += question4(config, out, figures)
     blocks += question5(config, figures)
+    if config.toy_iterations:
+        blocks += toy_blocks(figures, config.toy_iterations)
     (figures / "index.md").write_text(rpt.to_markdown(blocks))
     (figures / "index.html").write_text(rpt.to_html(blocks, f"metazoo compare: {config.task}"))
     (figures / "summary.json").write_text(json.dumps(

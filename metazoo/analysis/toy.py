@@ -1,0 +1,124 @@
+"""A two-parameter task family whose loss surfaces can be drawn.
+
+Tasks are 1-D linear regressions y = w·x + ε (w ~ N(2, 1.5²)) fitted by a model with a
+weight and a bias, so θ is a point in the plane. The figure shows, over that plane, the
+mean loss at θ itself (what joint training minimises) beside the mean loss after k inner
+steps from θ (what MAML minimises), where each algorithm's θ ends up after meta-training
+from the same start, its outer trajectory, and the inner paths of a few tasks from MAML's θ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.func import vmap
+
+from metazoo.algorithms import get_algorithm, meta_gradient
+from metazoo.analysis import report as rpt
+from metazoo.core import adapt
+from metazoo.models import make_loss
+from metazoo.tasks import LinearRegression
+
+TASKS = LinearRegression(dim=1, k_shot=5, query_shots=5, weight_mean=2.0, weight_scale=1.5,
+                         noise=0.1)
+START = {"weight": torch.tensor([[-2.0]]), "bias": torch.tensor([2.0])}
+
+
+def train_toy(algorithm: str, steps: int, inner_lr: float, iterations: int, seed: int = 0):
+    """Meta-train θ ∈ R² from :data:`START`; returns the outer trajectory ``[iterations+1, 2]``."""
+    loss = make_loss(nn.Linear(1, 1))
+    settings = get_algorithm(algorithm).make_settings(inner_steps=steps, inner_lr=inner_lr)
+    params = {n: p.clone() for n, p in START.items()}
+    optimizer = torch.optim.Adam(params.values(), lr=0.05)
+    generator = torch.Generator().manual_seed(seed)
+    path = [torch.cat([params["weight"].flatten(), params["bias"]])]
+    for _ in range(iterations):
+        grads, _ = meta_gradient(algorithm, loss, params, TASKS.sample(16, generator), settings)
+        for name, p in params.items():
+            p.grad = grads[name]
+        optimizer.step()
+        path.append(torch.cat([params["weight"].flatten(), params["bias"]]))
+    return torch.stack(path)
+
+
+def surfaces(steps: int, inner_lr: float, grid: int = 60, num_tasks: int = 200):
+    """Mean loss at θ and after ``steps`` inner steps, over a grid of θ = (w, b)."""
+    loss = make_loss(nn.Linear(1, 1))
+    tasks = TASKS.sample(num_tasks, torch.Generator().manual_seed(123))
+    weights = torch.linspace(-3, 5, grid)
+    biases = torch.linspace(-3, 3, grid)
+    w, b = torch.meshgrid(weights, biases, indexing="xy")  # [grid, grid]
+
+    def at(theta_w, theta_b):
+        theta = {"weight": theta_w.reshape(1, 1), "bias": theta_b.reshape(1)}
+
+        def one(task):
+            adapted = adapt(loss, theta, task.support_x, task.support_y, steps, inner_lr).params
+            return (loss(theta, task.query_x, task.query_y),
+                    loss(adapted, task.query_x, task.query_y))
+
+        pre, post = vmap(one)(tasks)
+        return pre.mean(), post.mean()
+
+    pre, post = vmap(vmap(at))(w, b)
+    return weights, biases, pre, post
+
+
+def inner_paths(theta: torch.Tensor, steps: int, inner_lr: float, count: int = 3):
+    """Iterates ``[count, steps+1, 2]`` of the inner loop from θ on a few tasks."""
+    loss = make_loss(nn.Linear(1, 1))
+    tasks = TASKS.sample(count, torch.Generator().manual_seed(7))
+    paths = []
+    for index in range(count):
+        task = tasks.task(index)
+        current = {"weight": theta[:1].reshape(1, 1), "bias": theta[1:]}
+        points = [theta]
+        for _ in range(steps):  # one step at a time through the one inner loop, to draw it
+            current = adapt(loss, current, task.support_x, task.support_y, 1, inner_lr).params
+            points.append(torch.cat([current["weight"].flatten(), current["bias"]]))
+        paths.append(torch.stack(points))
+    return torch.stack(paths)
+
+
+def toy_figure(path: Path, algorithms=("joint", "maml", "fomaml", "reptile", "imaml"),
+               steps: int = 3, inner_lr: float = 0.3, iterations: int = 300) -> dict:
+    """Draw the picture; returns each algorithm's final θ."""
+    import matplotlib.pyplot as plt
+
+    trajectories = {a: train_toy(a, steps, inner_lr, iterations) for a in algorithms}
+    weights, biases, pre, post = surfaces(steps, inner_lr)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for axis, surface, label in ((axes[0], pre, "mean loss at θ (before adaptation)"),
+                                 (axes[1], post, f"mean loss after {steps} inner steps")):
+        levels = torch.quantile(surface.flatten(), torch.linspace(0.0, 0.9, 15)).unique()
+        contour = axis.contourf(weights, biases, surface, levels=levels.numpy(), cmap="viridis")
+        figure.colorbar(contour, ax=axis)
+        for algorithm, trajectory in trajectories.items():
+            axis.plot(trajectory[:, 0], trajectory[:, 1], lw=1)
+            axis.plot(trajectory[-1, 0], trajectory[-1, 1], "o", label=algorithm)
+        axis.set_title(label)
+        axis.set_xlabel("weight")
+        axis.set_ylabel("bias")
+    if "maml" in trajectories:
+        for inner in inner_paths(trajectories["maml"][-1], steps, inner_lr):
+            axes[1].plot(inner[:, 0], inner[:, 1], "w.-", lw=0.8)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return {a: t[-1].tolist() for a, t in trajectories.items()}
+
+
+def toy_blocks(figures: Path, iterations: int, steps: int = 3, inner_lr: float = 0.3) -> list:
+    final = toy_figure(figures / "toy_landscape.png", steps=steps, inner_lr=inner_lr,
+                       iterations=iterations)
+    return [rpt.heading("A picture: where each θ ends up on a drawable task family"),
+            rpt.paragraph(__doc__.split("\n\n")[1].replace("\n", " ")
+                          + f" Here: {iterations} meta-iterations, k = {steps}, α = {inner_lr}."),
+            rpt.image(figures / "toy_landscape.png",
+                      "Left: mean loss at θ; right: mean loss after the inner steps. Lines: "
+                      "outer trajectories from the same start; dots: final θ; white: inner "
+                      "paths of three tasks from MAML's θ."),
+            rpt.bullets([f"{a}: θ = (w {w:.2f}, b {b:.2f})" for a, (w, b) in final.items()])]
