@@ -109,7 +109,8 @@ def run_config(work: str, variant: str, k: int, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", default=["S", "O"], choices=["S", "O"])
-    parser.add_argument("--algorithms", nargs="+", default=list(VARIANTS),
+    parser.add_argument("--algorithms", nargs="+",
+                        default=["joint", "maml", "maml-recompute", "fomaml", "reptile", "imaml"],
                         choices=list(VARIANTS))
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 20])
     parser.add_argument("--repeats", type=int, default=7, help="timed iterations at most")
