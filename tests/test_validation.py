@@ -125,7 +125,7 @@ FIELDS = ["inner_steps", "inner_lr", "meta_batch", "iterations", "k_shot", "quer
           "outer_lr", "chunk_size", "eval_tasks", "time_budget", "n_way", "log_every"]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.dictionaries(st.sampled_from(FIELDS), numbers, max_size=5),
        st.sampled_from(["joint", "maml", "fomaml", "reptile", "imaml", "nope"]))
 def test_any_config_is_accepted_or_refused_with_value_error(options, algorithm):
@@ -137,7 +137,7 @@ def test_any_config_is_accepted_or_refused_with_value_error(options, algorithm):
     assert config.algorithm == algorithm
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(algorithm=st.sampled_from(["joint", "maml", "fomaml", "reptile", "imaml"]),
        task=st.sampled_from(["sinusoid", "linear"]),
        inner_steps=st.integers(0, 3), inner_lr=st.floats(1e-4, 10.0),

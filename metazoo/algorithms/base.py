@@ -18,6 +18,30 @@ MetaGradient = Callable[
 ]
 
 
+def check_field_types(instance) -> None:
+    """Raise a clear ``ValueError`` for any field whose value is not of its default's type
+    (ints where ints are expected, numbers where floats are, lists of ints, …)."""
+    for spec in dataclasses.fields(instance):
+        if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            continue
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        value = getattr(instance, spec.name)
+        flag = "--" + spec.name.replace("_", "-")
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, (list, dict, str)):
+            ok = isinstance(value, type(default))
+        else:
+            ok = True
+        if not ok:
+            raise ValueError(f"{spec.name} must be of type {type(default).__name__}, got "
+                             f"{value!r} ({flag})")
+
+
 def option(default, help: str):
     """A settings field with a ``--help`` line (the CLI builds its flags from these)."""
     return field(default=default, metadata={"help": help})
@@ -35,6 +59,7 @@ class InnerLoop:
     inner_lr: float = option(0.01, "inner SGD step size α")
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not isinstance(self.inner_steps, int) or self.inner_steps < 0:
             raise ValueError(
                 f"inner_steps must be an integer >= 0, got {self.inner_steps!r} (--inner-steps)"

@@ -27,6 +27,7 @@ from torch.func import vmap
 from tqdm import tqdm
 
 from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
+from metazoo.algorithms.base import check_field_types
 from metazoo.analysis import report as rpt
 from metazoo.analysis.cost import measure
 from metazoo.analysis.metrics import fidelity, path_metrics
@@ -75,6 +76,7 @@ class CompareConfig:
     device: str = _option("cpu", "torch device")
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         unknown = [a for a in self.algorithms if a not in ALGORITHMS]
         if unknown:
             raise ValueError(f"unknown algorithm(s) {', '.join(unknown)}; choose from: "

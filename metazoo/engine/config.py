@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from metazoo.algorithms import get_algorithm
-from metazoo.algorithms.base import InnerLoop
+from metazoo.algorithms.base import InnerLoop, check_field_types
 from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
 
@@ -69,6 +69,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r} "
                                  f"(--{name.replace('_', '-')})")
 
+        check_field_types(self)
         get_algorithm(self.algorithm)
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of: {', '.join(sorted(TASKS))}")
