@@ -72,7 +72,9 @@ def run(suite: dict, name: str, args) -> dict:
         print(f"{name}: done in {time.time() - began:.0f} s", flush=True)
     result = json.loads((out / "results.json").read_text())
     entry = {"name": name, "main": result["evaluation"], "config": result["config"],
-             "iterations": result.get("iterations"), "train_seconds": result.get("train_seconds"),
+             # results written before the field existed ran exactly the configured count
+             "iterations": result.get("iterations") or result["config"]["iterations"],
+             "train_seconds": result.get("train_seconds"),
              "median_seconds_per_iteration": result["median_seconds_per_iteration"]}
     if suite["extra_eval"]:
         extra = out / "eval-extra.json"
