@@ -92,13 +92,17 @@ def run_config(work: str, variant: str, k: int, args) -> dict:
             p.grad = g
         base_optimizer.step()
 
-    # Same numbers: both meta-gradients at the same θ₀ before any step.
-    fast_grads, _ = meta_gradient(algorithm, loss, params, batch, settings, strategy=strategy)
-    base_grads = baseline.meta_gradient(base_params, batch)
-    scale = max(g.abs().max().item() for g in base_grads)
-    error = max((fast_grads[n] - g).abs().max().item() for n, g in zip(params, base_grads))
-
-    baseline_result = measure(base_step, args.repeats, args.budget)
+    scale = error = float("nan")
+    if not args.no_baseline:
+        # Same numbers: both meta-gradients at the same θ₀ before any step.
+        fast_grads, _ = meta_gradient(algorithm, loss, params, batch, settings, strategy=strategy)
+        base_grads = baseline.meta_gradient(base_params, batch)
+        scale = max(g.abs().max().item() for g in base_grads)
+        error = max((fast_grads[n] - g).abs().max().item() for n, g in zip(params, base_grads))
+    nothing = {"median_ms": float("nan"), "q25_ms": float("nan"), "q75_ms": float("nan"),
+               "repeats": 0, "peak_mib": float("nan")}
+    baseline_result = nothing if args.no_baseline else measure(base_step, args.repeats,
+                                                               args.budget)
     fast_result = measure(fast_step, args.repeats, args.budget)
     return {"workload": work, "algorithm": variant, "k": k, "strategy": strategy,
             "metazoo": fast_result, "baseline": baseline_result,
@@ -117,6 +121,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=10.0,
                         help="seconds of timed iterations per measurement (at least 2 run)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="measure metazoo alone (time and memory of slow workloads)")
     parser.add_argument("--strategy", choices=["vmap", "loop"], default=None,
                         help="metazoo's strategy (default: vmap for S, loop for O, the choices "
                              "`--strategy auto` makes on this machine)")

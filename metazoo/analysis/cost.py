@@ -34,14 +34,16 @@ def _reset_peak() -> bool:
 
 
 def measure(step: Callable[[], object], repeats: int = 5, budget: float = 10.0) -> dict:
-    """Run ``step`` once to warm up, then up to ``repeats`` times (at least twice, fewer if
-    past ``budget`` seconds). Returns median and quartiles in ms, and peak MiB."""
+    """Run ``step`` once to warm up, then up to ``repeats`` times (at least
+    ``min(2, repeats)``, fewer if past ``budget`` seconds). Returns median and quartiles in ms,
+    and peak MiB."""
     can_reset = _reset_peak()
     before = _kib("VmRSS")
     step()
     times: list[float] = []
     began = time.perf_counter()
-    while len(times) < repeats and (len(times) < 2 or time.perf_counter() - began < budget):
+    while len(times) < repeats and (len(times) < min(2, repeats)
+                                    or time.perf_counter() - began < budget):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
