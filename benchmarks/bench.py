@@ -14,6 +14,11 @@ same meta-gradient. Workloads:
 
     python benchmarks/bench.py                     # everything, writes results/bench.{json,md}
     python benchmarks/bench.py --workloads S --ks 1 5
+
+Peak memory is a per-process high-water mark: freed memory stays with the process, so a row
+measured after a larger one in the same process can read too low. For memory comparisons run
+each row in its own process (one algorithm and one k per command), as results/bench-O-memory.md
+does.
 """
 
 from __future__ import annotations
