@@ -103,7 +103,10 @@ class CompareConfig:
             query_shots=self.query_shots, n_way=self.n_way, data_dir=self.data_dir,
             eval_tasks=self.eval_tasks, eval_steps=list(self.test_steps),
             eval_query_shots=self.eval_query_shots, device=self.device,
-            log_every=100, checkpoint_every=500,
+            log_every=1, checkpoint_every=500,
+            # One diverging method must not stop the sweep: its non-finite batches are dropped
+            # and counted (skipped_batches in runs.jsonl), which is itself a finding.
+            skip_nonfinite=True,
         )
 
 
@@ -135,9 +138,12 @@ def run_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[di
         setup, params, _ = load_run(run_dir)
         values = evaluate_params(setup, params, per_task=True)
         torch.save(values, run_dir / "per_task.pt")
+        skipped = sum(json.loads(line)["skipped"]
+                      for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip())
         record = {"name": name, "algorithm": algorithm, "k": steps, "seed": seed,
                   "iterations": summary["iterations"], "train_seconds": summary["train_seconds"],
                   "ms_per_iteration": 1e3 * summary["median_seconds_per_iteration"],
+                  "skipped_batches": skipped,
                   **{f"{metric}@{step}": v.double().mean().item()
                      for step, metrics in values.items() for metric, v in metrics.items()}}
         with open(records_path, "a") as file:
