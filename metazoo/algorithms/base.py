@@ -43,7 +43,13 @@ def check_field_types(instance) -> None:
 
 
 def option(default, help: str):
-    """A settings field with a ``--help`` line (the CLI builds its flags from these)."""
+    """A settings field with a ``--help`` line (the CLI builds its flags from these).
+
+    Mutable defaults (lists, dicts) get a factory, so instances never share them.
+    """
+    if isinstance(default, (list, tuple, dict)):
+        kind = list if isinstance(default, tuple) else type(default)
+        return field(default_factory=lambda: kind(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
 
 

@@ -18,16 +18,15 @@ import csv
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.func import vmap
 from tqdm import tqdm
 
 from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
-from metazoo.algorithms.base import check_field_types
+from metazoo.algorithms.base import check_field_types, option
 from metazoo.analysis import report as rpt
 from metazoo.analysis.cost import measure
 from metazoo.analysis.metrics import fidelity, path_metrics
@@ -40,40 +39,34 @@ from metazoo.models import initial_params
 DEFAULT_ALGORITHMS = ("joint", "maml", "fomaml", "reptile", "imaml", "anil", "metasgd")
 
 
-def _option(default, help: str):
-    if isinstance(default, (list, tuple)):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass(frozen=True)
 class CompareConfig:
     """Options of ``metazoo compare`` (defaults: sinusoid, about 10 minutes on 2 cores)."""
 
-    task: str = _option("sinusoid", "task family")
-    algorithms: list = _option(list(DEFAULT_ALGORITHMS), "algorithms to compare")
-    train_steps: list = _option([1, 5], "inner steps k while meta-training (one run each)")
-    seeds: list = _option([0, 1, 2], "seeds (one run each)")
-    iterations: int = _option(1000, "meta-iterations of every run (equal iterations)")
-    time_budget: float = _option(0.0, "seconds of meta-training per run instead (equal compute)")
-    meta_batch: int = _option(25, "tasks per meta-iteration")
-    inner_lr: float = _option(0.01, "inner step size α (training and test)")
-    outer_lr: float = _option(1e-3, "Adam step size")
-    k_shot: int = _option(10, "support examples per task (per class)")
-    query_shots: int = _option(10, "query examples per task (per class)")
-    n_way: int = _option(5, "classes per task (classification)")
-    data_dir: str = _option("", "data folder (Omniglot)")
-    test_steps: list = _option([0, 1, 2, 5, 10], "test-time steps to report after")
-    eval_tasks: int = _option(300, "held-out tasks per run")
-    eval_query_shots: int = _option(0, "query examples per held-out task (0: as query_shots)")
-    analysis_tasks: int = _option(100, "held-out tasks for path and fidelity measurements")
-    fidelity_steps: list = _option([1, 2, 5, 10], "k of the fidelity comparison")
-    cg_steps: list = _option([1, 5, 10], "iMAML CG steps of the fidelity comparison")
-    lambdas: list = _option([0.0, 2.0], "iMAML λ of the fidelity comparison (0: 1/(kα), "
+    task: str = option("sinusoid", "task family")
+    algorithms: list = option(list(DEFAULT_ALGORITHMS), "algorithms to compare")
+    train_steps: list = option([1, 5], "inner steps k while meta-training (one run each)")
+    seeds: list = option([0, 1, 2], "seeds (one run each)")
+    iterations: int = option(1000, "meta-iterations of every run (equal iterations)")
+    time_budget: float = option(0.0, "seconds of meta-training per run instead (equal compute)")
+    meta_batch: int = option(25, "tasks per meta-iteration")
+    inner_lr: float = option(0.01, "inner step size α (training and test)")
+    outer_lr: float = option(1e-3, "Adam step size")
+    k_shot: int = option(10, "support examples per task (per class)")
+    query_shots: int = option(10, "query examples per task (per class)")
+    n_way: int = option(5, "classes per task (classification)")
+    data_dir: str = option("", "data folder (Omniglot)")
+    test_steps: list = option([0, 1, 2, 5, 10], "test-time steps to report after")
+    eval_tasks: int = option(300, "held-out tasks per run")
+    eval_query_shots: int = option(0, "query examples per held-out task (0: as query_shots)")
+    analysis_tasks: int = option(100, "held-out tasks for path and fidelity measurements")
+    fidelity_steps: list = option([1, 2, 5, 10], "k of the fidelity comparison")
+    cg_steps: list = option([1, 5, 10], "iMAML CG steps of the fidelity comparison")
+    lambdas: list = option([0.0, 2.0], "iMAML λ of the fidelity comparison (0: 1/(kα), "
                                          "which matches MAML's k steps to first order)")
-    cost_steps: list = _option([1, 5, 10, 20], "k of the cost measurements")
-    toy_iterations: int = _option(300, "meta-iterations of the 2-D picture (0: no picture)")
-    device: str = _option("cpu", "torch device")
+    cost_steps: list = option([1, 5, 10, 20], "k of the cost measurements")
+    toy_iterations: int = option(300, "meta-iterations of the 2-D picture (0: no picture)")
+    device: str = option("cpu", "torch device")
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -454,7 +447,3 @@ def compare(config: CompareConfig, out: str | Path, progress: bool = True) -> Pa
     (figures / "summary.json").write_text(json.dumps(
         {"config": dataclasses.asdict(config), "runs": records}, indent=2) + "\n")
     return figures / "index.md"
-
-
-def config_from_options(options: dict[str, Any]) -> CompareConfig:
-    return CompareConfig(**options)

@@ -5,23 +5,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from metazoo.algorithms import get_algorithm
-from metazoo.algorithms.base import InnerLoop, check_field_types
+from metazoo.algorithms.base import InnerLoop, check_field_types, option
 from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
-
-
-def option(default, help: str):
-    """A config field with its ``--help`` line (the CLI builds flags from these)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
 
 #: Default model for each built-in task.
 DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride"}
