@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -210,6 +211,18 @@ def test_time_budget_stops_early_and_records_it(tmp_path):
     assert results["train_seconds"] >= 0.5
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert state["iteration"] == summary["iterations"]
+
+
+def test_cpu_budget_clock_counts_process_time(tmp_path, monkeypatch):
+    # A fake CPU clock that advances one second per reading: every iteration reads it twice
+    # (start, end), so a budget of 3 CPU seconds stops after exactly 3 iterations whatever
+    # the wall clock says.
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(time, "process_time", lambda: float(next(ticks)))
+    config = TrainConfig(**{**TINY, "iterations": 1000, "time_budget": 3.0, "budget_clock": "cpu"})
+    summary = train(config, tmp_path / "run", progress=False, evaluate_at_end=False)
+    assert summary["iterations"] == 3
+    assert summary["train_seconds"] == 3.0
 
 
 def test_auto_strategy_is_measured_stored_and_kept_on_resume(tmp_path):

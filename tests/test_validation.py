@@ -33,6 +33,7 @@ CASES = [
     (["--n-way", "0"], "n_way must be a positive integer"),
     (["--dtype", "float16"], "dtype must be float32 or float64"),
     (["--time-budget", "-5"], "time_budget must be >= 0 seconds"),
+    (["--budget-clock", "gpu"], "budget_clock must be wall or cpu"),
     (["--algorithm", "imaml", "--imaml-lambda", "0"], "imaml_lambda must be > 0"),
     (["--algorithm", "imaml", "--cg-steps", "0"], "cg_steps must be an integer >= 1"),
     (["--algorithm", "imaml", "--cg-damping", "-1"], "cg_damping must be >= 0"),

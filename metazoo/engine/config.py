@@ -40,6 +40,9 @@ class TrainConfig:
     meta_batch: int = option(25, "tasks per meta-iteration")
     iterations: int = option(10_000, "meta-iterations (at most, with --time-budget)")
     time_budget: float = option(0.0, "stop once meta-training has taken this many seconds (0: none)")
+    budget_clock: str = option(
+        "wall", "what --time-budget counts: wall (elapsed) or cpu (this process's CPU seconds, "
+        "all threads; fair when other jobs share the machine)")
     seed: int = option(0, "seed of the training task stream and of θ₀")
     device: str = option("cpu", "torch device, e.g. cpu or cuda")
     dtype: str = option("float32", "float32 or float64")
@@ -82,6 +85,8 @@ class TrainConfig:
             raise ValueError(f"strategy must be one of vmap, loop, auto; got {self.strategy!r}")
         if not (math.isfinite(self.time_budget) and self.time_budget >= 0):
             raise ValueError(f"time_budget must be >= 0 seconds, got {self.time_budget!r} (--time-budget)")
+        if self.budget_clock not in ("wall", "cpu"):
+            raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r} (--budget-clock)")
         if self.chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0 (0 means no chunking), got {self.chunk_size}")
         if self.dtype not in ("float32", "float64"):

@@ -273,8 +273,10 @@ def train(
                unit="it")
     log = open(out / LOG, "a") if lead else None  # noqa: SIM115 - closed in finally
     try:
+        clock = time.process_time if config.budget_clock == "cpu" else time.perf_counter
         for iteration in bar:
             began = time.perf_counter()
+            began_budget = clock()
             # Every rank draws the whole global batch, so the stream is the same for any
             # number of processes, then keeps its own share.
             batch = setup.tasks.sample(config.meta_batch, generator)
@@ -299,7 +301,7 @@ def train(
             optimizer.step()
             scheduler.step()
             seconds.append(time.perf_counter() - began)
-            trained_seconds += seconds[-1]
+            trained_seconds += clock() - began_budget
             done = iteration + 1
             out_of_time = bool(config.time_budget) and trained_seconds >= config.time_budget
             if ranks.world > 1 and config.time_budget:
