@@ -31,6 +31,9 @@ def _add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default
     if isinstance(default, bool):
         parser.add_argument(_flag(spec.name), action=argparse.BooleanOptionalAction,
                             default=argparse.SUPPRESS, help=help_text)
+    elif isinstance(default, dict):
+        parser.add_argument(_flag(spec.name), type=_json_object, default=argparse.SUPPRESS,
+                            metavar="JSON", help=help_text)
     elif isinstance(default, list):
         kind = type(default[0]) if default else int
         parser.add_argument(_flag(spec.name), type=kind, nargs="+", default=argparse.SUPPRESS,
@@ -43,6 +46,16 @@ def _add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default
         elif spec.name == "task":
             kwargs["choices"] = sorted(TASKS)
         parser.add_argument(_flag(spec.name), **kwargs)
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}); write e.g. '{{\"cg_damping\": 1}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"cg_damping\": 1}}', got {text!r}")
+    return value
 
 
 def _algorithm_fields() -> dict[str, tuple[dataclasses.Field, Any]]:

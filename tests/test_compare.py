@@ -1,7 +1,11 @@
 """``metazoo compare`` end to end on a tiny grid: report, figures, resume without retraining."""
 
+import dataclasses
 import json
 
+import pytest
+
+from metazoo.analysis.compare import CompareConfig, run_grid
 from metazoo.cli import main
 
 TINY = ["--algorithms", "maml", "fomaml", "reptile", "imaml", "--train-steps", "1", "2",
@@ -48,3 +52,29 @@ def test_compare_refuses_bad_options(capsys):
     assert main(["compare", "--algorithms", "maml", "nope"]) == 2
     assert "unknown algorithm(s) nope" in capsys.readouterr().err
     assert main(["compare", "--seeds"]) == 2
+    assert main(["compare", "--algorithm-options", "{\"cg_damping\": 1"]) == 2
+    assert "not JSON" in capsys.readouterr().err
+    assert main(["compare", "--algorithms", "maml", "--algorithm-options",
+                 "{\"cg_damping\": 1.0}"]) == 2
+    assert "no algorithm compared (maml) has such an option" in capsys.readouterr().err
+
+
+def test_parallel_runs_match_serial_runs_and_take_their_own_options(tmp_path):
+    # Worker processes (spawned, 1 thread each) must produce the same records as training in
+    # this process; --algorithm-options reaches the algorithms that have the option only.
+    config = CompareConfig(algorithms=["maml", "imaml"], train_steps=[1], seeds=[0, 1],
+                           iterations=6, meta_batch=4, eval_tasks=16, test_steps=[0, 1],
+                           algorithm_options={"cg_damping": 0.5})
+    serial = run_grid(dataclasses.replace(config, jobs=1), tmp_path / "serial", progress=False)
+    parallel = run_grid(dataclasses.replace(config, jobs=2), tmp_path / "parallel",
+                        progress=False)
+    assert [r["name"] for r in serial] == [r["name"] for r in parallel]
+    for one, other in zip(serial, parallel, strict=True):
+        for key in ("loss@0", "loss@1"):
+            assert one[key] == pytest.approx(other[key], rel=1e-5), (one["name"], key)
+    stored = json.loads((tmp_path / "parallel" / "runs" / "imaml-k1-seed0" / "config.json")
+                        .read_text())
+    assert stored["algorithm_options"]["cg_damping"] == 0.5
+    stored = json.loads((tmp_path / "parallel" / "runs" / "maml-k1-seed0" / "config.json")
+                        .read_text())
+    assert "cg_damping" not in stored["algorithm_options"]

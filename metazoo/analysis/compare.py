@@ -18,6 +18,9 @@ import csv
 import dataclasses
 import json
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +52,10 @@ class CompareConfig:
     seeds: list = option([0, 1, 2], "seeds (one run each)")
     iterations: int = option(1000, "meta-iterations of every run (equal iterations)")
     time_budget: float = option(0.0, "seconds of meta-training per run instead (equal compute)")
+    budget_clock: str = option("cpu", "what --time-budget counts: cpu (the run's CPU seconds; "
+                                      "fair with --jobs > 1) or wall")
+    jobs: int = option(0, "runs trained side by side, each with cores/jobs threads "
+                          "(0: as many as there are cores, at most 2)")
     meta_batch: int = option(25, "tasks per meta-iteration")
     inner_lr: float = option(0.01, "inner step size α (training and test)")
     outer_lr: float = option(1e-3, "Adam step size")
@@ -67,6 +74,9 @@ class CompareConfig:
     cost_steps: list = option([1, 5, 10, 20], "k of the cost measurements")
     toy_iterations: int = option(300, "meta-iterations of the 2-D picture (0: no picture)")
     device: str = option("cpu", "torch device")
+    algorithm_options: dict = option({}, "algorithm-specific settings as a JSON object, e.g. "
+                                         "'{\"cg_damping\": 1.0}'; each run takes the ones its "
+                                         "algorithm has")
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -86,13 +96,25 @@ class CompareConfig:
         for name in ("iterations", "meta_batch", "eval_tasks", "analysis_tasks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
+        if self.jobs < 0:
+            raise ValueError(f"jobs must be >= 0 (0: automatic), got {self.jobs} (--jobs)")
+        taken = {f.name for a in self.algorithms
+                 for f in dataclasses.fields(ALGORITHMS[a].settings)} - {"inner_steps", "inner_lr"}
+        unused = sorted(set(self.algorithm_options) - taken)
+        if unused:
+            raise ValueError(f"--algorithm-options {', '.join(unused)}: no algorithm compared "
+                             f"({', '.join(self.algorithms)}) has such an option (inner steps "
+                             "and step size are --train-steps and --inner-lr)")
         self.train_config("maml", self.train_steps[0], self.seeds[0])  # validates the rest
 
     def train_config(self, algorithm: str, steps: int, seed: int) -> TrainConfig:
+        accepted = {f.name for f in dataclasses.fields(ALGORITHMS[algorithm].settings)}
         return TrainConfig(
             algorithm=algorithm, task=self.task, inner_steps=steps, inner_lr=self.inner_lr,
             outer_lr=self.outer_lr, meta_batch=self.meta_batch, iterations=self.iterations,
-            time_budget=self.time_budget, seed=seed, k_shot=self.k_shot,
+            time_budget=self.time_budget, budget_clock=self.budget_clock, seed=seed,
+            k_shot=self.k_shot, algorithm_options={
+                k: v for k, v in self.algorithm_options.items() if k in accepted},
             query_shots=self.query_shots, n_way=self.n_way, data_dir=self.data_dir,
             eval_tasks=self.eval_tasks, eval_steps=list(self.test_steps),
             eval_query_shots=self.eval_query_shots, device=self.device,
@@ -107,8 +129,40 @@ def _run_name(algorithm: str, steps: int, seed: int) -> str:
     return f"{algorithm}-k{steps}-seed{seed}"
 
 
+def _train_run(config: CompareConfig, algorithm: str, steps: int, seed: int, run_dir: Path,
+               threads: int = 0) -> dict:
+    """Train (or resume) and evaluate one run; its record for ``runs.jsonl``."""
+    if threads:
+        torch.set_num_threads(threads)
+    train_config = config.train_config(algorithm, steps, seed)
+    resume = (run_dir / "checkpoint.pt").is_file()
+    summary = train(train_config, run_dir, resume=resume, overwrite=not resume,
+                    progress=False, evaluate_at_end=False)
+    setup, params, _ = load_run(run_dir)
+    values = evaluate_params(setup, params, per_task=True)
+    torch.save(values, run_dir / "per_task.pt")
+    skipped = sum(json.loads(line)["skipped"]
+                  for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip())
+    return {"name": run_dir.name, "algorithm": algorithm, "k": steps, "seed": seed,
+            "iterations": summary["iterations"], "train_seconds": summary["train_seconds"],
+            "ms_per_iteration": 1e3 * summary["median_seconds_per_iteration"],
+            "skipped_batches": skipped,
+            **{f"{metric}@{step}": v.double().mean().item()
+               for step, metrics in values.items() for metric, v in metrics.items()}}
+
+
+def _jobs(config: CompareConfig) -> int:
+    return config.jobs or min(2, os.cpu_count() or 1)
+
+
 def run_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[dict]:
-    """Train and evaluate every (algorithm, k, seed) not finished yet; return all records."""
+    """Train and evaluate every (algorithm, k, seed) not finished yet; return all records.
+
+    With ``jobs > 1`` the runs are trained in worker processes, each with cores/jobs
+    threads; a record is appended to ``runs.jsonl`` (and ``runs.csv`` rewritten) as each run
+    ends, in whatever order they finish, so an interrupted sweep loses at most the runs in
+    flight (and those resume from their own checkpoints).
+    """
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / "runs.jsonl"
     done = {}
@@ -119,30 +173,30 @@ def run_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[di
                 done[record["name"]] = record
     grid = [(a, k, s) for a in config.algorithms for k in config.train_steps for s in config.seeds]
     todo = [cell for cell in grid if _run_name(*cell) not in done]
-    bar = tqdm(todo, disable=not progress, desc="compare", unit="run")
-    for algorithm, steps, seed in bar:
-        name = _run_name(algorithm, steps, seed)
-        bar.set_postfix_str(name)
-        run_dir = out / "runs" / name
-        train_config = config.train_config(algorithm, steps, seed)
-        resume = (run_dir / "checkpoint.pt").is_file()
-        summary = train(train_config, run_dir, resume=resume, overwrite=not resume,
-                        progress=False, evaluate_at_end=False)
-        setup, params, _ = load_run(run_dir)
-        values = evaluate_params(setup, params, per_task=True)
-        torch.save(values, run_dir / "per_task.pt")
-        skipped = sum(json.loads(line)["skipped"]
-                      for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip())
-        record = {"name": name, "algorithm": algorithm, "k": steps, "seed": seed,
-                  "iterations": summary["iterations"], "train_seconds": summary["train_seconds"],
-                  "ms_per_iteration": 1e3 * summary["median_seconds_per_iteration"],
-                  "skipped_batches": skipped,
-                  **{f"{metric}@{step}": v.double().mean().item()
-                     for step, metrics in values.items() for metric, v in metrics.items()}}
+    bar = tqdm(total=len(todo), disable=not progress, desc="compare", unit="run")
+
+    def finished(record: dict) -> None:
         with open(records_path, "a") as file:
             file.write(json.dumps(record) + "\n")
-        done[name] = record
+        done[record["name"]] = record
         _write_csv(out / "runs.csv", list(done.values()))
+        bar.set_postfix_str(record["name"])
+        bar.update()
+
+    jobs = min(_jobs(config), len(todo)) or 1
+    if jobs == 1:
+        for cell in todo:
+            finished(_train_run(config, *cell, out / "runs" / _run_name(*cell)))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        # spawn, not fork: forking a process whose OpenMP pool has already run can hang.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = [pool.submit(_train_run, config, *cell, out / "runs" / _run_name(*cell),
+                                   threads) for cell in todo]
+            for future in as_completed(futures):
+                finished(future.result())
+    bar.close()
     return [done[_run_name(*cell)] for cell in grid]
 
 
@@ -391,7 +445,7 @@ def question5(config: CompareConfig, figures: Path):
     for name in config.algorithms:
         algorithm = get_algorithm(name)
         for k in config.cost_steps:
-            settings = algorithm.make_settings(inner_steps=k, inner_lr=config.inner_lr)
+            settings = config.train_config(name, k, 0).settings()
             meta = settings.extend(params)
             result = measure(lambda a=algorithm, m=meta, s=settings: meta_gradient(
                 a, setup.loss, m, batch, s), repeats=5, budget=3.0)
@@ -413,9 +467,13 @@ def question5(config: CompareConfig, figures: Path):
     for name in config.algorithms:
         series = times[name]
         growth = series[-1] / series[0] if series[0] > 0 else float("nan")
+        low, high = memory[name][0], memory[name][-1]
+        peak = (f"peak memory {low:.1f} → {high:.1f} MiB above the resident set"
+                if max(low, high) >= 0.1 else
+                "no growth of the resident set measurable (< 0.1 MiB): the iteration reuses "
+                "memory the process already holds")
         statements.append(f"{name}: {series[0]:.1f} ms at k = {ks[0]}, {series[-1]:.1f} ms at "
-                          f"k = {ks[-1]} (×{growth:.1f}); peak memory {memory[name][0]:.1f} → "
-                          f"{memory[name][-1]:.1f} MiB.")
+                          f"k = {ks[-1]} (×{growth:.1f}); {peak}.")
     blocks.append(rpt.bullets(statements))
     return blocks
 
