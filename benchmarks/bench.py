@@ -74,11 +74,13 @@ VARIANTS["maml-recompute"] = ("maml", {"maml_checkpoint": True})
 def run_config(work: str, variant: str, k: int, args) -> dict:
     generator = torch.Generator().manual_seed(0)
     model, loss_name, batch, inner_lr = workload(work, generator)
+    model, batch = model.to(args.device), batch.to(args.device)
     loss = make_loss(model, loss_name)
     algorithm, extra = VARIANTS[variant]
     settings = get_algorithm(algorithm).make_settings(inner_steps=k, inner_lr=inner_lr, **extra)
     has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    strategy = args.strategy or ("loop" if has_conv else "vmap")
+    cuda = torch.device(args.device).type == "cuda"
+    strategy = args.strategy or ("loop" if has_conv and not cuda else "vmap")
     params = initial_params(model)
     fast_optimizer = torch.optim.Adam(params.values(), lr=1e-3)
     base_params = [p.clone() for p in params.values()]
@@ -107,8 +109,8 @@ def run_config(work: str, variant: str, k: int, args) -> dict:
     nothing = {"median_ms": float("nan"), "q25_ms": float("nan"), "q75_ms": float("nan"),
                "repeats": 0, "peak_mib": float("nan")}
     baseline_result = nothing if args.no_baseline else measure(base_step, args.repeats,
-                                                               args.budget)
-    fast_result = measure(fast_step, args.repeats, args.budget)
+                                                               args.budget, args.device)
+    fast_result = measure(fast_step, args.repeats, args.budget, args.device)
     return {"workload": work, "algorithm": variant, "k": k, "strategy": strategy,
             "metazoo": fast_result, "baseline": baseline_result,
             "speedup": baseline_result["median_ms"] / fast_result["median_ms"],
@@ -129,9 +131,12 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true",
                         help="measure metazoo alone (time and memory of slow workloads)")
     parser.add_argument("--strategy", choices=["vmap", "loop"], default=None,
-                        help="metazoo's strategy (default: vmap for S, loop for O, the choices "
+                        help="metazoo's strategy (default: vmap, but loop for O on the CPU: the choices "
                              "`--strategy auto` makes on this machine)")
     parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--device", default="cpu",
+                        help="torch device, e.g. cuda (times wait for the device; memory is "
+                             "the CUDA allocator's peak)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -156,14 +161,16 @@ def main() -> None:
                 print(line, flush=True)
     summary = memory_summary(rows)
     meta = {"torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
+            "device": (torch.cuda.get_device_name(args.device)
+                       if torch.device(args.device).type == "cuda" else "cpu"),
             "processor": platform.processor(), "cores": os.cpu_count(),
             "command": " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
         json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2))
     text = ["# Time and peak memory per meta-iteration", "",
-            (f"torch {meta['torch']}, {args.threads} threads, {meta['cores']} cores "
-            f"({meta['machine']}). Median of up to {args.repeats} timed iterations after one "
+            (f"torch {meta['torch']}, device {meta['device']}, {args.threads} threads, "
+            f"{meta['cores']} cores ({meta['machine']}). Median of up to {args.repeats} timed iterations after one "
             "warm-up; IQR in brackets; peak resident memory above the level before the "
             "iteration. Baseline: `benchmarks/baseline.py` (per-task loop, "
             "`torch.autograd.grad`). max abs diff: largest difference between the two "

@@ -91,6 +91,8 @@ def choose_strategy(setup: Setup, params: Params, device: str) -> str:
             began = time.perf_counter()
             meta_gradient(setup.algorithm, setup.loss, params, batch, setup.settings,
                           strategy=strategy, chunk_size=config.chunk_size or None)
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them
             timings[strategy] = time.perf_counter() - began
     return min(timings, key=timings.get)
 
