@@ -138,8 +138,12 @@ def main() -> None:
                         help="torch device, e.g. cuda (times wait for the device; memory is "
                              "the CUDA allocator's peak)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    parser.add_argument("--tf32", action="store_true",
+                        help="on CUDA, let convolutions and matrix products use TF32 (default: "
+                             "strict float32, as metazoo trains unless --tf32)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.tf32
 
     rows, lines = [], []
     header = ("| workload | algorithm | k | strategy | metazoo ms (IQR) | baseline ms (IQR) | "
@@ -162,7 +166,7 @@ def main() -> None:
     summary = memory_summary(rows)
     meta = {"torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
             "device": (torch.cuda.get_device_name(args.device)
-                       if torch.device(args.device).type == "cuda" else "cpu"),
+                       if torch.device(args.device).type == "cuda" else "cpu"), "tf32": args.tf32,
             "processor": platform.processor(), "cores": os.cpu_count(),
             "command": " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import torch
 from metazoo.cli import main
 from metazoo.core import adapt
 from metazoo.engine import Estimate, NonFiniteError, TrainConfig, evaluate, load_run, train
+from metazoo.engine.train import build
 from tests.conftest import double_mlp, sinusoid_batch
 
 TINY = {"iterations": 12, "meta_batch": 4, "log_every": 3, "checkpoint_every": 4, "eval_tasks": 20,
@@ -251,3 +252,14 @@ def test_extended_algorithms_train_and_evaluate(tmp_path, algorithm):
     _, params, _ = load_run(tmp_path / "run")
     assert params.keys() == summary["params"].keys()
     assert summary["report"][2]["loss"].mean < summary["report"][0]["loss"].mean
+
+
+def test_tf32_is_off_unless_asked(tmp_path):
+    # PyTorch lets cuDNN use TF32 by default; metazoo's float32 must mean float32.
+    torch.backends.cudnn.allow_tf32 = True
+    build(TrainConfig(**TINY))
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    build(TrainConfig(**{**TINY, "tf32": True}))
+    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    build(TrainConfig(**TINY))
+    assert not torch.backends.cudnn.allow_tf32

@@ -58,6 +58,11 @@ def build(config: TrainConfig) -> Setup:
     """
     tasks = make_task(config.task, **config.task_options())
     eval_tasks = make_task(config.task, **config.task_options(evaluation=True))
+    # PyTorch lets cuDNN convolutions use TF32 by default. On an H200 that changed MAML's
+    # Conv4 meta-gradients by up to 30% (results/gpu-h200.md), so float32 means float32 here
+    # unless asked otherwise. These are process-wide switches; they do nothing on a CPU.
+    torch.backends.cudnn.allow_tf32 = config.tf32
+    torch.backends.cuda.matmul.allow_tf32 = config.tf32
     # Initialise weights from the run's seed without touching the global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
