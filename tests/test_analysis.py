@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from metazoo.algorithms import get_algorithm
-from metazoo.analysis.metrics import fidelity, path_metrics, top_eigenvalue
+from metazoo.analysis.metrics import fidelity, matched_start, path_metrics, top_eigenvalue
 from metazoo.models import make_loss
 from metazoo.tasks import TaskBatch
 
@@ -117,3 +117,30 @@ def test_matched_gain_separates_starting_loss_from_gain():
     # and where one θ truly gains more at the same start, the matched gain shows it
     better = matched_gain({"a": low, "b": low.clone()}, {"a": low * 0.5, "b": low * 0.8})
     assert better["matched"]["a"] > better["matched"]["b"]
+
+
+def test_matched_start_hits_the_target_loss_and_measures_the_gain_exactly():
+    # Per-task quadratic ½‖w − c_t‖² (support = query): the query loss at θ + s·d is
+    # ½‖θ + s·d − c_t‖², and k SGD steps of size α scale w − c_t by (1 − α)^k, so the loss
+    # after adaptation is (1 − α)^(2k) times the loss before, task by task.
+    torch.manual_seed(0)
+    tasks_count, dim, alpha, steps = 6, 4, 0.3, 3
+    centres = torch.randn(tasks_count, 1, dim, dtype=torch.float64)
+    ys = centres.expand(tasks_count, 2, dim).clone()
+    xs = torch.zeros(tasks_count, 2, 1, dtype=torch.float64)
+    tasks = TaskBatch(xs, ys, xs, ys)
+
+    def loss(p, x, y):
+        return 0.5 * ((p["w"] - y.mean(0)) ** 2).sum()
+
+    theta = {"w": centres.mean(0)[0].clone()}
+    start = torch.stack([loss(theta, xs[t], ys[t]) for t in range(tasks_count)]).mean().item()
+    result = matched_start(loss, theta, tasks, 3 * start, steps, alpha)
+    assert result["scale"] > 0
+    assert result["pre"].mean().item() == pytest.approx(3 * start, rel=1e-6)
+    torch.testing.assert_close(result["post"], (1 - alpha) ** (2 * steps) * result["pre"],
+                               rtol=1e-12, atol=1e-14)
+    # A θ already above the target is left where it is.
+    unmoved = matched_start(loss, theta, tasks, 0.5 * start, steps, alpha)
+    assert unmoved["scale"] == 0.0
+    assert unmoved["pre"].mean().item() == pytest.approx(start, rel=1e-12)

@@ -33,7 +33,9 @@ def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
         assert (report / figure).read_bytes()[:4] == b"\x89PNG"
     html = (report / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 6
-    assert "MAML − fomaml" in (report / "index.md").read_text()
+    markdown = (report / "index.md").read_text()
+    assert "MAML − fomaml" in markdown
+    assert "Control by perturbation" in markdown and "From the same starting loss" in markdown
     assert (out / "runs.csv").read_text().count("\n") == 17
 
     # Interrupted comparison: drop the last record; only that run is redone.

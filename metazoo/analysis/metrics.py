@@ -130,3 +130,64 @@ def fidelity(
         "cosine": tree_dot(estimate, exact) / (norm_estimate * norm_exact).clamp_min(1e-30),
         "norm_ratio": norm_estimate / norm_exact.clamp_min(1e-30),
     }
+
+
+def matched_start(
+    loss: LossFn,
+    params: Params,
+    tasks: TaskBatch,
+    target: float,
+    steps: int,
+    lr: float | Params,
+    *,
+    regularization: float = 0.0,
+    seed: int = 0,
+    iterations: int = 30,
+) -> dict:
+    """Start θ from a given mean loss by perturbing it, then measure the adaptation gain.
+
+    The control for "low loss or easy to optimise": θ + s·d, with d a fixed random direction
+    scaled tensor by tensor to the norm of θ's tensor (filter-wise normalisation as in loss
+    landscape plots), and s ≥ 0 found by bisection so that the mean query loss over ``tasks``
+    before adaptation equals ``target`` (a θ already at or above it keeps s = 0). Different
+    θ's compared at the same ``target`` start equally well by construction, so their gains
+    differ only by how easily they are optimised from there.
+
+    Returns:
+        ``{"scale": s, "pre": [T], "post": [T]}``: per-task query loss before and after
+        ``steps`` test-time steps from the perturbed θ (with ``lr``, ``regularization`` as at
+        test time).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    direction = {}
+    for name, leaf in params.items():
+        noise = torch.randn(leaf.shape, generator=generator, dtype=leaf.dtype).to(leaf.device)
+        scale = leaf.norm() / noise.norm().clamp_min(1e-30)
+        direction[name] = noise * torch.where(leaf.norm() > 0, scale, torch.ones_like(scale))
+
+    def moved(s: float) -> Params:
+        return {n: params[n].detach() + s * direction[n] for n in params}
+
+    def query_losses(theta: Params) -> torch.Tensor:
+        return torch.vmap(lambda task: loss(theta, task.query_x, task.query_y))(tasks)
+
+    def mean_loss(s: float) -> float:
+        return query_losses(moved(s)).double().mean().item()
+
+    low, high = 0.0, 0.0
+    if mean_loss(0.0) < target:
+        high = 1e-3
+        while mean_loss(high) < target and high < 1e6:  # bracket the crossing
+            low, high = high, 2 * high
+        for _ in range(iterations):
+            middle = 0.5 * (low + high)
+            low, high = (middle, high) if mean_loss(middle) < target else (low, middle)
+    theta = moved(high)
+    pre = query_losses(theta)
+
+    def after(task: TaskBatch) -> torch.Tensor:
+        adapted = adapt(loss, theta, task.support_x, task.support_y, steps, lr,
+                        anchor=theta, regularization=regularization).params
+        return loss(adapted, task.query_x, task.query_y)
+
+    return {"scale": high, "pre": pre.detach(), "post": torch.vmap(after)(tasks).detach()}
