@@ -122,10 +122,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--runs", type=Path, default=None)
     parser.add_argument("--only", nargs="+", default=None)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per run (0: cores / jobs)")
     args = parser.parse_args()
     suite = SUITES[args.suite]
     args.runs = args.runs or ROOT / "runs" / f"{args.suite}-protocol"
-    args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     names = args.only or list(suite["runs"])
     with ThreadPoolExecutor(args.jobs) as pool:
         entries = list(pool.map(lambda name: run(suite, name, args), names))
