@@ -10,7 +10,7 @@ and 10 steps of size α.
 ``omniglot`` (Finn et al., 2017, section 5.2, 5-way 1-shot): Vinyals split, Conv4 with strided
 convolutions, α = 0.4, one inner step while training (query = 1 drawing per class, as in the
 paper's code), meta-batch 32, Adam 1e-3, a fixed CPU time budget per algorithm. Test: 600
-tasks of the test characters, 15 query drawings per class, accuracy after 0, 1 and 3 steps.
+tasks of the test characters, 15 query drawings per class, accuracy after 0, 1, 3, 5, 10 steps.
 
     python benchmarks/protocol.py sinusoid --iterations 30000 --jobs 2
     METAZOO_OMNIGLOT_DIR=../shared/data/omniglot python benchmarks/protocol.py omniglot \\
