@@ -315,6 +315,8 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
         raw_gain = max(config.algorithms, key=lambda a: (pre[a] - post[a]).mean().item())
         easiest = max(config.algorithms, key=lambda a: matched["matched"][a]
                       if not math.isnan(matched["matched"][a]) else -math.inf)
+        if matched["bins_used"] == 0:
+            easiest = "none (no loss bin holds enough tasks of every θ)"
         reason = ("its own loss is lowest too" if lowest_post == lowest_pre else
                   "it adapts best from an equal start" if lowest_post == easiest else
                   "neither the lowest starting loss nor the largest matched gain alone")
@@ -322,8 +324,10 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
             f"train k = {k}: lowest loss after adaptation — {lowest_post} "
             f"({post[lowest_post].mean().item():.3g}); lowest loss at θ — {lowest_pre} "
             f"({pre[lowest_pre].mean().item():.3g}); largest raw gain — {raw_gain}; largest "
-            f"gain at matched starting loss — {easiest} ({matched['matched'][easiest]:.3g}, "
-            f"{matched['bins_used']} bins). So the best post-adaptation θ wins because {reason}.")
+            f"gain at matched starting loss — {easiest}"
+            + (f" ({matched['matched'][easiest]:.3g}, {matched['bins_used']} bins)"
+               if matched["bins_used"] else "")
+            + f". So the best post-adaptation θ wins because {reason}.")
     blocks.append(rpt.bullets(statements))
     return blocks + _perturbed_start(config, out, final)
 
@@ -396,7 +400,8 @@ def question3(config: CompareConfig, out: Path, figures: Path):
         f"tasks from each algorithm's θ (train k = {k_train}, seed {seed}); mean ± 95% CI over "
         "tasks. consecutive_cosine: cosine of successive inner gradients; straightness: "
         "‖φ − θ‖ / path length; path_curvature: gᵀHg/‖g‖² along each step; top_eigenvalue: "
-        "largest Hessian eigenvalue of the support loss at θ (power iteration)."),
+        "largest-magnitude Hessian eigenvalue of the support loss at θ (power iteration; "
+        "it can be negative)."),
         rpt.table(["algorithm", *names], rows)]
     path = rpt.bar_figure(figures / "q3_paths.png", list(config.algorithms),
                           {n: [summary[a][n][0] for a in config.algorithms]
@@ -404,12 +409,13 @@ def question3(config: CompareConfig, out: Path, figures: Path):
                           ylabel="", title="inner-path shape")
     blocks.append(rpt.image(path, "Consecutive-gradient cosine and straightness per algorithm."))
     straightest = max(config.algorithms, key=lambda a: summary[a]["straightness"][0])
-    sharpest = max(config.algorithms, key=lambda a: summary[a]["top_eigenvalue"][0])
-    flattest = min(config.algorithms, key=lambda a: summary[a]["top_eigenvalue"][0])
+    # Power iteration finds the largest-magnitude eigenvalue, which may be negative.
+    sharpest = max(config.algorithms, key=lambda a: abs(summary[a]["top_eigenvalue"][0]))
+    flattest = min(config.algorithms, key=lambda a: abs(summary[a]["top_eigenvalue"][0]))
     blocks.append(rpt.bullets([
         (f"Straightest inner paths from {straightest}'s θ (straightness "
         f"{summary[straightest]['straightness'][0]:.3f}; 1 is a straight line)."),
-        (f"Sharpest support-loss curvature at θ: {sharpest} (top eigenvalue "
+        (f"Sharpest support-loss curvature at θ (largest |eigenvalue|): {sharpest} ("
         f"{summary[sharpest]['top_eigenvalue'][0]:.3g}); flattest: {flattest} "
         f"({summary[flattest]['top_eigenvalue'][0]:.3g})."),
     ]))
