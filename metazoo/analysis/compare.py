@@ -151,10 +151,6 @@ def _train_run(config: CompareConfig, algorithm: str, steps: int, seed: int, run
                for step, metrics in values.items() for metric, v in metrics.items()}}
 
 
-def _jobs(config: CompareConfig) -> int:
-    return config.jobs or min(2, os.cpu_count() or 1)
-
-
 def run_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[dict]:
     """Train and evaluate every (algorithm, k, seed) not finished yet; return all records.
 
@@ -183,7 +179,7 @@ def run_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[di
         bar.set_postfix_str(record["name"])
         bar.update()
 
-    jobs = min(_jobs(config), len(todo)) or 1
+    jobs = min(config.jobs or min(2, os.cpu_count() or 1), len(todo)) or 1
     if jobs == 1:
         for cell in todo:
             finished(_train_run(config, *cell, out / "runs" / _run_name(*cell)))
