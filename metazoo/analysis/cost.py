@@ -2,7 +2,9 @@
 
 On the CPU, peak memory is the kernel's high-water mark of the process's resident set, reset
 through ``/proc/self/clear_refs`` before each measurement and read from ``/proc/self/status``;
-it is reported above the level before the measurement. Where those files are missing (not
+it is reported above the level before the measurement, read after the C library has returned
+its free memory to the kernel (:func:`metazoo.engine.allocator.release_free_memory`), so the
+figure holds whether or not freed memory is retained for reuse. Where those files are missing (not
 Linux), memory is reported as NaN. On a CUDA device the clock waits for the device after each
 run, and peak memory is the caching allocator's peak of allocated bytes above the level
 before.
@@ -17,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from metazoo.engine.allocator import release_free_memory
 
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -54,6 +58,7 @@ def measure(step: Callable[[], object], repeats: int = 5, budget: float = 10.0,
         before = torch.cuda.memory_allocated(device) / 1024
         can_reset = True
     else:
+        release_free_memory()
         can_reset = _reset_peak()
         before = _kib("VmRSS")
     step()

@@ -21,6 +21,7 @@ from tqdm import tqdm
 import metazoo
 from metazoo.algorithms import get_algorithm, meta_gradient
 from metazoo.algorithms.base import Algorithm, InnerLoop
+from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.checkpoint import load_checkpoint, save_checkpoint, write_json
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import evaluate, format_table, per_task_metrics
@@ -63,6 +64,8 @@ def build(config: TrainConfig) -> Setup:
     # unless asked otherwise. These are process-wide switches; they do nothing on a CPU.
     torch.backends.cudnn.allow_tf32 = config.tf32
     torch.backends.cuda.matmul.allow_tf32 = config.tf32
+    if config.retain_memory and torch.device(config.device).type == "cpu":
+        retain_freed_memory()
     # Initialise weights from the run's seed without touching the global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -231,7 +234,8 @@ def train(
     if resume:
         state = load_checkpoint(out / CHECKPOINT)
         stored = TrainConfig.from_dict(state["config"])
-        differing = stored.differences(config)
+        # retain_memory changes speed and resident memory, not results.
+        differing = stored.differences(config, ignore=("retain_memory",))
         if differing:
             raise ValueError(
                 "cannot resume with a different config; option(s) "
