@@ -4,21 +4,30 @@ side by side in the same run.
 For each workload × algorithm × k it measures one whole meta-iteration (inner loops,
 meta-gradient, Adam step; the task batch is sampled once beforehand) for the library and for
 ``baseline.py``: the median and interquartile range of the wall time over repeats after one
-warm-up, and the peak resident memory above the level before the iteration (the kernel's
-high-water mark, reset through /proc/self/clear_refs). It also checks that both compute the
-same meta-gradient. Workloads:
+warm-up, and the peak resident memory above the level before the warm-up (the kernel's
+high-water mark, reset through /proc/self/clear_refs, read after free memory is returned to
+the kernel). It also checks that both compute the same meta-gradient. Workloads:
 
     S  sinusoid, MLP 1-40-40-1, K = 10 (+10 query), meta-batch 25
     O  Omniglot-shaped Conv4 (random 28×28 inputs), 5-way 1-shot, 15 query per class,
        meta-batch 32
 
-    python benchmarks/bench.py                     # everything, writes results/bench.{json,md}
-    python benchmarks/bench.py --workloads S --ks 1 5
+Each side runs in its own process, as it would in practice, and the processes take turns
+(never two at once):
 
-Peak memory is a per-process high-water mark: freed memory stays with the process, so a row
-measured after a larger one in the same process can read too low. For memory comparisons run
-each row in its own process (one algorithm and one k per command), as results/bench-O-memory.md
-does.
+    metazoo   the library as ``metazoo train`` runs it: freed memory is retained for reuse
+              (``TrainConfig.retain_memory``, ``metazoo.engine.allocator``)
+    baseline  the plain per-task loop with the C library's default allocator: a usual script
+    control   the same baseline in a process that also retains freed memory. metazoo against
+              the control isolates the engine (same allocator); the control against the
+              baseline is what retaining memory alone buys.
+
+    python benchmarks/bench.py                     # S at k = 1, 5, 10, 20 and O at k = 1, 5
+    python benchmarks/bench.py --workloads O --ks 1 5 10 20    # the whole O grid (long)
+    python benchmarks/bench.py --workloads S --no-control
+
+Joint training has no inner loop, so its meta-iteration does not depend on k: it is measured
+once, at the smallest k.
 """
 
 from __future__ import annotations
@@ -28,6 +37,9 @@ import json
 import os
 import platform
 import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -37,6 +49,7 @@ from baseline import Baseline
 
 from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
 from metazoo.analysis.cost import measure
+from metazoo.engine.allocator import retain_freed_memory
 from metazoo.models import MLP, Conv4, initial_params, make_loss
 from metazoo.tasks import Sinusoid, TaskBatch
 
@@ -69,52 +82,78 @@ def workload(name: str, generator: torch.Generator):
 #: variant → (algorithm, extra settings). "maml-recompute" is MAML with --maml-checkpoint.
 VARIANTS = {name: (name, {}) for name in sorted(ALGORITHMS)}
 VARIANTS["maml-recompute"] = ("maml", {"maml_checkpoint": True})
+SIDES = ("metazoo", "baseline", "control")
+DEFAULT_KS = {"S": [1, 5, 10, 20], "O": [1, 5]}
 
 
-def run_config(work: str, variant: str, k: int, args) -> dict:
+def start_side(side: str, args) -> ProcessPoolExecutor:
+    """A fresh process for one side (see the module docstring), kept for the whole run."""
+    return ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=init_side,
+                               initargs=(side, args.threads, args.tf32))
+
+
+def init_side(side: str, threads: int, tf32: bool) -> None:
+    torch.set_num_threads(threads)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    if side in ("metazoo", "control"):
+        retain_freed_memory()
+
+
+def measure_side(side: str, work: str, variant: str, k: int, args) -> dict:
+    """Time one meta-iteration of ``side`` (in that side's process); on the metazoo side
+    also the largest difference from the baseline's meta-gradient at θ₀."""
     generator = torch.Generator().manual_seed(0)
     model, loss_name, batch, inner_lr = workload(work, generator)
     model, batch = model.to(args.device), batch.to(args.device)
-    loss = make_loss(model, loss_name)
     algorithm, extra = VARIANTS[variant]
     settings = get_algorithm(algorithm).make_settings(inner_steps=k, inner_lr=inner_lr, **extra)
-    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    cuda = torch.device(args.device).type == "cuda"
-    strategy = args.strategy or ("loop" if has_conv and not cuda else "vmap")
     params = initial_params(model)
-    fast_optimizer = torch.optim.Adam(params.values(), lr=1e-3)
-    base_params = [p.clone() for p in params.values()]
-    base_optimizer = torch.optim.Adam(base_params, lr=1e-3)
     baseline = Baseline(algorithm, model, loss_name, settings)
+    result = {"strategy": strategy_for(model, args)}
+    if side == "metazoo":
+        loss = make_loss(model, loss_name)
 
-    def fast_step():
-        grads, _ = meta_gradient(algorithm, loss, params, batch, settings, strategy=strategy,
-                                 chunk_size=args.chunk_size)
-        for name, p in params.items():
-            p.grad = grads[name]
-        fast_optimizer.step()
+        def gradient():
+            return meta_gradient(algorithm, loss, params, batch, settings,
+                                 strategy=result["strategy"], chunk_size=args.chunk_size)[0]
 
-    def base_step():
-        for p, g in zip(base_params, baseline.meta_gradient(base_params, batch)):
-            p.grad = g
-        base_optimizer.step()
+        if not args.no_baseline:
+            # Same numbers: both meta-gradients at the same θ₀ before any step.
+            fast, base = gradient(), baseline.meta_gradient(list(params.values()), batch)
+            result["max_abs_gradient"] = max(g.abs().max().item() for g in base)
+            result["max_abs_error"] = max((fast[n] - g).abs().max().item()
+                                          for n, g in zip(params, base))
+    else:
+        params = dict(zip(params, [p.clone() for p in params.values()]))
 
-    scale = error = float("nan")
-    if not args.no_baseline:
-        # Same numbers: both meta-gradients at the same θ₀ before any step.
-        fast_grads, _ = meta_gradient(algorithm, loss, params, batch, settings, strategy=strategy)
-        base_grads = baseline.meta_gradient(base_params, batch)
-        scale = max(g.abs().max().item() for g in base_grads)
-        error = max((fast_grads[n] - g).abs().max().item() for n, g in zip(params, base_grads))
-    nothing = {"median_ms": float("nan"), "q25_ms": float("nan"), "q75_ms": float("nan"),
-               "repeats": 0, "peak_mib": float("nan")}
-    baseline_result = nothing if args.no_baseline else measure(base_step, args.repeats,
-                                                               args.budget, args.device)
-    fast_result = measure(fast_step, args.repeats, args.budget, args.device)
-    return {"workload": work, "algorithm": variant, "k": k, "strategy": strategy,
-            "metazoo": fast_result, "baseline": baseline_result,
-            "speedup": baseline_result["median_ms"] / fast_result["median_ms"],
-            "max_abs_error": error, "max_abs_gradient": scale}
+        def gradient():
+            return dict(zip(params, baseline.meta_gradient(list(params.values()), batch)))
+
+    optimizer = torch.optim.Adam(params.values(), lr=1e-3)
+
+    def step():
+        for name, g in gradient().items():
+            params[name].grad = g
+        optimizer.step()
+
+    result.update(measure(step, args.repeats, args.budget, args.device))
+    return result
+
+
+def strategy_for(model: torch.nn.Module, args) -> str:
+    """metazoo's strategy: what ``--strategy auto`` picks on this machine unless given."""
+    if args.strategy:
+        return args.strategy
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    return "loop" if has_conv and torch.device(args.device).type == "cpu" else "vmap"
+
+
+NOTHING = {"median_ms": float("nan"), "q25_ms": float("nan"), "q75_ms": float("nan"),
+           "repeats": 0, "peak_mib": float("nan")}
+
+
+def fmt_time(m: dict) -> str:
+    return f"{m['median_ms']:.1f} ({m['q25_ms']:.1f}–{m['q75_ms']:.1f})"
 
 
 def main() -> None:
@@ -123,13 +162,17 @@ def main() -> None:
     parser.add_argument("--algorithms", nargs="+",
                         default=["joint", "maml", "maml-recompute", "fomaml", "reptile", "imaml"],
                         choices=list(VARIANTS))
-    parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 20])
+    parser.add_argument("--ks", type=int, nargs="+", default=None,
+                        help="inner steps (default: 1 5 10 20 for S; 1 5 for O, whose whole "
+                             "grid takes over an hour on a 2-core CPU)")
     parser.add_argument("--repeats", type=int, default=7, help="timed iterations at most")
-    parser.add_argument("--budget", type=float, default=10.0,
+    parser.add_argument("--budget", type=float, default=6.0,
                         help="seconds of timed iterations per measurement (at least 2 run)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true",
                         help="measure metazoo alone (time and memory of slow workloads)")
+    parser.add_argument("--no-control", action="store_true",
+                        help="skip the control (the baseline with retained memory)")
     parser.add_argument("--strategy", choices=["vmap", "loop"], default=None,
                         help="metazoo's strategy (default: vmap, but loop for O on the CPU: the choices "
                              "`--strategy auto` makes on this machine)")
@@ -142,46 +185,84 @@ def main() -> None:
                         help="on CUDA, let convolutions and matrix products use TF32 (default: "
                              "strict float32, as metazoo trains unless --tf32)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.tf32
-
-    rows, lines = [], []
-    header = ("| workload | algorithm | k | strategy | metazoo ms (IQR) | baseline ms (IQR) | "
-              "speed-up | metazoo MiB | baseline MiB | max abs diff |")
-    lines += [header, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    sides = [s for s in SIDES if not (args.no_baseline and s != "metazoo")
+             and not (args.no_control and s == "control")]
+    began = time.perf_counter()
+    pools = {side: start_side(side, args) for side in sides}
+    rows, lines = [], [
+        ("| workload | algorithm | k | strategy | metazoo ms (IQR) | baseline ms (IQR) | speed-up "
+        "| control ms (IQR) | engine speed-up | metazoo MiB | baseline MiB | max abs diff |"),
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(lines), flush=True)
-    for work in args.workloads:
-        for variant in args.algorithms:
-            for k in args.ks:
-                row = run_config(work, variant, k, args)
-                rows.append(row)
-                m, b = row["metazoo"], row["baseline"]
-                line = (f"| {work} | {variant} | {k} | {row['strategy']} | {m['median_ms']:.1f} "
-                        f"({m['q25_ms']:.1f}–{m['q75_ms']:.1f}) | {b['median_ms']:.1f} "
-                        f"({b['q25_ms']:.1f}–{b['q75_ms']:.1f}) | {row['speedup']:.2f}× | "
-                        f"{m['peak_mib']:.0f} | {b['peak_mib']:.0f} | "
-                        f"{row['max_abs_error']:.1e} |")
-                lines.append(line)
-                print(line, flush=True)
+    try:
+        for work in args.workloads:
+            for variant in args.algorithms:
+                ks = sorted(args.ks or DEFAULT_KS[work])
+                for k in ks[:1] if variant == "joint" else ks:
+                    row = {"workload": work, "algorithm": variant, "k": k}
+                    for side in sides:
+                        if side != "metazoo" and variant == "maml-recompute":
+                            continue  # the baseline has no recomputation: MAML's row holds it
+                        row[side] = pools[side].submit(measure_side, side, work, variant, k,
+                                                       args).result()
+                    if variant == "maml-recompute":
+                        maml = next((r for r in rows if (r["workload"], r["algorithm"], r["k"])
+                                     == (work, "maml", k)), {})
+                        row.update({side: maml[side] for side in sides
+                                    if side != "metazoo" and side in maml})
+                    rows.append(finish(row))
+                    lines.append(table_line(row))
+                    print(lines[-1], flush=True)
+    finally:
+        for pool in pools.values():
+            pool.shutdown(cancel_futures=True)
+    minutes = (time.perf_counter() - began) / 60
     summary = memory_summary(rows)
     meta = {"torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
             "device": (torch.cuda.get_device_name(args.device)
                        if torch.device(args.device).type == "cuda" else "cpu"), "tf32": args.tf32,
-            "processor": platform.processor(), "cores": os.cpu_count(),
+            "processor": platform.processor(), "cores": os.cpu_count(), "minutes": minutes,
             "command": " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
         json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2))
     text = ["# Time and peak memory per meta-iteration", "",
             (f"torch {meta['torch']}, device {meta['device']}, {args.threads} threads, "
-            f"{meta['cores']} cores ({meta['machine']}). Median of up to {args.repeats} timed iterations after one "
-            "warm-up; IQR in brackets; peak resident memory above the level before the "
-            "iteration. Baseline: `benchmarks/baseline.py` (per-task loop, "
-            "`torch.autograd.grad`). max abs diff: largest difference between the two "
-            "meta-gradients at θ₀. Produced by:"), "", f"    {meta['command']}", "",
-            *lines, "", "## Memory against k", "", *summary["lines"], ""]
+             f"{meta['cores']} cores ({meta['machine']}); the run took {minutes:.1f} min. "
+             f"Median of up to {args.repeats} timed iterations after one warm-up; IQR in "
+             "brackets; peak resident memory above the level before the warm-up. Each side "
+             "runs in its own process: metazoo retains freed memory for reuse, as `metazoo "
+             "train` does; the baseline (`benchmarks/baseline.py`: per-task loop, "
+             "`torch.autograd.grad`) uses the C library's default allocator, as a usual script "
+             "does; the control is the baseline with retained memory. speed-up: baseline / "
+             "metazoo; engine speed-up: control / metazoo (same allocator). max abs diff: "
+             "largest difference between the two meta-gradients at θ₀. Produced by:"),
+            "", f"    {meta['command']}", "", *lines, "", "## Memory against k", "",
+            *summary["lines"], ""]
     args.out.with_suffix(".md").write_text("\n".join(text))
     print("\n".join(summary["lines"]))
+    print(f"took {minutes:.1f} min")
+
+
+def finish(row: dict) -> dict:
+    """Fill missing sides with NaN and add the ratios."""
+    for side in SIDES:
+        row.setdefault(side, dict(NOTHING))
+    fast = row["metazoo"]
+    row["strategy"] = fast.get("strategy", "")
+    row["speedup"] = row["baseline"]["median_ms"] / fast["median_ms"]
+    row["engine_speedup"] = row["control"]["median_ms"] / fast["median_ms"]
+    row["max_abs_error"] = fast.get("max_abs_error", float("nan"))
+    row["max_abs_gradient"] = fast.get("max_abs_gradient", float("nan"))
+    return row
+
+
+def table_line(row: dict) -> str:
+    m, b, c = row["metazoo"], row["baseline"], row["control"]
+    return (f"| {row['workload']} | {row['algorithm']} | {row['k']} | {row['strategy']} | "
+            f"{fmt_time(m)} | {fmt_time(b)} | {row['speedup']:.2f}× | {fmt_time(c)} | "
+            f"{row['engine_speedup']:.2f}× | {m['peak_mib']:.0f} | {b['peak_mib']:.0f} | "
+            f"{row['max_abs_error']:.1e} |")
 
 
 def memory_summary(rows: list[dict]) -> dict:

@@ -92,11 +92,13 @@ def test_reptile_with_one_step_points_along_joint_gradient():
     _, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
     lr = 0.03
-    reptile, _ = get_algorithm("reptile").meta_gradient(
+    reptile, reptile_stats = get_algorithm("reptile").meta_gradient(
         loss, params, task, get_algorithm("reptile").make_settings(inner_steps=1, inner_lr=lr))
-    joint, _ = get_algorithm("joint").meta_gradient(
+    joint, joint_stats = get_algorithm("joint").meta_gradient(
         loss, params, task, get_algorithm("joint").make_settings())
     assert_trees_close(reptile, {n: lr * g for n, g in joint.items()}, rtol=1e-10, atol=1e-12)
+    # Reptile logs the objective where its last step began: here the loss at θ, joint's.
+    torch.testing.assert_close(reptile_stats["loss"], joint_stats["loss"], rtol=1e-12, atol=0)
 
 
 def test_reptile_direction_is_theta_minus_adapted():
@@ -104,12 +106,14 @@ def test_reptile_direction_is_theta_minus_adapted():
     task = sinusoid_batch(num_tasks=1).task(0)
     settings = get_algorithm("reptile").make_settings(inner_steps=4, inner_lr=0.02,
                                                       reptile_data="support")
-    direction, _ = get_algorithm("reptile").meta_gradient(loss, params, task, settings)
+    direction, stats = get_algorithm("reptile").meta_gradient(loss, params, task, settings)
     adapted = dict(params)
     for _ in range(4):  # plain SGD, written out
+        last = loss(adapted, task.support_x, task.support_y)
         grads = torch.func.grad(loss)(adapted, task.support_x, task.support_y)
         adapted = {n: adapted[n] - 0.02 * grads[n] for n in adapted}
     assert_trees_close(direction, {n: params[n] - adapted[n] for n in params})
+    torch.testing.assert_close(stats["loss"], last.detach(), rtol=1e-12, atol=0)
 
 
 def test_joint_is_gradient_on_support_and_query():
