@@ -1,8 +1,11 @@
 """The usual way of writing these algorithms in PyTorch, written plainly: a Python loop over
 the tasks of a meta-batch, inner steps with ``torch.autograd.grad`` on a list of parameters
-(``create_graph=True`` for second-order MAML), query losses summed, then ``backward`` / an
-optimizer step. It is the speed baseline of ``bench.py`` and an independent check of the
-library's numbers; the package never imports it.
+(``create_graph=True`` for second-order MAML), the query losses of all tasks summed, then one
+backward pass / an optimizer step. It is the speed baseline of ``bench.py`` and an
+independent check of the library's numbers; the package never imports it.
+
+Reptile's update is not the gradient of a loss, and iMAML's is solved task by task, so those
+two sum per-task updates instead.
 """
 
 from __future__ import annotations
@@ -25,12 +28,23 @@ class Baseline:
 
     def meta_gradient(self, params: list[torch.Tensor], batch) -> list[torch.Tensor]:
         """Mean meta-gradient over the batch (a list aligned with ``params``)."""
-        total = [torch.zeros_like(p) for p in params]
+        method = getattr(self, self.algorithm)
+        if self.algorithm in ("reptile", "imaml"):
+            total = [torch.zeros_like(p) for p in params]
+            for index in range(batch.num_tasks):
+                total = [t + g for t, g in zip(total, method(params, batch.task(index)))]
+            return [t / batch.num_tasks for t in total]
+        theta = [p.detach().requires_grad_() for p in params]
+        meta_loss, leaves = 0.0, []
         for index in range(batch.num_tasks):
-            task = batch.task(index)
-            grads = getattr(self, self.algorithm)(params, task)
-            total = [t + g for t, g in zip(total, grads)]
-        return [t / batch.num_tasks for t in total]
+            query_loss, wrt = method(theta, batch.task(index))
+            meta_loss = meta_loss + query_loss
+            leaves.append(wrt)
+        if all(wrt is theta for wrt in leaves):
+            return list(torch.autograd.grad(meta_loss / batch.num_tasks, theta))
+        # First-order MAML: each task's gradient is taken at its own adapted weights.
+        grads = torch.autograd.grad(meta_loss / batch.num_tasks, [w for wrt in leaves for w in wrt])
+        return [sum(grads[i::len(params)]) for i in range(len(params))]
 
     def _sgd(self, weights, x, y, create_graph=False, anchor=None, rates=None):
         s = self.settings
@@ -46,15 +60,17 @@ class Baseline:
                 weights = [w.detach().requires_grad_() for w in weights]
         return weights
 
-    def maml(self, params, task):
-        theta = [p.detach().requires_grad_() for p in params]
-        fast = self._sgd(theta, task.support_x, task.support_y, create_graph=True)
-        return torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), theta)
+    # maml, fomaml, joint, anil, metasgd: (this task's query loss, what it is differentiated
+    # with respect to); ``theta`` is shared by all tasks of the batch.
 
-    def fomaml(self, params, task):
-        fast = self._sgd([p.detach().requires_grad_() for p in params],
+    def maml(self, theta, task):
+        fast = self._sgd(theta, task.support_x, task.support_y, create_graph=True)
+        return self.loss(fast, task.query_x, task.query_y), theta
+
+    def fomaml(self, theta, task):
+        fast = self._sgd([p.detach().requires_grad_() for p in theta],
                          task.support_x, task.support_y)
-        return torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), fast)
+        return self.loss(fast, task.query_x, task.query_y), fast
 
     def reptile(self, params, task):
         x = torch.cat([task.support_x, task.query_x])
@@ -62,14 +78,12 @@ class Baseline:
         fast = self._sgd([p.detach().requires_grad_() for p in params], x, y)
         return [p.detach() - f.detach() for p, f in zip(params, fast)]
 
-    def joint(self, params, task):
-        theta = [p.detach().requires_grad_() for p in params]
+    def joint(self, theta, task):
         x = torch.cat([task.support_x, task.query_x])
         y = torch.cat([task.support_y, task.query_y])
-        return torch.autograd.grad(self.loss(theta, x, y), theta)
+        return self.loss(theta, x, y), theta
 
-    def anil(self, params, task):
-        theta = [p.detach().requires_grad_() for p in params]
+    def anil(self, theta, task):
         head = [i for i, n in enumerate(self.names)
                 if n.rpartition(".")[0] == self.names[-1].rpartition(".")[0]]
         fast = list(theta)
@@ -78,14 +92,13 @@ class Baseline:
             grads = torch.autograd.grad(value, [fast[i] for i in head], create_graph=True)
             for i, g in zip(head, grads):
                 fast[i] = fast[i] - self.settings.inner_lr * g
-        return torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), theta)
+        return self.loss(fast, task.query_x, task.query_y), theta
 
-    def metasgd(self, params, task):
-        # params: θ then α, in the model's parameter order.
-        meta = [p.detach().requires_grad_() for p in params]
+    def metasgd(self, meta, task):
+        # meta: θ then α, in the model's parameter order.
         theta, rates = meta[: len(self.names)], meta[len(self.names):]
         fast = self._sgd(theta, task.support_x, task.support_y, create_graph=True, rates=rates)
-        return torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), meta)
+        return self.loss(fast, task.query_x, task.query_y), meta
 
     def imaml(self, params, task):
         s = self.settings

@@ -6,14 +6,16 @@ meta-gradient, Adam step; the task batch is sampled once beforehand) for the lib
 ``baseline.py``: the median and interquartile range of the wall time over repeats after one
 warm-up, and the peak resident memory above the level before the warm-up (the kernel's
 high-water mark, reset through /proc/self/clear_refs, read after free memory is returned to
-the kernel). It also checks that both compute the same meta-gradient. Workloads:
+the kernel). It also checks, on the first 8 tasks, that both compute the same meta-gradient.
+Workloads:
 
     S  sinusoid, MLP 1-40-40-1, K = 10 (+10 query), meta-batch 25
     O  Omniglot-shaped Conv4 (random 28×28 inputs), 5-way 1-shot, 15 query per class,
        meta-batch 32
 
-Each side runs in its own process, as it would in practice, and the processes take turns
-(never two at once):
+Each side runs in its own process, as it would in practice. The processes take turns, one
+timed iteration each per round (never two at once), so a slow spell of a shared machine hits
+every side alike:
 
     metazoo   the library as ``metazoo train`` runs it: freed memory is retained for reuse
               (``TrainConfig.retain_memory``, ``metazoo.engine.allocator``)
@@ -48,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import Baseline
 
 from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
-from metazoo.analysis.cost import measure
+from metazoo.analysis.cost import PeakMemory, summarize, timed
 from metazoo.engine.allocator import retain_freed_memory
 from metazoo.models import MLP, Conv4, initial_params, make_loss
 from metazoo.tasks import Sinusoid, TaskBatch
@@ -99,9 +101,15 @@ def init_side(side: str, threads: int, tf32: bool) -> None:
         retain_freed_memory()
 
 
-def measure_side(side: str, work: str, variant: str, k: int, args) -> dict:
-    """Time one meta-iteration of ``side`` (in that side's process); on the metazoo side
-    also the largest difference from the baseline's meta-gradient at θ₀."""
+#: This side's computation between calls (each side's process holds one at a time).
+STATE: dict = {}
+#: The meta-gradients are compared on the first tasks of the batch only (same code path).
+CHECK_TASKS = 8
+
+
+def side_prepare(side: str, work: str, variant: str, k: int, args) -> dict:
+    """Build one meta-iteration of ``side`` in this side's process and run it once (warm-up);
+    on the metazoo side, first compare its meta-gradient with the baseline's at θ₀."""
     generator = torch.Generator().manual_seed(0)
     model, loss_name, batch, inner_lr = workload(work, generator)
     model, batch = model.to(args.device), batch.to(args.device)
@@ -109,20 +117,20 @@ def measure_side(side: str, work: str, variant: str, k: int, args) -> dict:
     settings = get_algorithm(algorithm).make_settings(inner_steps=k, inner_lr=inner_lr, **extra)
     params = initial_params(model)
     baseline = Baseline(algorithm, model, loss_name, settings)
-    result = {"strategy": strategy_for(model, args)}
+    info = {"strategy": strategy_for(model, args)}
     if side == "metazoo":
         loss = make_loss(model, loss_name)
 
-        def gradient():
-            return meta_gradient(algorithm, loss, params, batch, settings,
-                                 strategy=result["strategy"], chunk_size=args.chunk_size)[0]
+        def gradient(tasks=batch):
+            return meta_gradient(algorithm, loss, params, tasks, settings,
+                                 strategy=info["strategy"], chunk_size=args.chunk_size)[0]
 
         if not args.no_baseline:
-            # Same numbers: both meta-gradients at the same θ₀ before any step.
-            fast, base = gradient(), baseline.meta_gradient(list(params.values()), batch)
-            result["max_abs_gradient"] = max(g.abs().max().item() for g in base)
-            result["max_abs_error"] = max((fast[n] - g).abs().max().item()
-                                          for n, g in zip(params, base))
+            few = batch.slice(0, min(CHECK_TASKS, batch.num_tasks))
+            fast, base = gradient(few), baseline.meta_gradient(list(params.values()), few)
+            info["max_abs_gradient"] = max(g.abs().max().item() for g in base)
+            info["max_abs_error"] = max((fast[n] - g).abs().max().item()
+                                        for n, g in zip(params, base))
     else:
         params = dict(zip(params, [p.clone() for p in params.values()]))
 
@@ -136,8 +144,38 @@ def measure_side(side: str, work: str, variant: str, k: int, args) -> dict:
             params[name].grad = g
         optimizer.step()
 
-    result.update(measure(step, args.repeats, args.budget, args.device))
+    memory = PeakMemory(args.device)
+    memory.start()
+    timed(step, args.device)  # warm-up
+    STATE.update(step=step, memory=memory, times=[], info=info, device=args.device)
+    return info
+
+
+def side_time() -> float:
+    """Time one more meta-iteration of the prepared computation."""
+    STATE["times"].append(timed(STATE["step"], STATE["device"]))
+    return STATE["times"][-1]
+
+
+def side_finish() -> dict:
+    """Timing summary and peak memory of the prepared computation; forget it."""
+    result = {**STATE["info"], **summarize(STATE["times"]), "peak_mib": STATE["memory"].peak_mib()}
+    STATE.clear()
     return result
+
+
+def measure_row(pools: dict, work: str, variant: str, k: int, args) -> dict:
+    """All sides of one row: warm-ups, then timed rounds taking turns (metazoo, baseline,
+    control, metazoo, …) so that a slow spell of the machine hits every side alike."""
+    sides = [side for side in pools if side == "metazoo" or variant != "maml-recompute"]
+    for side in sides:
+        pools[side].submit(side_prepare, side, work, variant, k, args).result()
+    began, rounds = time.perf_counter(), 0
+    while rounds < args.repeats and (rounds < 2 or time.perf_counter() - began < args.budget):
+        for side in sides:
+            pools[side].submit(side_time).result()
+        rounds += 1
+    return {side: pools[side].submit(side_finish).result() for side in sides}
 
 
 def strategy_for(model: torch.nn.Module, args) -> str:
@@ -165,9 +203,11 @@ def main() -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=None,
                         help="inner steps (default: 1 5 10 20 for S; 1 5 for O, whose whole "
                              "grid takes over an hour on a 2-core CPU)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed iterations at most")
+    parser.add_argument("--repeats", type=int, default=7,
+                        help="timed rounds at most (one iteration of each side per round)")
     parser.add_argument("--budget", type=float, default=6.0,
-                        help="seconds of timed iterations per measurement (at least 2 run)")
+                        help="seconds of timed rounds per row, all sides together (at least 2 "
+                             "rounds run)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true",
                         help="measure metazoo alone (time and memory of slow workloads)")
@@ -199,13 +239,10 @@ def main() -> None:
             for variant in args.algorithms:
                 ks = sorted(args.ks or DEFAULT_KS[work])
                 for k in ks[:1] if variant == "joint" else ks:
-                    row = {"workload": work, "algorithm": variant, "k": k}
-                    for side in sides:
-                        if side != "metazoo" and variant == "maml-recompute":
-                            continue  # the baseline has no recomputation: MAML's row holds it
-                        row[side] = pools[side].submit(measure_side, side, work, variant, k,
-                                                       args).result()
+                    row = {"workload": work, "algorithm": variant, "k": k,
+                           **measure_row(pools, work, variant, k, args)}
                     if variant == "maml-recompute":
+                        # The baseline has no recomputation: its numbers are MAML's.
                         maml = next((r for r in rows if (r["workload"], r["algorithm"], r["k"])
                                      == (work, "maml", k)), {})
                         row.update({side: maml[side] for side in sides
@@ -229,8 +266,9 @@ def main() -> None:
     text = ["# Time and peak memory per meta-iteration", "",
             (f"torch {meta['torch']}, device {meta['device']}, {args.threads} threads, "
              f"{meta['cores']} cores ({meta['machine']}); the run took {minutes:.1f} min. "
-             f"Median of up to {args.repeats} timed iterations after one warm-up; IQR in "
-             "brackets; peak resident memory above the level before the warm-up. Each side "
+             f"Median of up to {args.repeats} timed iterations after one warm-up, the sides "
+             "taking turns; IQR in brackets; peak resident memory above the level before the "
+             "warm-up. max abs diff is measured on the first 8 tasks. Each side "
              "runs in its own process: metazoo retains freed memory for reuse, as `metazoo "
              "train` does; the baseline (`benchmarks/baseline.py`: per-task loop, "
              "`torch.autograd.grad`) uses the C library's default allocator, as a usual script "

@@ -41,40 +41,65 @@ def _reset_peak() -> bool:
         return False
 
 
+class PeakMemory:
+    """Peak memory of a computation above the level when :meth:`start` was called: the
+    resident-set high-water mark on the CPU (MiB, NaN where it cannot be reset), the caching
+    allocator's peak of allocated bytes on a CUDA device."""
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.before = float("nan")
+        self.can_reset = False
+
+    def start(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.before, self.can_reset = torch.cuda.memory_allocated(self.device) / 1024, True
+        else:
+            release_free_memory()
+            self.can_reset = _reset_peak()
+            self.before = _kib("VmRSS")
+
+    def peak_mib(self) -> float:
+        high = (torch.cuda.max_memory_allocated(self.device) / 1024 if self.cuda
+                else _kib("VmHWM"))
+        # The high-water mark can sit a page or two below the level read before (noise of the
+        # resident-set accounting): report 0 then, not a negative peak.
+        return max(0.0, (high - self.before) / 1024) if self.can_reset else float("nan")
+
+
+def timed(step: Callable[[], object], device: str | torch.device = "cpu") -> float:
+    """Seconds one call of ``step`` takes (waiting for a CUDA device before and after)."""
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step()
+    if cuda:
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def summarize(times: list[float]) -> dict:
+    """Median and quartiles (ms) of timed runs."""
+    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return {"median_ms": 1e3 * statistics.median(times), "q25_ms": 1e3 * quartiles[0],
+            "q75_ms": 1e3 * quartiles[2], "repeats": len(times)}
+
+
 def measure(step: Callable[[], object], repeats: int = 5, budget: float = 10.0,
             device: str | torch.device = "cpu") -> dict:
     """Run ``step`` once to warm up, then up to ``repeats`` times (at least
     ``min(2, repeats)``, fewer if past ``budget`` seconds). Returns median and quartiles in ms,
     and peak MiB."""
-    cuda = torch.device(device).type == "cuda"
-
-    def wait() -> None:
-        if cuda:
-            torch.cuda.synchronize(device)
-
-    if cuda:
-        wait()
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device) / 1024
-        can_reset = True
-    else:
-        release_free_memory()
-        can_reset = _reset_peak()
-        before = _kib("VmRSS")
-    step()
-    wait()
+    memory = PeakMemory(device)
+    memory.start()
+    timed(step, device)
     times: list[float] = []
     began = time.perf_counter()
     while len(times) < repeats and (len(times) < min(2, repeats)
                                     or time.perf_counter() - began < budget):
-        start = time.perf_counter()
-        step()
-        wait()
-        times.append(time.perf_counter() - start)
-    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    # The high-water mark can sit a page or two below the level read before (noise of the
-    # resident-set accounting): report 0 then, not a negative peak.
-    high = torch.cuda.max_memory_allocated(device) / 1024 if cuda else _kib("VmHWM")
-    peak = max(0.0, (high - before) / 1024) if can_reset else float("nan")
-    return {"median_ms": 1e3 * statistics.median(times), "q25_ms": 1e3 * quartiles[0],
-            "q75_ms": 1e3 * quartiles[2], "repeats": len(times), "peak_mib": peak}
+        times.append(timed(step, device))
+    return {**summarize(times), "peak_mib": memory.peak_mib()}

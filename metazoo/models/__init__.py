@@ -37,9 +37,10 @@ class Conv4(nn.Module):
     Finn et al., 2017).
 
     Each block: 3×3 convolution with ``hidden`` filters, BatchNorm, ReLU, then either 2×2
-    max-pooling (``downsample="max"``) or, in the variant the MAML paper used for Omniglot,
-    a stride-2 convolution instead of pooling (``downsample="stride"``), whose last feature
-    map is averaged over space. A linear head maps the features to ``n_way`` logits.
+    max-pooling (``downsample="max"``; computed as pooling then ReLU, the same function with
+    the same gradients, cheaper) or, in the variant the MAML paper used for Omniglot, a
+    stride-2 convolution instead of pooling (``downsample="stride"``), whose last feature map
+    is averaged over space. A linear head maps the features to ``n_way`` logits.
 
     BatchNorm always normalises with the statistics of the batch it is given and keeps no
     running averages (``track_running_stats=False``): the meta-learning convention (a task's
@@ -58,11 +59,16 @@ class Conv4(nn.Module):
         for _ in range(4):
             stride = 2 if downsample == "stride" else 1
             blocks += [nn.Conv2d(channels, hidden, 3, stride=stride, padding=1),
-                       nn.BatchNorm2d(hidden, track_running_stats=False), nn.ReLU()]
+                       nn.BatchNorm2d(hidden, track_running_stats=False)]
             if downsample == "max":
-                blocks.append(nn.MaxPool2d(2))
+                # Pooling before the ReLU gives the same values and the same gradients (the
+                # ReLU is monotone and both pick the first maximum of a window), and the ReLU
+                # then runs on a quarter of the elements. Its forward and backward took ~7% of a
+                # MAML iteration on 28×28 inputs; the measured gain is ~2% (near the noise).
+                blocks += [nn.MaxPool2d(2), nn.ReLU()]
                 size //= 2
             else:
+                blocks.append(nn.ReLU())
                 size = (size + 1) // 2
             channels = hidden
         self.features = nn.Sequential(*blocks)
