@@ -105,6 +105,11 @@ def init_side(side: str, threads: int, tf32: bool) -> None:
 STATE: dict = {}
 #: The meta-gradients are compared on the first tasks of the batch only (same code path).
 CHECK_TASKS = 8
+#: Seconds of back-to-back iterations per side and round (at least one iteration): short
+#: iterations are timed warm, not each right after another process had the cores.
+BLOCK = 0.5
+#: Seconds between two sides' turns.
+PAUSE = 0.05
 
 
 def side_prepare(side: str, work: str, variant: str, k: int, args) -> dict:
@@ -151,10 +156,14 @@ def side_prepare(side: str, work: str, variant: str, k: int, args) -> dict:
     return info
 
 
-def side_time() -> float:
-    """Time one more meta-iteration of the prepared computation."""
-    STATE["times"].append(timed(STATE["step"], STATE["device"]))
-    return STATE["times"][-1]
+def side_time(seconds: float) -> int:
+    """Time meta-iterations of the prepared computation back to back for about ``seconds``
+    (at least one); returns how many ran."""
+    began, count = time.perf_counter(), 0
+    while count == 0 or time.perf_counter() - began < seconds:
+        STATE["times"].append(timed(STATE["step"], STATE["device"]))
+        count += 1
+    return count
 
 
 def side_finish() -> dict:
@@ -165,15 +174,18 @@ def side_finish() -> dict:
 
 
 def measure_row(pools: dict, work: str, variant: str, k: int, args) -> dict:
-    """All sides of one row: warm-ups, then timed rounds taking turns (metazoo, baseline,
-    control, metazoo, …) so that a slow spell of the machine hits every side alike."""
+    """All sides of one row: warm-ups, then timed rounds in which the sides take turns
+    (metazoo, baseline, control, metazoo, …), each running about ``BLOCK`` seconds of
+    iterations, so that a slow spell of the machine hits every side alike."""
     sides = [side for side in pools if side == "metazoo" or variant != "maml-recompute"]
     for side in sides:
         pools[side].submit(side_prepare, side, work, variant, k, args).result()
     began, rounds = time.perf_counter(), 0
     while rounds < args.repeats and (rounds < 2 or time.perf_counter() - began < args.budget):
         for side in sides:
-            pools[side].submit(side_time).result()
+            # A short pause first: the last side's idle threads stop spinning.
+            time.sleep(PAUSE)
+            pools[side].submit(side_time, BLOCK).result()
         rounds += 1
     return {side: pools[side].submit(side_finish).result() for side in sides}
 
@@ -204,8 +216,9 @@ def main() -> None:
                         help="inner steps (default: 1 5 10 20 for S; 1 5 for O, whose whole "
                              "grid takes over an hour on a 2-core CPU)")
     parser.add_argument("--repeats", type=int, default=7,
-                        help="timed rounds at most (one iteration of each side per round)")
-    parser.add_argument("--budget", type=float, default=6.0,
+                        help="timed rounds at most (per round, each side runs iterations for "
+                             f"about {BLOCK} s, at least one)")
+    parser.add_argument("--budget", type=float, default=3.0,
                         help="seconds of timed rounds per row, all sides together (at least 2 "
                              "rounds run)")
     parser.add_argument("--threads", type=int, default=2)
@@ -266,8 +279,9 @@ def main() -> None:
     text = ["# Time and peak memory per meta-iteration", "",
             (f"torch {meta['torch']}, device {meta['device']}, {args.threads} threads, "
              f"{meta['cores']} cores ({meta['machine']}); the run took {minutes:.1f} min. "
-             f"Median of up to {args.repeats} timed iterations after one warm-up, the sides "
-             "taking turns; IQR in brackets; peak resident memory above the level before the "
+             "Median of the timed iterations after one warm-up; the sides take turns, up to "
+             f"{args.repeats} rounds of about {BLOCK} s (at least one iteration) each, for about "
+             f"{args.budget:g} s per row; IQR in brackets; peak resident memory above the level before the "
              "warm-up. max abs diff is measured on the first 8 tasks. Each side "
              "runs in its own process: metazoo retains freed memory for reuse, as `metazoo "
              "train` does; the baseline (`benchmarks/baseline.py`: per-task loop, "
