@@ -86,6 +86,9 @@ VARIANTS = {name: (name, {}) for name in sorted(ALGORITHMS)}
 VARIANTS["maml-recompute"] = ("maml", {"maml_checkpoint": True})
 SIDES = ("metazoo", "baseline", "control")
 DEFAULT_KS = {"S": [1, 5, 10, 20], "O": [1, 5]}
+HEADER = ("| workload | algorithm | k | strategy | metazoo ms (IQR) | baseline ms (IQR) | speed-up "
+          "| control ms (IQR) | engine speed-up | metazoo MiB | baseline MiB | max abs diff |")
+RULE = "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 
 
 def start_side(side: str, args) -> ProcessPoolExecutor:
@@ -261,8 +264,7 @@ def main() -> None:
                         row.update({side: maml[side] for side in sides
                                     if side != "metazoo" and side in maml})
                     rows.append(finish(row))
-                    lines.append(table_line(row))
-                    print(lines[-1], flush=True)
+                    print(table_line(row), flush=True)
     finally:
         for pool in pools.values():
             pool.shutdown(cancel_futures=True)
@@ -272,28 +274,35 @@ def main() -> None:
             "device": (torch.cuda.get_device_name(args.device)
                        if torch.device(args.device).type == "cuda" else "cpu"), "tf32": args.tf32,
             "processor": platform.processor(), "cores": os.cpu_count(), "minutes": minutes,
+            "repeats": args.repeats, "budget": args.budget,
             "command": " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
         json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2))
-    text = ["# Time and peak memory per meta-iteration", "",
-            (f"torch {meta['torch']}, device {meta['device']}, {args.threads} threads, "
-             f"{meta['cores']} cores ({meta['machine']}); the run took {minutes:.1f} min. "
-             "Median of the timed iterations after one warm-up; the sides take turns, up to "
-             f"{args.repeats} rounds of about {BLOCK} s (at least one iteration) each, for about "
-             f"{args.budget:g} s per row; IQR in brackets; peak resident memory above the level before the "
-             "warm-up. max abs diff is measured on the first 8 tasks. Each side "
-             "runs in its own process: metazoo retains freed memory for reuse, as `metazoo "
-             "train` does; the baseline (`benchmarks/baseline.py`: per-task loop, "
-             "`torch.autograd.grad`) uses the C library's default allocator, as a usual script "
-             "does; the control is the baseline with retained memory. speed-up: baseline / "
-             "metazoo; engine speed-up: control / metazoo (same allocator). max abs diff: "
-             "largest difference between the two meta-gradients at θ₀. Produced by:"),
-            "", f"    {meta['command']}", "", *lines, "", "## Memory against k", "",
-            *summary["lines"], ""]
-    args.out.with_suffix(".md").write_text("\n".join(text))
+    args.out.with_suffix(".md").write_text(markdown(meta, rows, summary))
     print("\n".join(summary["lines"]))
     print(f"took {minutes:.1f} min")
+
+
+def markdown(meta: dict, rows: list[dict], summary: dict) -> str:
+    """The Markdown report of a run (``meta``, ``rows`` and ``summary`` as in its JSON)."""
+    lines = [HEADER, RULE, *(table_line(row) for row in rows)]
+    text = ["# Time and peak memory per meta-iteration", "",
+            (f"torch {meta['torch']}, device {meta['device']}, {meta['threads']} threads, "
+             f"{meta['cores']} cores ({meta['machine']}); the run took {meta['minutes']:.1f} min. "
+             "Median of the timed iterations after one warm-up; the sides take turns, up to "
+             f"{meta['repeats']} rounds of about {BLOCK} s (at least one iteration) each, for "
+             f"about {meta['budget']:g} s per row; IQR in brackets; peak resident memory above "
+             "the level before the warm-up. max abs diff is measured on the first 8 tasks. Each "
+             "side runs in its own process: metazoo retains freed memory for reuse, as `metazoo "
+             "train` does; the baseline (`benchmarks/baseline.py`: a loop over tasks, query "
+             "losses summed, one backward pass) uses the C library's default allocator, as a "
+             "usual script does; the control is the baseline with retained memory. speed-up: "
+             "baseline / metazoo; engine speed-up: control / metazoo (same allocator). max abs "
+             "diff: largest difference between the two meta-gradients at θ₀. Produced by:"),
+            "", f"    {meta['command']}", "", *lines, "", "## Memory against k", "",
+            *summary["lines"], ""]
+    return "\n".join(text)
 
 
 def finish(row: dict) -> dict:

@@ -28,5 +28,5 @@ cp "$RUN/log.jsonl" "$OUT/omniglot-maml-log.jsonl"
 
 for workload in S O; do
     timeout "$BENCH_SECONDS" $PY benchmarks/bench.py --device cuda --workloads $workload \
-        --ks 1 5 10 20 --repeats 7 --budget 2 ${TF32:+--tf32} --out "$OUT/bench-$workload-cuda" 2>&1 | tee -a "$LOG"
+        --ks 1 5 10 20 --repeats 7 --budget 2 --no-control ${TF32:+--tf32} --out "$OUT/bench-$workload-cuda" 2>&1 | tee -a "$LOG"
 done
