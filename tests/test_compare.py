@@ -80,3 +80,15 @@ def test_parallel_runs_match_serial_runs_and_take_their_own_options(tmp_path):
     stored = json.loads((tmp_path / "parallel" / "runs" / "maml-k1-seed0" / "config.json")
                         .read_text())
     assert "cg_damping" not in stored["algorithm_options"]
+
+
+def test_common_start_leaves_out_a_theta_far_above_the_others():
+    from metazoo.analysis.compare import common_start
+
+    # Omniglot, train k = 1: first-order MAML's θ starts at 6.09, the others near ln 5.
+    levels = {"joint": 1.61, "maml": 1.64, "fomaml": 6.09, "imaml": 1.69, "anil": 1.62}
+    assert common_start(levels) == (1.69, ["fomaml"])
+    # Sinusoid: spread, but no outlier; the level is the highest.
+    assert common_start({"joint": 2.74, "maml": 2.81, "imaml": 3.77}) == (3.77, [])
+    # All at zero loss: nothing to leave out.
+    assert common_start({"a": 0.0, "b": 0.0}) == (0.0, [])

@@ -20,6 +20,7 @@ import json
 import math
 import multiprocessing
 import os
+import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,9 +314,12 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
                       if not math.isnan(matched["matched"][a]) else -math.inf)
         if matched["bins_used"] == 0:
             easiest = "none (no loss bin holds enough tasks of every θ)"
-        reason = ("its own loss is lowest too" if lowest_post == lowest_pre else
-                  "it adapts best from an equal start" if lowest_post == easiest else
-                  "neither the lowest starting loss nor the largest matched gain alone")
+        reason = ("So the best post-adaptation θ wins because its own loss is lowest too."
+                  if lowest_post == lowest_pre else
+                  "So the best post-adaptation θ wins because it adapts best from an equal "
+                  "start." if lowest_post == easiest else
+                  "So neither the lowest starting loss nor the largest matched gain alone "
+                  "explains the best post-adaptation θ.")
         statements.append(
             f"train k = {k}: lowest loss after adaptation — {lowest_post} "
             f"({post[lowest_post].mean().item():.3g}); lowest loss at θ — {lowest_pre} "
@@ -323,7 +327,7 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
             f"gain at matched starting loss — {easiest}"
             + (f" ({matched['matched'][easiest]:.3g}, {matched['bins_used']} bins)"
                if matched["bins_used"] else "")
-            + f". So the best post-adaptation θ wins because {reason}.")
+            + f". {reason}")
     blocks.append(rpt.bullets(statements))
     return blocks + _perturbed_start(config, out, final)
 
@@ -344,29 +348,56 @@ def _perturbed_start(config: CompareConfig, out: Path, final: int) -> list:
                              regularization=setup.settings.regularization, seed=seed)
 
     own = {a: control(a, -math.inf) for a in config.algorithms}  # s = 0: θ itself
-    target = max(result["pre"].double().mean().item() for result in own.values())
-    moved = {a: control(a, target) for a in config.algorithms}
+    levels = {a: result["pre"].double().mean().item() for a, result in own.items()}
+    target, left_out = common_start(levels)
+    moved = {a: control(a, target) for a in config.algorithms if a not in left_out}
     rows = []
     for algorithm in config.algorithms:
+        if algorithm in left_out:
+            rows.append([algorithm, "—", _fmt(*mean_ci(own[algorithm]["pre"])), "—", "—"])
+            continue
         result = moved[algorithm]
         gain = (result["pre"] - result["post"]).double()
         rows.append([algorithm, f"{result['scale']:.3g}", _fmt(*mean_ci(result["pre"])),
                      _fmt(*mean_ci(result["post"])), _fmt(*mean_ci(gain))])
-    gains = {a: (moved[a]["pre"] - moved[a]["post"]).double().mean().item()
-             for a in config.algorithms}
+    gains = {a: (r["pre"] - r["post"]).double().mean().item() for a, r in moved.items()}
     best = max(gains, key=gains.get)
+    median = statistics.median(levels.values())
+    outliers = (
+        " Left out (—): " + ", ".join(f"{a} (loss {levels[a]:.3g} at θ itself)" for a in left_out)
+        + f", above {OUTLIER_START}× the median starting loss ({median:.3g}); matching it would "
+        "move every other θ far from where it was trained." if left_out else "")
     return [rpt.paragraph(
         f"Control by perturbation (train k = {k}, seed {seed}, {config.analysis_tasks} held-out "
         "tasks): each θ is moved along a fixed random direction, scaled tensor by tensor to "
         f"θ's own norms, until its mean loss before adaptation is {target:.3g}, the highest "
-        f"any θ has; then {final} test steps. s is the length moved, in units of ‖θ‖ per "
-        "tensor. All start equally well by construction."),
+        f"starting loss of the θ compared; then {final} test steps. s is the length moved, in "
+        "units of ‖θ‖ per tensor. All start equally well by construction." + outliers),
         rpt.table(["algorithm", "s", "loss at perturbed θ", f"after {final} steps", "gain"], rows),
         rpt.bullets([
             f"From the same starting loss ({target:.3g}), the largest gain is {best}'s "
             f"({gains[best]:.3g}); in order: "
             + ", ".join(f"{a} {gains[a]:.3g}" for a in sorted(gains, key=gains.get,
                                                              reverse=True)) + "."])]
+
+
+#: In the perturbation control, a θ whose own starting loss is above this multiple of the
+#: median is left out rather than matched.
+OUTLIER_START = 1.5
+
+
+def common_start(levels: dict[str, float]) -> tuple[float, list[str]]:
+    """The starting loss every θ is perturbed to, and the θ left out.
+
+    Perturbing can only raise a θ's loss, so the common level is the highest one; but a θ
+    whose loss is far above the others' (more than ``OUTLIER_START`` × the median) would force
+    every other θ far from where it was trained, where adaptation from it says little. Such
+    θ are left out, and the level is the highest among the rest.
+    """
+    median = statistics.median(levels.values())
+    left_out = ([a for a, level in levels.items() if level > OUTLIER_START * median]
+                if median > 0 else [])
+    return max(level for a, level in levels.items() if a not in left_out), left_out
 
 
 def _analysis_tasks(setup, config: CompareConfig):
