@@ -36,13 +36,13 @@ def _faults(mode: str) -> int:
 
 @pytest.mark.skipif(_glibc() is None, reason="needs glibc malloc")
 def test_retained_memory_is_not_paged_in_again():
-    pages = (64 << 20) // 4096  # pages of one 64 MiB block (4 KiB pages)
     system, retained = _faults("system"), _faults("retain")
-    # glibc's default mmaps each 64 MiB block afresh: every page faults, every time.
-    assert system >= 6 * pages
+    # glibc's default mmaps each 64 MiB block afresh, so every allocation faults its pages in
+    # again: at least once per 2 MiB even where transparent huge pages are on.
+    assert system >= 6 * (64 // 2)
     # Retained: the freed block is reused, so pages are rarely touched for the first time
     # (in most runs none is; now and then glibc places one block afresh).
-    assert retained <= 2 * pages
+    assert retained <= system // 3
 
 
 def test_retain_memory_is_ignored_when_resuming_but_other_options_are_not():
