@@ -13,13 +13,14 @@ Workloads:
     O  Omniglot-shaped Conv4 (random 28×28 inputs), 5-way 1-shot, 15 query per class,
        meta-batch 32
 
-Each side runs in its own process, as it would in practice. The processes take turns, one
-timed iteration each per round (never two at once), so a slow spell of a shared machine hits
-every side alike:
+Each side runs in its own process, as it would in practice. The processes take turns (never
+two at once), each running about 0.5 s of iterations (at least one) per round, so a slow spell
+of a shared machine hits every side alike:
 
     metazoo   the library as ``metazoo train`` runs it: freed memory is retained for reuse
               (``TrainConfig.retain_memory``, ``metazoo.engine.allocator``)
-    baseline  the plain per-task loop with the C library's default allocator: a usual script
+    baseline  ``baseline.py`` (a loop over tasks, query losses summed, one backward pass) with
+              the C library's default allocator: a usual script
     control   the same baseline in a process that also retains freed memory. metazoo against
               the control isolates the engine (same allocator); the control against the
               baseline is what retaining memory alone buys.
@@ -245,11 +246,8 @@ def main() -> None:
              and not (args.no_control and s == "control")]
     began = time.perf_counter()
     pools = {side: start_side(side, args) for side in sides}
-    rows, lines = [], [
-        ("| workload | algorithm | k | strategy | metazoo ms (IQR) | baseline ms (IQR) | speed-up "
-        "| control ms (IQR) | engine speed-up | metazoo MiB | baseline MiB | max abs diff |"),
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    print("\n".join(lines), flush=True)
+    rows: list[dict] = []
+    print(HEADER, RULE, sep="\n", flush=True)
     try:
         for work in args.workloads:
             for variant in args.algorithms:

@@ -37,6 +37,10 @@ def test_adapt_is_plain_sgd_and_records_the_path():
     torch.testing.assert_close(result.losses, torch.tensor(losses, dtype=torch.float64))
     torch.testing.assert_close(result.grad_norms, torch.tensor(norms, dtype=torch.float64))
     assert result.losses[-1] < result.losses[0]
+    # Without record, the losses (a by-product) still come back; the rest does not.
+    plain = adapt(loss, params, task.support_x, task.support_y, 3, 0.05)
+    torch.testing.assert_close(plain.losses, result.losses, rtol=0, atol=0)
+    assert plain.grad_norms is None and plain.gradients is None
 
 
 def test_adapt_proximal_term_and_per_parameter_lr():

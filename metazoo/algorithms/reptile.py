@@ -43,6 +43,6 @@ def reptile(loss, params, task, settings: ReptileSettings):
     # The logged loss is the inner objective where the last step began (the loss at θ when
     # k = 1): a by-product of the steps. The loss at φ itself would cost one more forward
     # pass over all of the task's data, a third of the work of a step.
-    adapted = adapt(loss, theta, x, y, settings.inner_steps, settings.inner_lr, record=True)
+    adapted = adapt(loss, theta, x, y, settings.inner_steps, settings.inner_lr)
     last = adapted.losses[-1] if settings.inner_steps else loss(theta, x, y).detach()
     return tree_sub(theta, adapted.params), {"loss": last}

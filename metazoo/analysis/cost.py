@@ -4,8 +4,8 @@ On the CPU, peak memory is the kernel's high-water mark of the process's residen
 through ``/proc/self/clear_refs`` before each measurement and read from ``/proc/self/status``;
 it is reported above the level before the measurement, read after the C library has returned
 its free memory to the kernel (:func:`metazoo.engine.allocator.release_free_memory`), so the
-figure holds whether or not freed memory is retained for reuse. Where those files are missing (not
-Linux), memory is reported as NaN. On a CUDA device the clock waits for the device after each
+figure holds whether or not freed memory is retained for reuse. Where those files are missing
+(not Linux), memory is reported as NaN. On a CUDA device the clock waits for the device after each
 run, and peak memory is the caching allocator's peak of allocated bytes above the level
 before.
 """

@@ -18,14 +18,15 @@ from metazoo.models import LossFn
 class Adapted(NamedTuple):
     """Result of :func:`adapt`.
 
-    ``losses`` and ``grad_norms`` (shape ``[steps]``) hold, for each step, the inner
-    objective and the norm of its gradient at the iterate the step started from, and
-    ``gradients`` those gradients (each leaf ``[steps, *shape]``); all are ``None`` unless
+    ``losses`` (shape ``[steps]``, detached) holds, for each step, the inner objective at the
+    iterate the step started from: a by-product of the steps, always returned.
+    ``grad_norms`` (``[steps]``) holds the norms of those steps' gradients and ``gradients``
+    the gradients themselves (each leaf ``[steps, *shape]``); both are ``None`` unless
     ``record=True``.
     """
 
     params: Params
-    losses: torch.Tensor | None = None
+    losses: torch.Tensor
     grad_norms: torch.Tensor | None = None
     gradients: Params | None = None
 
@@ -60,7 +61,7 @@ def adapt(
             which is what first-order MAML differentiates.
         anchor: centre of the proximal term (defaults to ``params``, detached).
         regularization: proximal strength λ ≥ 0.
-        record: also return the per-step objective, gradient and gradient norm.
+        record: also return each step's gradient and its norm.
 
     Returns:
         :class:`Adapted` with φ and, when recorded, the path statistics.
@@ -87,20 +88,21 @@ def adapt(
         gradient, value = step(adapted)
         if not differentiable:
             gradient = {name: g.detach() for name, g in gradient.items()}
+        losses.append(value.detach())
         if record:
-            losses.append(value.detach())
             grad_norms.append(tree_norm(gradient).detach())
             gradients.append({name: g.detach() for name, g in gradient.items()})
         if isinstance(lr, dict):
             adapted = {name: p - lr[name] * gradient[name] for name, p in adapted.items()}
         else:
             adapted = {name: p - lr * gradient[name] for name, p in adapted.items()}
-    if not record:
-        return Adapted(adapted)
     empty = torch.zeros(0, device=x.device)
+    stacked = torch.stack(losses) if losses else empty
+    if not record:
+        return Adapted(adapted, stacked)
     return Adapted(
         adapted,
-        torch.stack(losses) if losses else empty,
+        stacked,
         torch.stack(grad_norms) if grad_norms else empty,
         {name: torch.stack([g[name] for g in gradients]) if gradients
          else p.new_zeros((0, *p.shape)) for name, p in params.items()},
