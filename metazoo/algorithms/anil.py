@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch.func import grad
-
 from metazoo.algorithms.base import InnerLoop, option, register
 from metazoo.core import adapt
+from metazoo.core.autodiff import grad
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch.func import grad
-
 from metazoo.algorithms.base import InnerLoop, register
 from metazoo.core import adapt, tree_detach
+from metazoo.core.autodiff import grad
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from torch.func import grad, vjp
+from torch.func import vjp
 
 from metazoo.algorithms.base import InnerLoop, option, register
 from metazoo.core import adapt, tree_axpy, tree_detach
+from metazoo.core.autodiff import grad
 from metazoo.core.linalg import conjugate_gradient
 
 

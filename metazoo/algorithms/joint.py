@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import grad
 
 from metazoo.algorithms.base import InnerLoop, register
+from metazoo.core.autodiff import grad
 
 
 @dataclass(frozen=True)

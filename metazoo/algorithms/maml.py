@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch.func import grad, vjp
+from torch.func import vjp
 
 from metazoo.algorithms.base import InnerLoop, option, register
 from metazoo.core import adapt, tree_detach
+from metazoo.core.autodiff import grad
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import grad
 
 from metazoo.algorithms.base import InnerLoop, register
 from metazoo.core import adapt
+from metazoo.core.autodiff import grad
 
 PREFIX = "inner_lr."
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch.func import grad_and_value
 
+from metazoo.core.autodiff import grad_and_value
 from metazoo.core.tree import Params, tree_norm
 from metazoo.models import LossFn
 
