@@ -11,7 +11,8 @@ import pytest
 from metazoo.engine.allocator import _glibc
 
 # Allocate and free the same 64 MiB tensor eight times; print the minor page faults of the
-# last six (glibc settles its heap over the first two). Each run is a fresh interpreter: the setting is process-wide.
+# last six (glibc settles its heap over the first two). Each run is a fresh interpreter: the
+# setting is process-wide.
 SCRIPT = """
 import resource, sys, torch
 from metazoo.engine.allocator import retain_freed_memory

@@ -27,8 +27,7 @@ def textbook_conv4(n_way: int, hidden: int, image_size: int) -> nn.Module:
 
 def sparse_images(generator: torch.Generator, count: int, size: int) -> torch.Tensor:
     """Omniglot-like inputs: mostly blank, so pooling windows hold many exact ties."""
-    images = (torch.rand(count, 1, size, size, generator=generator) < 0.15).double()
-    return images
+    return (torch.rand(count, 1, size, size, generator=generator) < 0.15).double()
 
 
 def test_conv4_pooling_before_relu_is_the_textbook_net_with_the_same_gradients():
