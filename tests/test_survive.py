@@ -68,8 +68,12 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
                               "--no-progress"], check=False, env=env, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # The uninterrupted run uses the strategy the killed run measured and kept (--strategy
+    # auto times vmap against the loop; two runs can choose differently, and the two
+    # strategies agree to rounding, not bit for bit).
     whole = tmp_path / "whole"
-    subprocess.run([sys.executable, "-m", "metazoo", "train", *options, "--out", str(whole)],
+    subprocess.run([sys.executable, "-m", "metazoo", "train", *options, "--out", str(whole),
+                    "--strategy", state["strategy"]],
                    env=env, check=True, capture_output=True, timeout=300)
     for name, value in final_params(whole).items():
         assert torch.equal(final_params(killed)[name], value)
