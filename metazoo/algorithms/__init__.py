@@ -15,9 +15,7 @@ import torch
 
 from metazoo.algorithms.base import ALGORITHMS, Algorithm, InnerLoop, register
 from metazoo.core.batch import mean_over_tasks
-from metazoo.core.tree import Params
-from metazoo.models import LossFn
-from metazoo.tasks import TaskBatch
+from metazoo.types import LossFn, Params, TaskBatch
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":

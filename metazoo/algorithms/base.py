@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from metazoo.core.tree import Params
-from metazoo.models import LossFn
-from metazoo.tasks import TaskBatch
+from metazoo.types import LossFn, Params, TaskBatch
 
 MetaGradient = Callable[
     [LossFn, Params, TaskBatch, "InnerLoop"], tuple[Params, dict[str, torch.Tensor]]

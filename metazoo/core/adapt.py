@@ -11,8 +11,8 @@ from typing import NamedTuple
 import torch
 
 from metazoo.core.autodiff import grad_and_value
-from metazoo.core.tree import Params, tree_norm
-from metazoo.models import LossFn
+from metazoo.core.tree import tree_norm
+from metazoo.types import LossFn, Params
 
 
 class Adapted(NamedTuple):

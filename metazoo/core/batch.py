@@ -7,8 +7,7 @@ from collections.abc import Callable
 import torch
 from torch.func import vmap
 
-from metazoo.core.tree import Params
-from metazoo.tasks import TaskBatch
+from metazoo.types import Params, TaskBatch
 
 PerTask = Callable[[Params, TaskBatch], tuple[Params, dict[str, torch.Tensor]]]
 

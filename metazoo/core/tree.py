@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-Params = dict[str, torch.Tensor]
+from metazoo.types import Params
 
 
 def tree_map(fn: Callable[..., torch.Tensor], tree: Params, *rest: Params) -> Params:

@@ -10,9 +10,7 @@ import torch
 from torch.func import vmap
 
 from metazoo.core import adapt
-from metazoo.core.tree import Params
-from metazoo.models import LossFn
-from metazoo.tasks import TaskBatch
+from metazoo.types import LossFn, Params, TaskBatch
 
 
 @dataclass(frozen=True)

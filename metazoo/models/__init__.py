@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-Params = dict[str, torch.Tensor]
-LossFn = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
+from metazoo.types import LossFn, Params
 
 
 class MLP(nn.Sequential):
