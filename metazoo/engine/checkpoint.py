@@ -3,28 +3,14 @@ then renamed over the old one, so an interrupted write never leaves a broken che
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from metazoo.fileio import atomic_write_bytes, write_json
 
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+__all__ = ["atomic_write_bytes", "load_checkpoint", "save_checkpoint", "write_json"]
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -46,9 +32,3 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise ValueError(f"checkpoint {path} is not a metazoo checkpoint (missing "
                          f"{', '.join(sorted(required - set(state or {})))})")
     return state
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    atomic_write_bytes(path, lambda file: file.write(text.encode()))
