@@ -136,7 +136,7 @@ class TrainConfig:
             "k_shot": (self.eval_k_shot or self.k_shot) if evaluation else self.k_shot,
             "query_shots": (self.eval_query_shots or self.query_shots) if evaluation
             else self.query_shots,
-            "root": self.data_dir or None,
+            "data_dir": self.data_dir or None,
             "split": self.split,
             "part": "test" if evaluation else "train",
         }
