@@ -13,15 +13,14 @@ One module per job:
 * :mod:`.sampler`: :class:`Omniglot`, the task distribution.
 """
 
+from metazoo.tasks.cache import CACHE_ENV, resolve_cache_dir
 from metazoo.tasks.omniglot.data import (
-    CACHE_ENV,
     CACHE_FORMAT,
     ArchiveImages,
     OmniglotData,
     cache_path,
     load_archive,
     load_omniglot,
-    resolve_cache_dir,
 )
 from metazoo.tasks.omniglot.decode import DRAWINGS, IMAGE_SIZE, decode_images
 from metazoo.tasks.omniglot.files import (

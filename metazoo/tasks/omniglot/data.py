@@ -1,19 +1,16 @@
 """The whole Omniglot set, verified and decoded once: a disk cache and a per-process cache.
 
-Decoded pixels are cached as ``omniglot28-<digest[:16]>.pt``, keyed by the archive's content
-digest, so a changed archive never reuses a stale cache. Characters are ordered background
-set first, then evaluation set.
+Decoded pixels are cached (:mod:`metazoo.tasks.cache`) as ``omniglot28-<digest[:16]>.pt``,
+keyed by the archive's content digest, so a changed archive never reuses a stale cache, and
+checked against the digest of their own bytes on every load. Characters are ordered
+background set first, then evaluation set.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
-import stat
 import threading
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +19,13 @@ from typing import NamedTuple
 import torch
 
 from metazoo.fileio import atomic_write_data
+from metazoo.tasks.cache import (
+    CACHE_ENV,
+    cache_file,
+    load_cached,
+    resolve_cache_dir,
+    save_cached,
+)
 from metazoo.tasks.omniglot.decode import DRAWINGS, IMAGE_SIZE, decode_images
 from metazoo.tasks.omniglot.files import (
     ARCHIVES,
@@ -29,38 +33,10 @@ from metazoo.tasks.omniglot.files import (
     OmniglotDataError,
     ensure_archives,
     resolve_root,
-    user_cache,
     verify_archive,
 )
 
-CACHE_ENV = "METAZOO_CACHE_DIR"
 CACHE_FORMAT = 1  # bump when the decoding changes, so old cache files are rebuilt
-
-
-def resolve_cache_dir(root: str | Path, cache_dir: str | Path | None = None) -> Path:
-    """Where decoded tensors go: ``cache_dir``, else ``$METAZOO_CACHE_DIR``, else
-    ``<root>/cache`` when that can be written, else ``~/.cache/metazoo``.
-
-    A folder without write permission bits counts as read-only even for root, so a shared
-    read-only data folder is never written to.
-    """
-    if cache_dir is None or str(cache_dir) == "":
-        cache_dir = os.environ.get(CACHE_ENV) or None
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    root = Path(root).expanduser()
-    inside = root / "cache"
-    if _writable(inside if inside.is_dir() else root):
-        return inside
-    return user_cache()
-
-
-def _writable(folder: Path) -> bool:
-    try:
-        mode = folder.stat().st_mode
-    except OSError:
-        return False
-    return bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) and os.access(folder, os.W_OK)
 
 
 class ArchiveImages(NamedTuple):
@@ -73,7 +49,7 @@ class ArchiveImages(NamedTuple):
 
 def cache_path(cache_dir: str | Path, digest: str) -> Path:
     """The cache file of the archive whose content digest is ``digest``."""
-    return Path(cache_dir) / f"omniglot28-{digest[:16]}.pt"
+    return cache_file(cache_dir, f"omniglot{IMAGE_SIZE}", digest)
 
 
 def load_archive(
@@ -84,7 +60,8 @@ def load_archive(
     Verifying content means unzipping every image (about a second), so the cache folder
     also keeps ``omniglot-verified.json``: sha256 of archive *bytes* → content digest. A
     byte-identical archive is then recognised by one fast file hash; any other archive is
-    verified in full. Either way the cache file is chosen by the content digest.
+    verified in full. Either way the cache file is chosen by the content digest, and its
+    pixels are checked against the digest stored with them (a damaged file is rebuilt).
 
     Raises:
         OmniglotDataError: the archive fails :func:`verify_archive`.
@@ -99,37 +76,19 @@ def load_archive(
         index[file_hash] = archive.digest
         _write(index_path, json.dumps(index, indent=1, sort_keys=True).encode())
     target = cache_path(cache_dir, archive.digest)
-    cached = _read_cache(target, archive)
+    key = f"{archive.digest} decoding {CACHE_FORMAT}"
+    cached = load_cached(target, key)
     if cached is not None:
-        return cached
+        decoded, meta = cached
+        characters = tuple(meta.get("characters", ()))
+        if (decoded.dtype == torch.uint8 and len(characters) * DRAWINGS == archive.num_images
+                and decoded.shape == (len(characters), DRAWINGS, IMAGE_SIZE, IMAGE_SIZE)):
+            return ArchiveImages(decoded, characters, archive.digest)
     if images is None:
         images = verify_archive(path, archive)
     decoded, characters = decode_images(images, workers)
-    buffer = io.BytesIO()
-    torch.save({"format": CACHE_FORMAT, "digest": archive.digest, "images": decoded,
-                "characters": list(characters)}, buffer)
-    _write(target, buffer.getvalue())
+    save_cached(target, key, decoded, {"characters": list(characters)})
     return ArchiveImages(decoded, characters, archive.digest)
-
-
-def _read_cache(path: Path, archive: Archive) -> ArchiveImages | None:
-    if not path.is_file():
-        return None
-    try:
-        saved = torch.load(path, weights_only=True)
-        images, characters = saved["images"], tuple(saved["characters"])
-        valid = (
-            saved["format"] == CACHE_FORMAT and saved["digest"] == archive.digest
-            and images.dtype == torch.uint8
-            and images.shape == (len(characters), DRAWINGS, IMAGE_SIZE, IMAGE_SIZE)
-            and len(characters) * DRAWINGS == archive.num_images
-        )
-    # Whatever makes a cache file unreadable (torch.load raises many kinds of errors for a
-    # damaged or foreign file), it is rebuilt, never trusted.
-    except Exception as error:  # noqa: BLE001
-        warnings.warn(f"rebuilding unreadable Omniglot cache {path} ({error!r})", stacklevel=3)
-        return None
-    return ArchiveImages(images, characters, archive.digest) if valid else None
 
 
 def _file_sha256(path: str | Path) -> str:
@@ -155,8 +114,8 @@ def _write(path: Path, data: bytes) -> None:
         atomic_write_data(path, data)
     except OSError as error:
         raise OmniglotDataError(
-            f"cannot write the Omniglot cache in {path.parent} ({error}); pass a writable "
-            f"cache_dir or set ${CACHE_ENV}"
+            f"cannot write the Omniglot cache in {path.parent} ({error.strerror or error}); "
+            f"pass a writable cache_dir or set ${CACHE_ENV}"
         ) from error
 
 
@@ -197,12 +156,12 @@ def load_omniglot(
         base_url: where to download from (see :func:`~.files.download_archive`).
         workers: decoding threads for a first build.
     """
-    root = resolve_root(root)
-    key = (str(root.resolve()), *(archive.digest for archive in ARCHIVES))
+    folder = resolve_root(root)
+    key = (str(folder.resolve()), *(archive.digest for archive in ARCHIVES))
     with _LOADING:
         if key not in _LOADED:
-            paths = ensure_archives(root, download, base_url)
-            cache_dir = resolve_cache_dir(root, cache_dir)
+            paths = ensure_archives(root, download, base_url)  # refuses a mistyped root
+            cache_dir = resolve_cache_dir(cache_dir)
             parts = [load_archive(paths[a.name], a, cache_dir, workers) for a in ARCHIVES]
             _LOADED[key] = OmniglotData(
                 images=torch.cat([part.images for part in parts]),

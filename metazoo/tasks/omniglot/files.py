@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from metazoo.fileio import atomic_write_data
+from metazoo.tasks.base import DataError
 
 BASE_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python"
 ROOT_ENV = "METAZOO_OMNIGLOT_DIR"
@@ -34,7 +35,7 @@ HOW_TO_FIX = (
 )
 
 
-class OmniglotDataError(RuntimeError):
+class OmniglotDataError(DataError):
     """The Omniglot files are missing, could not be downloaded, or are not the expected ones."""
 
 
@@ -208,8 +209,24 @@ def ensure_archives(
     """Paths of ``archives`` in ``root``, downloading the missing ones when ``download``.
 
     Archives already present are not verified here (:func:`~.data.load_archive` does that).
+
+    Raises:
+        OmniglotDataError: ``root`` (or ``$METAZOO_OMNIGLOT_DIR``) names a folder that does
+            not exist: a mistyped path is refused rather than created. Only the default
+            folder in the user cache is created.
     """
-    root = resolve_root(root)
+    folder = resolve_root(root)
+    if not folder.is_dir():
+        given = "data_dir" if root is not None and str(root) != "" else (
+            f"${ROOT_ENV}" if os.environ.get(ROOT_ENV) else None)
+        if given is not None or folder.exists():
+            raise OmniglotDataError(
+                f"{given or 'data_dir'} {folder} "
+                f"{'is not a folder' if folder.exists() else 'does not exist'}; correct the "
+                "path, create the folder to download Omniglot into it, or leave data_dir "
+                f"empty to use {user_cache() / 'omniglot'}"
+            )
+    root = folder
     paths = {}
     for archive in archives:
         path = root / archive.filename

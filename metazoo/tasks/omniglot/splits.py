@@ -94,7 +94,7 @@ def _with_rotation(characters: torch.Tensor, quarter_turns: int) -> torch.Tensor
 
 def _read_split_file(data: OmniglotData, path: Path) -> torch.Tensor:
     try:
-        lines = path.read_text().split()
+        lines = path.read_text().splitlines()
     except OSError as error:
         raise OmniglotDataError(
             f"cannot read the split file {path} ({error}). Pass split_dir= pointing at the "
@@ -102,13 +102,24 @@ def _read_split_file(data: OmniglotData, path: Path) -> torch.Tensor:
             "which needs no file."
         ) from error
     rows = []
+    seen: dict[str, int] = {}  # line → its first line number
     for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line:
+            continue
         character, _, rotation = line.rpartition("/")
         degrees = rotation.removeprefix("rot")
         if character not in data.index or degrees not in ("000", "090", "180", "270"):
             raise OmniglotDataError(
                 f"{path}:{number}: not a known Alphabet/characterNN/rotDDD: {line!r}"
             )
+        # A repeated class would be drawn twice as often and could fill a task with one class.
+        if line in seen:
+            raise OmniglotDataError(
+                f"{path}:{number}: {line!r} is a duplicate of line {seen[line]}; list each "
+                "class once"
+            )
+        seen[line] = number
         rows.append((data.index[character], int(degrees) // 90))
     if not rows:
         raise OmniglotDataError(f"split file {path} is empty")
