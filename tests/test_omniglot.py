@@ -557,11 +557,11 @@ def test_sample_matches_a_per_image_reference(make, data):
     pool = {tuple(row) for row in task.pool.tolist()}
     assert set(indices.rotations.flatten().tolist()) == {0, 1, 2, 3}
     for t in range(40):
-        classes = list(zip(indices.characters[t].tolist(), indices.rotations[t].tolist()))
+        classes = list(zip(indices.classes[t].tolist(), indices.rotations[t].tolist()))
         assert len(set(classes)) == 5 and set(classes) <= pool  # distinct classes of the pool
         used = {label: [] for label in range(5)}
-        for x, y, drawings in ((batch.support_x, batch.support_y, indices.support_drawings),
-                               (batch.query_x, batch.query_y, indices.query_drawings)):
+        for x, y, drawings in ((batch.support_x, batch.support_y, indices.support_examples),
+                               (batch.query_x, batch.query_y, indices.query_examples)):
             for s in range(y.shape[1]):
                 label, drawing = y[t, s].item(), drawings[t, s].item()
                 character, turns = classes[label]
@@ -580,7 +580,7 @@ def test_sampling_is_seeded_and_leaves_the_global_rng_alone(make):
     for a, b in zip(first, again):
         assert torch.equal(a, b)
     other = task.sample_indices(4, generator(2))
-    assert not torch.equal(task.sample_indices(4, generator(1)).characters, other.characters)
+    assert not torch.equal(task.sample_indices(4, generator(1)).classes, other.classes)
 
 
 @needs_data

@@ -38,7 +38,7 @@ from metazoo.tasks.omniglot.files import (
     resolve_root,
     verify_archive,
 )
-from metazoo.tasks.omniglot.sampler import Omniglot, TaskIndices
+from metazoo.tasks.omniglot.sampler import Omniglot
 from metazoo.tasks.omniglot.splits import (
     BUILTIN_SEED,
     BUILTIN_SIZES,
@@ -46,6 +46,7 @@ from metazoo.tasks.omniglot.splits import (
     check_split,
     class_pool,
 )
+from metazoo.tasks.sampler import TaskIndices
 
 __all__ = [
     "ARCHIVES",
