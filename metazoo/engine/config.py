@@ -16,7 +16,8 @@ from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
 
 #: Default model for each built-in task.
-DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride"}
+DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride",
+                 "folder": "conv4", "faces": "conv4", "mini-imagenet": "conv4-32", "arrays": "mlp"}
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,16 @@ class TrainConfig:
     n_way: int = option(5, "classes per task (classification tasks only)")
     k_shot: int = option(10, "support examples per task (per class for classification)")
     query_shots: int = option(10, "query examples per task (per class for classification)")
-    data_dir: str = option("", "data folder (Omniglot; empty: $METAZOO_OMNIGLOT_DIR or a cache)")
+    data_dir: str = option("", "data folder (Omniglot: empty is $METAZOO_OMNIGLOT_DIR or a "
+                               "download; folder: <dir>/<class>/<image>; arrays: inputs.npy "
+                               "and labels.npy)")
     split: str = option("vinyals", "class split of a classification data set")
+    image_size: int = option(0, "image tasks: decode images to this many pixels square (0: the "
+                                "task's default: 84, faces 32)")
+    channels: int = option(0, "image tasks: 1 (grey) or 3 (RGB) (0: the task's default)")
+    split_seed: int = option(0, "folder, faces, arrays: seed of the class split by fractions")
+    split_fractions: list = option([0.6, 0.15, 0.25], "folder, faces, arrays: train, val, test "
+                                                      "fractions of the classes")
     inner_steps: int = option(1, "inner SGD steps k while meta-training")
     inner_lr: float = option(0.01, "inner SGD step size α")
     algorithm_options: dict = option({}, "algorithm-specific settings (see --help)")
@@ -139,6 +148,11 @@ class TrainConfig:
             "data_dir": self.data_dir or None,
             "split": self.split,
             "part": "test" if evaluation else "train",
+            "split_seed": self.split_seed,
+            "split_fractions": tuple(self.split_fractions),
+            # 0 leaves the task's own default.
+            **{name: getattr(self, name) for name in ("image_size", "channels")
+               if getattr(self, name)},
         }
         accepted = inspect.signature(TASKS[self.task]).parameters
         return {name: value for name, value in options.items() if name in accepted}

@@ -86,12 +86,33 @@ def linear_model(dim: int) -> nn.Module:
     return nn.Linear(dim, 1)
 
 
+def _conv4(task, hidden: int = 64, downsample: str = "max") -> Conv4:
+    """A Conv4 sized by the task: its classes and its images' channels and side."""
+    channels, height, width = getattr(task, "input_shape", (1, 28, 28))
+    if height != width:
+        raise ValueError(f"conv4 takes square images; the task's are {height}×{width}")
+    return Conv4(task.n_way, channels, hidden, downsample, height)
+
+
+def _mlp(task) -> MLP:
+    """The sinusoid net, or for a classification task over vectors ``[D]``: D-40-40-n_way."""
+    shape = getattr(task, "input_shape", None)
+    if shape is None:
+        return MLP((1, 40, 40, 1))
+    if len(shape) != 1:
+        raise ValueError(f"mlp takes vectors; the task's inputs are shaped {list(shape)} "
+                         "(use a conv4 for images)")
+    return MLP((shape[0], 40, 40, task.n_way))
+
+
 #: name → factory(task) for the built-in models.
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "mlp": lambda task: MLP((1, 40, 40, 1)),
+    "mlp": _mlp,
     "linear": lambda task: linear_model(task.dim),
-    "conv4": lambda task: Conv4(task.n_way, downsample="max"),
-    "conv4-stride": lambda task: Conv4(task.n_way, downsample="stride"),
+    "conv4": _conv4,
+    "conv4-stride": lambda task: _conv4(task, downsample="stride"),
+    # The MAML paper's mini-ImageNet net (Finn et al., 2017, section 5.2): 32 filters, max-pooling.
+    "conv4-32": lambda task: _conv4(task, hidden=32),
 }
 
 
