@@ -16,7 +16,6 @@ read with ``torch.load(weights_only=True)``: only tensors and plain containers, 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import warnings
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import torch
 
-from metazoo.fileio import atomic_write_data
+from metazoo.fileio import atomic_write_bytes
 from metazoo.tasks.base import DataError
 
 CACHE_ENV = "METAZOO_CACHE_DIR"
@@ -89,13 +88,13 @@ def save_cached(path: str | Path, key: str, images: torch.Tensor, meta: dict[str
         DataError: the folder cannot be written (one line naming it and the fix).
     """
     path = Path(path)
-    buffer = io.BytesIO()
     images = images.contiguous()
-    torch.save({"format": FORMAT, "key": key, "sha256": pixels_digest(images),
-                "images": images, "meta": meta}, buffer)
+    record = {"format": FORMAT, "key": key, "sha256": pixels_digest(images), "images": images,
+              "meta": meta}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_data(path, buffer.getvalue())
+        # Straight into the temporary file: a set can take gigabytes, so no copy in memory.
+        atomic_write_bytes(path, lambda file: torch.save(record, file))
     except OSError as error:
         raise DataError(
             f"cannot write the decoded-image cache in {path.parent} ({error.strerror or error}); "

@@ -103,20 +103,20 @@ def decode_files(paths: Sequence[Path], image_size: int, channels: int,
     Raises:
         DataError: an image Pillow cannot decode (the message names its path).
     """
-    size = image_size * image_size * channels
-    out = torch.empty((len(paths), image_size, image_size, channels), dtype=torch.uint8)
-    flat = out.view(len(paths), size)
+    out = torch.empty((len(paths), channels, image_size, image_size), dtype=torch.uint8)
 
     def decode_chunk(start: int) -> None:
         chunk = paths[start:start + CHUNK]
         pixels = b"".join(_decode(path, image_size, channels) for path in chunk)
-        flat[start:start + len(chunk)] = torch.frombuffer(bytearray(pixels), dtype=torch.uint8
-                                                          ).view(len(chunk), size)
+        decoded = torch.frombuffer(bytearray(pixels), dtype=torch.uint8)
+        # Pillow gives rows of pixels, channels last: [n, H, W, C] → [n, C, H, W].
+        out[start:start + len(chunk)] = decoded.view(
+            len(chunk), image_size, image_size, channels).permute(0, 3, 1, 2)
 
     # Pillow releases the GIL while decoding and resizing, so threads decode in parallel.
     with ThreadPoolExecutor(_workers(workers)) as pool:
         list(pool.map(decode_chunk, range(0, len(paths), CHUNK)))
-    return out.permute(0, 3, 1, 2).contiguous()  # [M, C, H, W]
+    return out
 
 
 def _decode(path: Path, image_size: int, channels: int) -> bytes:
