@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from metazoo.algorithms import get_algorithm, make_method
+from metazoo.algorithms import make_method
 from metazoo.analysis.metrics import fidelity, matched_start, path_metrics, top_eigenvalue
 from metazoo.models import make_loss
 from metazoo.tasks import TaskBatch
