@@ -31,12 +31,14 @@ class TrainConfig:
     query_shots: int = option(10, "query examples per task (per class for classification)")
     data_dir: str = option("", "data folder (Omniglot; empty: $METAZOO_OMNIGLOT_DIR or a cache)")
     split: str = option("vinyals", "class split of a classification data set")
-    inner_steps: int = option(1, "inner SGD steps k while meta-training")
-    inner_lr: float = option(0.01, "inner SGD step size α")
+    inner_steps: int = option(-1, "inner steps k while meta-training (-1: the algorithm's own "
+                                  "default)")
+    inner_lr: float = option(0.0, "inner step size α (0: the algorithm's own default)")
     algorithm_options: dict = option({}, "the algorithm's own settings by field name, e.g. "
                                          "{\"cg_steps\": 5} for imaml (see --help)")
     outer_optimizer: str = option("adam", "outer optimizer: adam or sgd")
     outer_lr: float = option(1e-3, "outer step size β (Reptile's ε with sgd)")
+    outer_eps: float = option(1e-8, "ε of the outer Adam (iMAML's reference code: 1e-3)")
     lr_schedule: str = option("constant", "outer step size schedule: constant, or linear decay to 0")
     meta_batch: int = option(25, "tasks per meta-iteration")
     iterations: int = option(10_000, "meta-iterations (at most, with --time-budget)")
@@ -64,6 +66,9 @@ class TrainConfig:
     eval_query_shots: int = option(0, "query examples per held-out task (0: as query_shots)")
     eval_steps: list = option([0, 1, 5, 10], "report after each of these numbers of test steps")
     eval_seed: int = option(12345, "seed of the held-out tasks (same for every run to pair results)")
+    eval_transductive: bool = option(
+        True, "classify a task's queries together, BatchNorm statistics over all of them "
+        "(transductive); off: each query with the support set alone (non-transductive)")
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
@@ -84,6 +89,8 @@ class TrainConfig:
                                  f"{getattr(self, name)!r}")
         if not (math.isfinite(self.outer_lr) and self.outer_lr > 0):
             raise ValueError(f"outer_lr must be a positive number, got {self.outer_lr!r}")
+        if not (math.isfinite(self.outer_eps) and self.outer_eps > 0):
+            raise ValueError(f"outer_eps must be a positive number, got {self.outer_eps!r}")
         if self.outer_optimizer not in ("adam", "sgd"):
             raise ValueError(f"outer_optimizer must be 'adam' or 'sgd', got {self.outer_optimizer!r}")
         if self.lr_schedule not in ("constant", "linear"):
@@ -110,6 +117,8 @@ class TrainConfig:
         resolved = {name: value for name, value in dataclasses.asdict(settings).items()
                     if name not in shared}
         object.__setattr__(self, "algorithm_options", resolved)
+        object.__setattr__(self, "inner_steps", settings.inner_steps)
+        object.__setattr__(self, "inner_lr", settings.inner_lr)
 
     @property
     def model_name(self) -> str:
@@ -122,10 +131,15 @@ class TrainConfig:
     def method(self) -> Method:
         """The algorithm bound to its settings (inner loop plus its own options).
 
-        An option the algorithm does not take is refused, naming the algorithm's options.
+        ``inner_steps`` −1 and ``inner_lr`` 0 take the algorithm's own defaults. An option the
+        algorithm does not take is refused, naming the algorithm's options.
         """
-        return get_algorithm(self.algorithm).make(
-            inner_steps=self.inner_steps, inner_lr=self.inner_lr, **self.algorithm_options)
+        inner = {}
+        if self.inner_steps != -1:
+            inner["inner_steps"] = self.inner_steps
+        if self.inner_lr != 0:
+            inner["inner_lr"] = self.inner_lr
+        return get_algorithm(self.algorithm).make(**inner, **self.algorithm_options)
 
     def task_options(self, evaluation: bool = False) -> dict[str, Any]:
         """Options for the task factory: only those its signature takes."""
