@@ -280,3 +280,24 @@ def test_tf32_is_off_unless_asked(tmp_path):
     assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     build(TrainConfig(**TINY))
     assert not torch.backends.cudnn.allow_tf32
+
+
+def test_validation_curve_is_logged_and_resumes_without_duplicates(tmp_path):
+    config = TrainConfig(**{**TINY, "val_every": 4, "val_tasks": 6})
+    whole = train(config, tmp_path / "whole", progress=False, evaluate_at_end=False)
+    curve = [json.loads(line) for line in
+             (tmp_path / "whole" / "validation.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in curve] == [4, 8, 12]
+    assert all(r["train_seconds"] > 0 and "loss@2" in r for r in curve)
+    assert curve[0]["train_seconds"] < curve[-1]["train_seconds"]
+    assert whole["iterations"] == 12
+    short = TrainConfig(**{**TINY, "val_every": 4, "val_tasks": 6, "iterations": 8})
+    train(short, tmp_path / "part", progress=False, evaluate_at_end=False)
+    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    state["config"]["iterations"] = 12
+    torch.save(state, tmp_path / "part" / "checkpoint.pt")
+    train(config, tmp_path / "part", resume=True, progress=False, evaluate_at_end=False)
+    resumed = [json.loads(line) for line in
+               (tmp_path / "part" / "validation.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in resumed] == [4, 8, 12]
+    assert resumed[-1]["loss@2"] == pytest.approx(curve[-1]["loss@2"], rel=1e-12)

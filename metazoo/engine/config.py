@@ -66,6 +66,11 @@ class TrainConfig:
     eval_query_shots: int = option(0, "query examples per held-out task (0: as query_shots)")
     eval_steps: list = option([0, 1, 5, 10], "report after each of these numbers of test steps")
     eval_seed: int = option(12345, "seed of the held-out tasks (same for every run to pair results)")
+    val_every: int = option(
+        0, "every this many iterations, score θ on val_tasks fixed tasks of the split's "
+        "validation part (test part where it has none) and append it to validation.jsonl with "
+        "the budget seconds so far: a learning curve (0: never; not counted in the budget)")
+    val_tasks: int = option(100, "tasks of each validation score")
     eval_transductive: bool = option(
         True, "classify a task's queries together, BatchNorm statistics over all of them "
         "(transductive); off: each query with the support set alone (non-transductive)")
@@ -81,7 +86,7 @@ class TrainConfig:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of: {', '.join(sorted(TASKS))}")
         for name in ("n_way", "k_shot", "query_shots", "meta_batch", "iterations", "log_every",
-                     "checkpoint_every", "eval_tasks"):
+                     "checkpoint_every", "eval_tasks", "val_tasks"):
             positive(name)
         for name in ("eval_k_shot", "eval_query_shots"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
@@ -101,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"time_budget must be >= 0 seconds, got {self.time_budget!r}")
         if self.budget_clock not in ("wall", "cpu"):
             raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r}")
+        if not isinstance(self.val_every, int) or self.val_every < 0:
+            raise ValueError(f"val_every must be an integer >= 0 (0: never), got {self.val_every!r}")
         if self.chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0 (0 means no chunking), got {self.chunk_size}")
         if self.dtype not in ("float32", "float64"):
@@ -141,8 +148,12 @@ class TrainConfig:
             inner["inner_lr"] = self.inner_lr
         return get_algorithm(self.algorithm).make(**inner, **self.algorithm_options)
 
-    def task_options(self, evaluation: bool = False) -> dict[str, Any]:
-        """Options for the task factory: only those its signature takes."""
+    def task_options(self, evaluation: bool = False, part: str = "") -> dict[str, Any]:
+        """Options for the task factory: only those its signature takes.
+
+        Training tasks come from the split's train part, held-out ones (``evaluation``) from
+        its test part, or from ``part`` when given (the validation curve uses ``"val"``).
+        """
         options = {
             "n_way": self.n_way,
             "k_shot": (self.eval_k_shot or self.k_shot) if evaluation else self.k_shot,
@@ -150,7 +161,7 @@ class TrainConfig:
             else self.query_shots,
             "root": self.data_dir or None,
             "split": self.split,
-            "part": "test" if evaluation else "train",
+            "part": part or ("test" if evaluation else "train"),
         }
         accepted = inspect.signature(TASKS[self.task]).parameters
         return {name: value for name, value in options.items() if name in accepted}

@@ -30,6 +30,7 @@ from metazoo.tasks import TaskDistribution, make_task
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 LOG = "log.jsonl"
+VALIDATION = "validation.jsonl"
 
 
 class NonFiniteError(RuntimeError):
@@ -48,6 +49,7 @@ class Setup:
     loss: LossFn
     predict: Callable | None
     strategy: str
+    val_tasks: TaskDistribution | None = None
 
 
 def build(config: TrainConfig) -> Setup:
@@ -152,7 +154,7 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         probe.unlink()
     except OSError as error:
         raise ValueError(f"--out {out} is not writable ({error}); choose another --out") from error
-    for stale in (CHECKPOINT, LOG, "results.json", "results.md", "config.json"):
+    for stale in (CHECKPOINT, LOG, VALIDATION, "results.json", "results.md", "config.json"):
         (out / stale).unlink(missing_ok=True)
 
 
@@ -259,6 +261,7 @@ def train(
         start = state["iteration"]
         if lead:
             _truncate_log(out / LOG, start)
+            _truncate_log(out / VALIDATION, start)
     elif lead:
         write_json(out / "config.json", config.to_dict())
     if resume and config.strategy == "auto" and "strategy" in state:
@@ -337,6 +340,8 @@ def train(
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if lead and config.val_every and (done % config.val_every == 0 or last):
+                _validate(setup, params, out / VALIDATION, done, trained_seconds)
             if done % config.checkpoint_every == 0 or last:
                 checkpoint(done)
             if out_of_time:
@@ -361,6 +366,30 @@ def train(
     if ranks.world > 1:
         dist.barrier()
     return summary
+
+
+def validation_tasks(setup: Setup) -> TaskDistribution:
+    """The held-out tasks of the learning curve: the split's validation part, or its test part
+    where it has none (e.g. sinusoid, which has no parts)."""
+    config = setup.config
+    try:
+        return make_task(config.task, **config.task_options(evaluation=True, part="val"))
+    except ValueError:
+        return setup.eval_tasks
+
+
+def _validate(setup: Setup, params: Params, path: Path, iteration: int, seconds: float) -> None:
+    """Append θ's score on the fixed validation tasks to the learning curve at ``path``."""
+    config = setup.config
+    if setup.val_tasks is None:
+        setup.val_tasks = validation_tasks(setup)
+    report = evaluate_params(setup, params, num_tasks=config.val_tasks,
+                             eval_tasks=setup.val_tasks)
+    record = {"iteration": iteration, "train_seconds": seconds,
+              **{f"{metric}@{step}": estimate.mean for step, values in report.items()
+                 for metric, estimate in values.items()}}
+    with open(path, "a") as file:
+        file.write(json.dumps(record) + "\n")
 
 
 def _median(values: list[float]) -> float:
