@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from metazoo.algorithms import get_algorithm
-from metazoo.algorithms.base import InnerLoop, check_field_types, option
+from metazoo.algorithms import Method, get_algorithm
+from metazoo.algorithms.base import check_field_types, option
 from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
 
@@ -40,11 +40,14 @@ class TrainConfig:
     split_seed: int = option(0, "folder, faces, arrays: seed of the class split by fractions")
     split_fractions: list = option([0.6, 0.15, 0.25], "folder, faces, arrays: train, val, test "
                                                       "fractions of the classes")
-    inner_steps: int = option(1, "inner SGD steps k while meta-training")
-    inner_lr: float = option(0.01, "inner SGD step size α")
-    algorithm_options: dict = option({}, "algorithm-specific settings (see --help)")
+    inner_steps: int = option(-1, "inner steps k while meta-training (-1: the algorithm's own "
+                                  "default)")
+    inner_lr: float = option(0.0, "inner step size α (0: the algorithm's own default)")
+    algorithm_options: dict = option({}, "the algorithm's own settings by field name, e.g. "
+                                         "{\"cg_steps\": 5} for imaml (see --help)")
     outer_optimizer: str = option("adam", "outer optimizer: adam or sgd")
     outer_lr: float = option(1e-3, "outer step size β (Reptile's ε with sgd)")
+    outer_eps: float = option(1e-8, "ε of the outer Adam (iMAML's reference code: 1e-3)")
     lr_schedule: str = option("constant", "outer step size schedule: constant, or linear decay to 0")
     meta_batch: int = option(25, "tasks per meta-iteration")
     iterations: int = option(10_000, "meta-iterations (at most, with --time-budget)")
@@ -72,27 +75,36 @@ class TrainConfig:
     eval_query_shots: int = option(0, "query examples per held-out task (0: as query_shots)")
     eval_steps: list = option([0, 1, 5, 10], "report after each of these numbers of test steps")
     eval_seed: int = option(12345, "seed of the held-out tasks (same for every run to pair results)")
+    val_every: int = option(
+        0, "every this many iterations, score θ on val_tasks fixed tasks of the split's "
+        "validation part (test part where it has none) and append it to validation.jsonl with "
+        "the budget seconds so far: a learning curve (0: never; not counted in the budget)")
+    val_tasks: int = option(100, "tasks of each validation score")
+    eval_transductive: bool = option(
+        True, "classify a task's queries together, BatchNorm statistics over all of them "
+        "(transductive); off: each query with the support set alone (non-transductive)")
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r} "
-                                 f"(--{name.replace('_', '-')})")
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
         check_field_types(self)
         get_algorithm(self.algorithm)
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of: {', '.join(sorted(TASKS))}")
         for name in ("n_way", "k_shot", "query_shots", "meta_batch", "iterations", "log_every",
-                     "checkpoint_every", "eval_tasks"):
+                     "checkpoint_every", "eval_tasks", "val_tasks"):
             positive(name)
         for name in ("eval_k_shot", "eval_query_shots"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be an integer >= 0 (0: same as training), got "
-                                 f"{getattr(self, name)!r} (--{name.replace('_', '-')})")
+                                 f"{getattr(self, name)!r}")
         if not (math.isfinite(self.outer_lr) and self.outer_lr > 0):
-            raise ValueError(f"outer_lr must be a positive number, got {self.outer_lr!r} (--outer-lr)")
+            raise ValueError(f"outer_lr must be a positive number, got {self.outer_lr!r}")
+        if not (math.isfinite(self.outer_eps) and self.outer_eps > 0):
+            raise ValueError(f"outer_eps must be a positive number, got {self.outer_eps!r}")
         if self.outer_optimizer not in ("adam", "sgd"):
             raise ValueError(f"outer_optimizer must be 'adam' or 'sgd', got {self.outer_optimizer!r}")
         if self.lr_schedule not in ("constant", "linear"):
@@ -100,21 +112,29 @@ class TrainConfig:
         if self.strategy not in (*STRATEGIES, "auto"):
             raise ValueError(f"strategy must be one of vmap, loop, auto; got {self.strategy!r}")
         if not (math.isfinite(self.time_budget) and self.time_budget >= 0):
-            raise ValueError(f"time_budget must be >= 0 seconds, got {self.time_budget!r} (--time-budget)")
+            raise ValueError(f"time_budget must be >= 0 seconds, got {self.time_budget!r}")
         if self.budget_clock not in ("wall", "cpu"):
-            raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r} (--budget-clock)")
+            raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r}")
+        if not isinstance(self.val_every, int) or self.val_every < 0:
+            raise ValueError(f"val_every must be an integer >= 0 (0: never), got {self.val_every!r}")
         if self.chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0 (0 means no chunking), got {self.chunk_size}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.eval_steps or any(not isinstance(s, int) or s < 0 for s in self.eval_steps):
-            raise ValueError(f"eval_steps must be integers >= 0, got {self.eval_steps!r} (--eval-steps)")
-        # Validate the algorithm's own options and store them resolved (defaults filled in),
-        # so that config.json records every setting the run used.
-        settings = self.settings()
+            raise ValueError(f"eval_steps must be integers >= 0, got {self.eval_steps!r}")
+        # Validate the algorithm's own options and store them resolved (defaults filled in,
+        # former names under today's), so that config.json records every setting the run used.
+        shared = {"inner_steps", "inner_lr"}
+        if shared & set(self.algorithm_options):
+            raise ValueError("algorithm_options must not hold inner_steps or inner_lr: they are "
+                             "options of the run itself")
+        settings = self.method().settings
         resolved = {name: value for name, value in dataclasses.asdict(settings).items()
-                    if name not in ("inner_steps", "inner_lr")}
+                    if name not in shared}
         object.__setattr__(self, "algorithm_options", resolved)
+        object.__setattr__(self, "inner_steps", settings.inner_steps)
+        object.__setattr__(self, "inner_lr", settings.inner_lr)
 
     @property
     def model_name(self) -> str:
@@ -124,22 +144,25 @@ class TrainConfig:
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
 
-    def settings(self) -> InnerLoop:
-        """The algorithm's frozen settings (inner loop plus its own options)."""
-        algorithm = get_algorithm(self.algorithm)
-        known = {f.name for f in dataclasses.fields(algorithm.settings)}
-        unknown = set(self.algorithm_options) - known
-        if unknown:
-            raise ValueError(
-                f"{self.algorithm} takes no option(s) {', '.join(sorted(unknown))}; "
-                f"its options are: {', '.join(sorted(known))}"
-            )
-        return algorithm.settings(
-            inner_steps=self.inner_steps, inner_lr=self.inner_lr, **self.algorithm_options
-        )
+    def method(self) -> Method:
+        """The algorithm bound to its settings (inner loop plus its own options).
 
-    def task_options(self, evaluation: bool = False) -> dict[str, Any]:
-        """Options for the task factory: only those its signature takes."""
+        ``inner_steps`` −1 and ``inner_lr`` 0 take the algorithm's own defaults. An option the
+        algorithm does not take is refused, naming the algorithm's options.
+        """
+        inner = {}
+        if self.inner_steps != -1:
+            inner["inner_steps"] = self.inner_steps
+        if self.inner_lr != 0:
+            inner["inner_lr"] = self.inner_lr
+        return get_algorithm(self.algorithm).make(**inner, **self.algorithm_options)
+
+    def task_options(self, evaluation: bool = False, part: str = "") -> dict[str, Any]:
+        """Options for the task factory: only those its signature takes.
+
+        Training tasks come from the split's train part, held-out ones (``evaluation``) from
+        its test part, or from ``part`` when given (the validation curve uses ``"val"``).
+        """
         options = {
             "n_way": self.n_way,
             "k_shot": (self.eval_k_shot or self.k_shot) if evaluation else self.k_shot,
@@ -147,7 +170,7 @@ class TrainConfig:
             else self.query_shots,
             "data_dir": self.data_dir or None,
             "split": self.split,
-            "part": "test" if evaluation else "train",
+            "part": part or ("test" if evaluation else "train"),
             "split_seed": self.split_seed,
             "split_fractions": tuple(self.split_fractions),
             # 0 leaves the task's own default.
