@@ -63,7 +63,9 @@ def load_cached(path: str | Path, key: str) -> tuple[torch.Tensor, dict[str, Any
     if not path.is_file():
         return None
     try:
-        saved = torch.load(path, weights_only=True)
+        # Mapped, not copied: the pages come from the OS file cache, shared with any other
+        # process reading the same set, and a gigabyte-sized set loads without a copy.
+        saved = torch.load(path, weights_only=True, mmap=True)
         if saved.get("format") != FORMAT or saved.get("key") != key:
             return None
         images, meta, expected = saved["images"], saved["meta"], saved["sha256"]

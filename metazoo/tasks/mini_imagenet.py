@@ -98,8 +98,9 @@ def locate(root: Path, parts: dict[str, list[tuple[str, list[str]]]]) -> list[Cl
     classes = []
     for part, part_classes in parts.items():
         for label, names in part_classes:
-            paths = [root / layout.format(filename=n, label=label, part=part) for n in names]
-            missing = [path for path in paths if not path.is_file()]
+            paths = [os.path.join(root, layout.format(filename=n, label=label, part=part))
+                     for n in names]
+            missing = [path for path in paths if not os.path.isfile(path)]
             if missing:
                 raise DataError(
                     f"{missing[0]} is missing ({len(missing)} of the {len(paths)} images of "
