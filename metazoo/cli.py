@@ -153,6 +153,10 @@ def _eval_parser(subparsers) -> None:
     parser.add_argument("--k-shot", type=int, default=None,
                         help="support examples per held-out task (default: the run's eval_k_shot)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    parser.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None,
+                        help="classify a task's queries together (BatchNorm statistics over all "
+                             "of them), or each query with the support set alone "
+                             "(--no-transductive); default: the run's eval_transductive")
 
 
 def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> TrainConfig:
@@ -246,6 +250,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     from metazoo.tasks import make_task
 
     setup, params, state = load_run(args.run)
+    if args.transductive is not None:
+        setup.config = dataclasses.replace(setup.config, eval_transductive=args.transductive)
     config = setup.config
     eval_tasks = None
     if args.k_shot is not None:
