@@ -25,7 +25,10 @@ class TrainConfig:
 
     algorithm: str = option("maml", "meta-learner")
     task: str = option("sinusoid", "task family")
-    model: str = option("", "model (empty: the task's default, mlp for sinusoid)")
+    model: str = option(
+        "", "model: mlp, linear, conv4, conv4-stride, or package.module:factory from your own "
+        "code, called as factory(input_shape=..., output_size=...) and returning an nn.Module "
+        "(empty: the task's default, mlp for sinusoid)")
     n_way: int = option(5, "classes per task (classification tasks only)")
     k_shot: int = option(10, "support examples per task (per class for classification)")
     query_shots: int = option(10, "query examples per task (per class for classification)")
