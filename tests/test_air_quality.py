@@ -187,7 +187,7 @@ def set_cell(frame: pd.DataFrame, row: int, column: str, value) -> pd.DataFrame:
 
 
 def corrupt(data: Path, change) -> Path:
-    path = sorted(data.glob("*.csv"))[0]
+    path = min(data.glob("*.csv"))
     frame = pd.read_csv(path, keep_default_na=False).astype(object)
     frame = change(frame)
     frame.to_csv(path, index=False)
@@ -197,8 +197,8 @@ def corrupt(data: Path, change) -> Path:
 @pytest.mark.parametrize("change, message", [
     (lambda f: f.drop(columns="CO"), "has no column CO; it must be a CSV with columns"),
     (lambda f: f.drop(columns=["TEMP", "wd"]), "has no column TEMP, wd;"),
-    (lambda f: set_cell(f, 3, "TEMP", "warm"), "column 'TEMP' holds 'warm' on data row 4, "
-                                               "not a number or NA; fix or remove"),
+    (lambda f: set_cell(f, 3, "TEMP", "warm"),
+     "column 'TEMP' holds 'warm' on data row 4, not a number or NA; fix or remove"),
     (lambda f: set_cell(f, 3, "hour", "NA"), "column 'hour' holds"),
     (lambda f: set_cell(f, 3, "hour", 24), "month must be 1-12 and hour 0-23"),
     (lambda f: set_cell(f, 2, "wd", "NORTH"), "column 'wd' holds 'NORTH', not one of the 16"),
@@ -218,7 +218,7 @@ def test_unreadable_and_duplicate_files_are_refused(data):
     with pytest.raises(ValueError, match=r"notes\.csv: cannot be read as a CSV"):
         AirQuality(root=data)
     (data / "notes.csv").unlink()
-    (data / "copy.csv").write_bytes(sorted(data.glob("PRSA*.csv"))[0].read_bytes())
+    (data / "copy.csv").write_bytes(min(data.glob("PRSA*.csv")).read_bytes())
     with pytest.raises(ValueError, match=r"station 'Alpha' is in both .* keep one file per station"):
         AirQuality(root=data)
 

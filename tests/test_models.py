@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import sys
+import textwrap
+
+import pytest
 import torch
 from torch import nn
 
-from metazoo.algorithms import get_algorithm
-from metazoo.models import Conv4, initial_params, make_loss
-from metazoo.tasks import TaskBatch
+from metazoo.algorithms import get_algorithm, meta_gradient
+from metazoo.cli import main
+from metazoo.models import (
+    MLP,
+    Conv4,
+    check_buffers,
+    initial_params,
+    make_loss,
+    make_model,
+    make_predict,
+    task_shapes,
+)
+from metazoo.tasks import LinearRegression, Sinusoid, TaskBatch
 
 
 def textbook_conv4(n_way: int, hidden: int, image_size: int) -> nn.Module:
@@ -58,16 +72,6 @@ def test_conv4_pooling_before_relu_is_the_textbook_net_with_the_same_gradients()
 
 
 # ----------------------------------------------------------------------------- any model
-
-import sys  # noqa: E402
-import textwrap  # noqa: E402
-
-import pytest  # noqa: E402
-
-from metazoo.algorithms import meta_gradient  # noqa: E402
-from metazoo.cli import main  # noqa: E402
-from metazoo.models import MLP, check_buffers, make_model, make_predict, task_shapes  # noqa: E402
-from metazoo.tasks import LinearRegression, Sinusoid  # noqa: E402
 
 USER_MODELS = '''
 import torch
@@ -154,8 +158,7 @@ BAD_SPECS = [
     ("nope", "unknown model 'nope'; choose one of: conv4, conv4-stride, linear, mlp, or name"),
     ("user_models", "unknown model 'user_models'"),
     (":build", "unknown model ':build'"),
-    ("no_such_package_xyz:build", "cannot import module 'no_such_package_xyz' "
-                                  "(ModuleNotFoundError"),
+    ("no_such_package_xyz:build", "cannot import module 'no_such_package_xyz' (ModuleNotFound"),
     ("user_models:missing", "module 'user_models' has no attribute 'missing'"),
     ("user_models:NOT_CALLABLE", "'NOT_CALLABLE' is a int, not a function or class"),
     ("user_models:broken",

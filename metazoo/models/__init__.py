@@ -176,8 +176,9 @@ def resolve_factory(spec: str) -> Callable[..., nn.Module]:
                              f"{attribute!r}; name a function or class defined in it (--model)")
         factory = getattr(factory, part)
     if not callable(factory):
-        raise ValueError(f"model {spec!r}: {attribute!r} is a {type(factory).__name__}, not a "
-                         "function or class (--model)")
+        raise ValueError(  # noqa: TRY004 - bad input: the CLI reports ValueErrors in one line
+            f"model {spec!r}: {attribute!r} is a {type(factory).__name__}, not a function or "
+            "class (--model)")
     return factory
 
 
@@ -208,8 +209,9 @@ def make_model(name: str, task) -> nn.Module:
     except Exception as error:
         raise ValueError(f"model {name!r}: {call} raised {_one_line(error)} (--model)") from error
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model {name!r}: {call} returned a {type(model).__name__}, not a "
-                         "torch.nn.Module (--model)")
+        raise ValueError(  # noqa: TRY004 - bad input: the CLI reports ValueErrors in one line
+            f"model {name!r}: {call} returned a {type(model).__name__}, not a torch.nn.Module "
+            "(--model)")
     if not any(True for _ in model.parameters()):
         raise ValueError(f"model {name!r}: {call} returned a module with no parameters, so "
                          "there is nothing to meta-learn (--model)")
@@ -348,6 +350,7 @@ __all__ = [
     "MODELS",
     "LossFn",
     "Params",
+    "check_buffers",
     "initial_params",
     "linear_model",
     "make_loss",
@@ -355,5 +358,4 @@ __all__ = [
     "make_predict",
     "resolve_factory",
     "task_shapes",
-    "check_buffers",
 ]

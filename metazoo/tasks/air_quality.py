@@ -84,7 +84,7 @@ FEATURES = (*(f"log1p_{name}" for name in POLLUTANTS), *WEATHER, "log1p_RAIN",
             "wind_sin", "wind_cos", "hour_sin", "hour_cos")
 #: Wind direction → bearing in degrees (the 16 compass points of the ``wd`` column).
 COMPASS = {name: 22.5 * i for i, name in enumerate(
-    "N NNE NE ENE E ESE SE SSE S SSW SW WSW W WNW NW NNW".split())}
+    ["N", "NNE", "NE", "ENE", "E", "ESE", "SE", "SSE", "S", "SSW", "SW", "WSW", "W", "WNW", "NW", "NNW"])}
 #: Stations never seen in training by the ``stations`` split (seeded shuffle, seed 501).
 HELD_OUT_STATIONS = ("Dongsi", "Nongzhanguan", "Tiantan")
 SPLITS = ("years", "stations")
