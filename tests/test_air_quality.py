@@ -229,6 +229,10 @@ def test_impossible_requests_are_refused(data, tmp_path, monkeypatch):
         AirQuality(k_shot=30, query_shots=30, root=data)
     with pytest.raises(ValueError, match="k_shot must be a positive integer"):
         AirQuality(k_shot=0, root=data)
+    with pytest.raises(ValueError, match="test_from must be a month written YYYY-MM, got '2016'"):
+        AirQuality(root=data, test_from="2016")
+    with pytest.raises(ValueError, match=r"val_from \(2016-03\) must come before test_from"):
+        AirQuality(root=data, val_from="2016-03")
     with pytest.raises(ValueError, match="split 'vinyals' is not an air-quality split"):
         AirQuality(split="vinyals", root=data)
     with pytest.raises(ValueError, match=r"does not exist; pass --data-dir pointing at the folder"):

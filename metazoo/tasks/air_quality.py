@@ -6,7 +6,7 @@ hour, PM2.5, PM10, SO2, NO2, CO, O3, TEMP, PRES, DEWP, RAIN, wd, WSPM, station``
 values written ``NA``), parsed with pandas. Nothing is written anywhere: the folder is only
 read, and the parsed table is kept in memory for the life of the process.
 
-**A task** is one station over one calendar month (about 700 usable hours): ``k_shot``
+**A task** is one station over one calendar month (about 670 usable hours): ``k_shot``
 support and ``query_shots`` query hours, distinct, drawn at random from that station-month.
 The practical reading: a PM2.5 monitor that was down, or a new low-cost sensor, at a station
 whose gas analysers and weather feed work; K hours with PM2.5 known, predict the others.
@@ -191,8 +191,11 @@ def _read_station(path: Path) -> tuple[str, pd.DataFrame]:
     })
 
 
-def _month_index(text: str) -> int:
-    year, _, month = text.partition("-")
+def _month_index(name: str, text: str) -> int:
+    """``"YYYY-MM"`` → ``12·year + month − 1``, or a clear error naming the field."""
+    year, _, month = str(text).partition("-")
+    if not (year.isdigit() and month.isdigit() and 1 <= int(month) <= 12):
+        raise ValueError(f"{name} must be a month written YYYY-MM, got {text!r}")
     return 12 * int(year) + int(month) - 1
 
 
@@ -241,10 +244,12 @@ class AirQuality:
                              f"{', '.join(SPLITS)} (--split)")
         if self.part not in PARTS:
             raise ValueError(f"part must be one of {', '.join(PARTS)}, got {self.part!r}")
+        if _month_index("val_from", self.val_from) >= _month_index("test_from", self.test_from):
+            raise ValueError(f"val_from ({self.val_from}) must come before test_from "
+                             f"({self.test_from})")
         table = load_air_quality(self.root)
         train = table[self._rows(table, "train")]
         rows = table[self._rows(table, self.part)]
-        where = f"the {self.split}/{self.part} part of {resolve_root(self.root)}"
         if train.empty or rows.empty:
             empty = "train" if train.empty else self.part
             raise ValueError(f"the {self.split}/{empty} part of {resolve_root(self.root)} holds "
@@ -257,7 +262,8 @@ class AirQuality:
         targets = ((rows[TARGET] - target_mean) / target_std).to_numpy(dtype="float32")
         # Rows are sorted by station-month, so each period is a contiguous block of rows.
         station_code, stations = pd.factorize(rows["station"], sort=True)
-        period_code = station_code * 120_000 + rows["month_index"].to_numpy()  # 120,000 = 12·10⁴
+        # One integer per station-month: a multiple of 12 above any month index, plus it.
+        period_code = station_code * 120_000 + rows["month_index"].to_numpy()
         codes, starts, counts = np.unique(period_code, return_index=True, return_counts=True)
         names = np.array([f"{stations[c // 120_000]} {c % 120_000 // 12}-{c % 12 + 1:02d}"
                           for c in codes])
@@ -265,7 +271,8 @@ class AirQuality:
         enough = counts >= needed
         if not enough.any():
             raise ValueError(f"k_shot + query_shots = {needed} hours per task, but no "
-                             f"station-month in {where} has that many usable hours (at most "
+                             f"station-month in the {self.split}/{self.part} part of "
+                             f"{resolve_root(self.root)} has that many usable hours (at most "
                              f"{counts.max()}); ask for fewer (--k-shot, --query-shots)")
         for name, value in (
             ("target_mean", target_mean), ("target_std", target_std),
@@ -280,7 +287,8 @@ class AirQuality:
     def _rows(self, table: pd.DataFrame, part: str) -> pd.Series:
         """Which rows of ``table`` belong to ``part`` of this split."""
         month = table["month_index"]
-        val_from, test_from = _month_index(self.val_from), _month_index(self.test_from)
+        val_from = _month_index("val_from", self.val_from)
+        test_from = _month_index("test_from", self.test_from)
         in_time = {"train": month < val_from, "val": (month >= val_from) & (month < test_from),
                    "test": month >= test_from}[part]
         if self.split == "years":
