@@ -19,8 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 import metazoo
-from metazoo.algorithms import get_algorithm, meta_gradient
-from metazoo.algorithms.base import Algorithm, InnerLoop
+from metazoo.algorithms import Method, meta_gradient
 from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.checkpoint import load_checkpoint, save_checkpoint, write_json
 from metazoo.engine.config import TrainConfig
@@ -42,8 +41,7 @@ class Setup:
     """Everything a run builds from its config."""
 
     config: TrainConfig
-    algorithm: Algorithm
-    settings: InnerLoop
+    method: Method
     tasks: TaskDistribution
     eval_tasks: TaskDistribution
     model: nn.Module
@@ -55,7 +53,7 @@ class Setup:
 def build(config: TrainConfig) -> Setup:
     """Build tasks, model and loss for ``config``.
 
-    The meta-parameters to train start at ``setup.settings.extend(initial_params(setup.model))``.
+    The meta-parameters to train start at ``setup.method.init(initial_params(setup.model))``.
     """
     tasks = make_task(config.task, **config.task_options())
     eval_tasks = make_task(config.task, **config.task_options(evaluation=True))
@@ -73,7 +71,7 @@ def build(config: TrainConfig) -> Setup:
     model = model.to(device=config.device, dtype=config.torch_dtype)
     classification = tasks.loss == "cross_entropy"
     return Setup(
-        config, get_algorithm(config.algorithm), config.settings(), tasks, eval_tasks, model,
+        config, config.method(), tasks, eval_tasks, model,
         make_loss(model, tasks.loss), make_predict(model) if classification else None,
         config.strategy,
     )
@@ -97,8 +95,7 @@ def choose_strategy(setup: Setup, params: Params, device: str) -> str:
     for strategy in ("vmap", "loop"):
         for _ in range(2):  # the first call warms up (allocations, kernel selection)
             began = time.perf_counter()
-            meta_gradient(setup.algorithm, setup.loss, params, batch, setup.settings,
-                          strategy=strategy, chunk_size=config.chunk_size or None)
+            meta_gradient(setup.method, setup.loss, params, batch, strategy=strategy, chunk_size=config.chunk_size or None)
             if torch.device(device).type == "cuda":
                 torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them
             timings[strategy] = time.perf_counter() - began
@@ -227,7 +224,7 @@ def train(
     if ranks.world > 1:
         dist.barrier()
     params = {name: p.to(device=device, dtype=config.torch_dtype)
-              for name, p in setup.settings.extend(initial_params(setup.model)).items()}
+              for name, p in setup.method.init(initial_params(setup.model)).items()}
     optimizer, scheduler = _make_optimizer(config, params)
     generator = torch.Generator().manual_seed(config.seed)
     start = 0
@@ -292,9 +289,8 @@ def train(
             # number of processes, then keeps its own share.
             batch = setup.tasks.sample(config.meta_batch, generator)
             batch = batch.slice(low, high).to(device, config.torch_dtype)
-            grads, stats = meta_gradient(setup.algorithm, setup.loss, params, batch,
-                                         setup.settings, strategy=setup.strategy,
-                                         chunk_size=chunk)
+            grads, stats = meta_gradient(setup.method, setup.loss, params, batch,
+                                         strategy=setup.strategy, chunk_size=chunk)
             if ranks.world > 1:
                 grads, stats = _all_reduce_mean(grads, stats, high - low, config.meta_batch)
             finite = all(torch.isfinite(g).all() for g in grads.values()) and all(
@@ -380,11 +376,9 @@ def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = N
     config = setup.config
     generator = torch.Generator().manual_seed(config.eval_seed)
     tasks = (eval_tasks or setup.eval_tasks).sample(num_tasks or config.eval_tasks, generator)
-    model_params, inner_lr = setup.settings.test_time(params)
     return (per_task_metrics if per_task else evaluate)(
-        setup.loss, model_params, tasks.to(config.device, config.torch_dtype),
-        steps=list(steps or config.eval_steps), inner_lr=inner_lr,
-        regularization=setup.settings.regularization, predict=setup.predict,
+        setup.loss, params, tasks.to(config.device, config.torch_dtype),
+        steps=list(steps or config.eval_steps), method=setup.method, predict=setup.predict,
         # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
         strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
     )
