@@ -56,7 +56,7 @@ from metazoo.engine import TrainConfig, train
 from metazoo.engine.evaluate import per_task_metrics
 from metazoo.engine.train import load_run
 from metazoo.models import initial_params, make_model
-from metazoo.stats import t_quantile
+from metazoo.stats import mean_ci, t_quantile
 from metazoo.tasks.air_quality import AirQuality
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-query-shots", type=int, default=50)
     parser.add_argument("--eval-tasks", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed-check", type=int, default=2,
+                        help="further training seeds for the baseline and the best "
+                             "meta-learner at the middle K of the years split (0: none)")
     return parser.parse_args(argv)
 
 
@@ -182,27 +185,39 @@ def pilot(args) -> tuple[float, dict[str, float]]:
     return float(best), scores
 
 
+class Held:
+    """The validation and test tasks of one (split, K), the same for every method."""
+
+    def __init__(self, args, split: str, k_shot: int, inner_lr: float) -> None:
+        config = config_for(args, split, k_shot, BASELINE_ALGORITHM, inner_lr, args.budget)
+        self.test = AirQuality(**config.task_options(evaluation=True))  # what train() scores
+        self.val = AirQuality(**{**config.task_options(evaluation=True), "part": "val"})
+        self.test_batch, self.periods = sample(self.test, args.eval_tasks, config.eval_seed)
+        self.val_batch, _ = sample(self.val, args.eval_tasks, config.eval_seed + 1)
+
+
+def score(setup, params, algorithm: str, held: Held) -> dict:
+    """One trained run: its test-time setting chosen on validation, its per-task test RMSE."""
+    rates = JOINT_RATES if algorithm == BASELINE_ALGORITHM else [None]
+    on_val = {(rate, step): rmse for rate in rates for step, rmse in
+              adapted_rmse(setup, params, held.val, held.val_batch, STEPS, rate).items()}
+    rate, step = choose(on_val)
+    return {"family": "baseline" if algorithm == BASELINE_ALGORITHM else "meta-learning",
+            "choice": {"steps": step, "lr": rate}, "val": on_val[(rate, step)].mean().item(),
+            "test": adapted_rmse(setup, params, held.test, held.test_batch, [step], rate)[step]}
+
+
 def one_setting(args, split: str, k_shot: int, inner_lr: float) -> dict:
     """Every method at one (split, K): validation choices and per-task test RMSE."""
     folder = args.out / f"{split}-k{k_shot}"
-    any_config = config_for(args, split, k_shot, BASELINE_ALGORITHM, inner_lr, args.budget)
-    test_tasks = AirQuality(**any_config.task_options(evaluation=True))  # what train() scores
-    val = AirQuality(**{**any_config.task_options(evaluation=True), "part": "val"})
-    test_batch, periods = sample(test_tasks, args.eval_tasks, any_config.eval_seed)
-    val_batch, _ = sample(val, args.eval_tasks, any_config.eval_seed + 1)
+    held = Held(args, split, k_shot, inner_lr)
+    test_tasks, test_batch, val, val_batch = held.test, held.test_batch, held.val, held.val_batch
     methods: dict[str, dict] = {}
     setups = {}
     for algorithm in sorted(ALGORITHMS):
         config = config_for(args, split, k_shot, algorithm, inner_lr, args.budget)
         setup, params = setups[algorithm] = trained(config, folder / algorithm)
-        rates = JOINT_RATES if algorithm == BASELINE_ALGORITHM else [None]
-        on_val = {(rate, step): rmse for rate in rates
-                  for step, rmse in adapted_rmse(setup, params, val, val_batch, STEPS, rate).items()}
-        rate, step = choose(on_val)
-        test = adapted_rmse(setup, params, test_tasks, test_batch, [step], rate)[step]
-        methods[algorithm] = {"family": "baseline" if algorithm == BASELINE_ALGORITHM
-                              else "meta-learning", "choice": {"steps": step, "lr": rate},
-                              "val": on_val[(rate, step)].mean().item(), "test": test}
+        methods[algorithm] = score(setup, params, algorithm, held)
     # From scratch: the same network from a seeded random initialisation, adapted as joint's
     # θ is (plain SGD, no proximal term, no learned step sizes; its meta-parameters are θ).
     setup = setups[BASELINE_ALGORITHM][0]
@@ -221,7 +236,7 @@ def one_setting(args, split: str, k_shot: int, inner_lr: float) -> dict:
     methods["ridge"] = {"family": "baseline", "choice": {"lambda": penalty},
                         "val": on_val[penalty].mean().item(),
                         "test": ridge_rmse(test_batch, test_tasks, penalty)}
-    return {"methods": methods, "periods": periods,
+    return {"methods": methods, "periods": held.periods,
             "months": len(test_tasks.periods), "target_std": test_tasks.target_std}
 
 
@@ -240,6 +255,61 @@ def summarise(result: dict) -> dict:
     mean, ci = clustered(difference, periods)
     return {"rows": rows, "best": best, "advantage": {"mean": mean, "ci95": ci},
             "months": result["months"], "tasks": int(periods.numel())}
+
+
+def seed_check(args, inner_lr: float, summaries: dict) -> dict:
+    """Training-seed variation of the headline difference, at the middle K of the years split.
+
+    The main table has one training run per method, so its intervals say nothing about how
+    much the difference between two methods moves with the training seed. Here the baseline
+    algorithm and the meta-learner chosen on validation are retrained with further seeds and
+    scored exactly as above; the spread of their difference over seeds is the answer.
+    """
+    split, k_shot = "years", args.k[len(args.k) // 2]
+    meta = summaries[split][k_shot]["best"]["meta-learning"]
+    held = Held(args, split, k_shot, inner_lr)
+    differences, rows = [], []
+    for seed in range(args.seed, args.seed + 1 + args.seed_check):
+        scores = {}
+        for algorithm in (BASELINE_ALGORITHM, meta):
+            config = dataclasses.replace(
+                config_for(args, split, k_shot, algorithm, inner_lr, args.budget), seed=seed)
+            folder = (args.out / f"{split}-k{k_shot}" / algorithm if seed == args.seed
+                      else args.out / "seeds" / f"{split}-k{k_shot}-{algorithm}-seed{seed}")
+            setup, params = trained(config, folder)
+            scores[algorithm] = score(setup, params, algorithm, held)["test"]
+        difference = (scores[BASELINE_ALGORITHM] - scores[meta]).mean().item()
+        differences.append(difference)
+        rows.append({"seed": seed, **{name: values.mean().item() for name, values in
+                                      scores.items()}, "difference": difference})
+    mean, ci = mean_ci(differences)
+    return {"split": split, "k_shot": k_shot, "meta": meta, "rows": rows,
+            "difference": {"mean": mean, "ci95": ci}}
+
+
+def describe_seeds(check: dict) -> list[str]:
+    meta, rows = check["meta"], check["rows"]
+    lines = [f"## Training seeds ({SPLITS[check['split']]}, K = {check['k_shot']})", "",
+             (f"The tables above hold one training run per method. Retraining {BASELINE_ALGORITHM} "
+              f"and {meta} (the meta-learner chosen on validation here) with {len(rows)} seeds, "
+              "each scored as above on the same test tasks (mean RMSE, µg/m³):"), "",
+             f"| seed | {BASELINE_ALGORITHM} + fine-tuning | {meta} | difference |",
+             "|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['seed']} | {row[BASELINE_ALGORITHM]:.2f} | {row[meta]:.2f} | "
+                     f"{row['difference']:+.2f} |")
+    d = check["difference"]
+    lines += ["", f"Mean difference over seeds: {d['mean']:+.2f} ± {d['ci95']:.2f} µg/m³ (95% "
+              f"t-interval over {len(rows)} seeds); it is {seed_signs(rows)}.", ""]
+    return lines
+
+
+def seed_signs(rows: list[dict]) -> str:
+    if all(row["difference"] > 0 for row in rows):
+        return "positive (meta-learning better) for every seed"
+    if all(row["difference"] < 0 for row in rows):
+        return "negative (the baseline better) for every seed"
+    return "of either sign, depending on the seed"
 
 
 def describe_choice(choice: dict) -> str:
@@ -284,7 +354,7 @@ def answer(summaries: dict, ks: list[int]) -> list[str]:
 
 
 def report(args, inner_lr: float, pilot_scores: dict, summaries: dict, seconds: float,
-           training: dict) -> str:
+           training: dict, seeds: dict | None) -> str:
     command = " ".join(["PYTHONPATH=. OMP_NUM_THREADS=1 nohup python benchmarks/air_quality.py",
                         *sys.argv[1:],
                         "> runs/air-quality.log 2>&1 &"])
@@ -322,7 +392,16 @@ def report(args, inner_lr: float, pilot_scores: dict, summaries: dict, seconds: 
             lines.append(f"| {label} | {first['rows'][name]['family']} | " + " | ".join(cells)
                          + " |")
         lines.append("")
-    lines += ["## Answer", "", *answer(summaries, args.k), "",
+    if seeds is not None:
+        lines += describe_seeds(seeds)
+    lines += ["## Answer", "", *answer(summaries, args.k), ""]
+    if seeds is not None:
+        d = seeds["difference"]
+        lines += [(f"**Training seeds** ({SPLITS[seeds['split']]}, K = {seeds['k_shot']}): the "
+                   f"difference between {BASELINE_ALGORITHM} and {seeds['meta']} is "
+                   f"{seed_signs(seeds['rows'])}, {d['mean']:+.2f} ± {d['ci95']:.2f} µg/m³ over "
+                   f"{len(seeds['rows'])} seeds."), ""]
+    lines += [
               ("Caveats: one training seed per method (the intervals cover the sampling of test "
                "tasks, not of training runs); each method had the same CPU budget, so a slower "
                "method took fewer meta-iterations; the stations split's validation tasks are "
@@ -341,16 +420,20 @@ def main(argv=None) -> int:
         for k in args.k:
             print(f"{split}, K = {k}", flush=True)
             summaries[split][k] = summarise(one_setting(args, split, k, inner_lr))
+    seeds = None
+    if args.seed_check and "years" in summaries:
+        print("training seeds", flush=True)
+        seeds = seed_check(args, inner_lr, summaries)
     seconds = time.process_time() - began
     # Training CPU time as each run recorded it (runs are reused when this script is rerun).
     stored = [json.loads(path.read_text()) for path in sorted(args.out.rglob("results.json"))]
     training = {"runs": len(stored), "seconds": sum(run["train_seconds"] for run in stored)}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.with_suffix(".md").write_text(report(args, inner_lr, pilot_scores, summaries,
-                                                      seconds, training))
+                                                      seconds, training, seeds))
     args.results.with_suffix(".json").write_text(json.dumps({
         "inner_lr": inner_lr, "pilot": pilot_scores, "evaluation_cpu_seconds": seconds,
-        "training": training,
+        "training": training, "seeds": seeds,
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "results": {split: {str(k): s for k, s in by_k.items()} for split, by_k in summaries.items()},
     }, indent=2) + "\n")
