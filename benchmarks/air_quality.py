@@ -299,8 +299,8 @@ def describe_seeds(check: dict) -> list[str]:
         lines.append(f"| {row['seed']} | {row[BASELINE_ALGORITHM]:.2f} | {row[meta]:.2f} | "
                      f"{row['difference']:+.2f} |")
     d = check["difference"]
-    lines += ["", f"Mean difference over seeds: {d['mean']:+.2f} ± {d['ci95']:.2f} µg/m³ (95% "
-              f"t-interval over {len(rows)} seeds); it is {seed_signs(rows)}.", ""]
+    lines += ["", (f"Mean difference over seeds: {d['mean']:+.2f} ± {d['ci95']:.2f} µg/m³ (95% "
+                   f"t-interval over {len(rows)} seeds); it is {seed_signs(rows)}."), ""]
     return lines
 
 
