@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -353,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    # `--model package.module:factory` may name a module in the current folder, as it would
+    # under `python -m`; appended, so it never shadows an installed module.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # usage errors (status 2) and --help (status 0)

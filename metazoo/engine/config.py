@@ -17,7 +17,8 @@ from metazoo.tasks import TASKS
 
 #: Default model for each built-in task.
 DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride",
-                 "folder": "conv4", "faces": "conv4", "mini-imagenet": "conv4-32", "arrays": "mlp"}
+                 "air-quality": "mlp", "folder": "conv4", "faces": "conv4",
+                 "mini-imagenet": "conv4-32", "arrays": "mlp"}
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,18 @@ class TrainConfig:
 
     algorithm: str = option("maml", "meta-learner")
     task: str = option("sinusoid", "task family")
-    model: str = option("", "model (empty: the task's default, mlp for sinusoid)")
+    model: str = option(
+        "", "model: mlp, linear, conv4, conv4-stride, or package.module:factory from your own "
+        "code, called as factory(input_shape=..., output_size=...) and returning an nn.Module "
+        "(empty: the task's default, mlp for sinusoid)")
     n_way: int = option(5, "classes per task (classification tasks only)")
     k_shot: int = option(10, "support examples per task (per class for classification)")
     query_shots: int = option(10, "query examples per task (per class for classification)")
-    data_dir: str = option("", "data folder (Omniglot: empty is $METAZOO_OMNIGLOT_DIR or a "
-                               "download; folder: <dir>/<class>/<image>; arrays: inputs.npy "
-                               "and labels.npy)")
-    split: str = option("vinyals", "class split of a classification data set")
+    data_dir: str = option("", "data folder (empty: $METAZOO_OMNIGLOT_DIR or a cache for "
+                               "omniglot, $METAZOO_AIR_QUALITY_DIR for air-quality; folder: "
+                               "<dir>/<class>/<image>; arrays: inputs.npy and labels.npy)")
+    split: str = option("", "how the data set is split into train and test tasks (empty: the "
+                            "task's default: vinyals for omniglot, years for air-quality)")
     image_size: int = option(0, "image tasks: decode images to this many pixels square (0: the "
                                 "task's default: 84, faces 32)")
     channels: int = option(0, "image tasks: 1 (grey) or 3 (RGB) (0: the task's default)")
@@ -94,6 +99,10 @@ class TrainConfig:
         get_algorithm(self.algorithm)
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of: {', '.join(sorted(TASKS))}")
+        if not self.split:  # record the task's own default, so config.json names the split used
+            default = inspect.signature(TASKS[self.task]).parameters.get("split")
+            if default is not None and isinstance(default.default, str):
+                object.__setattr__(self, "split", default.default)
         for name in ("n_way", "k_shot", "query_shots", "meta_batch", "iterations", "log_every",
                      "checkpoint_every", "eval_tasks", "val_tasks"):
             positive(name)
@@ -168,8 +177,9 @@ class TrainConfig:
             "k_shot": (self.eval_k_shot or self.k_shot) if evaluation else self.k_shot,
             "query_shots": (self.eval_query_shots or self.query_shots) if evaluation
             else self.query_shots,
+            # The data folder's field is data_dir in the image tasks, root in air-quality.
             "data_dir": self.data_dir or None,
-            "split": self.split,
+            "root": self.data_dir or None,
             "part": part or ("test" if evaluation else "train"),
             "split_seed": self.split_seed,
             "split_fractions": tuple(self.split_fractions),
@@ -177,6 +187,8 @@ class TrainConfig:
             **{name: getattr(self, name) for name in ("image_size", "channels")
                if getattr(self, name)},
         }
+        if self.split:
+            options["split"] = self.split
         accepted = inspect.signature(TASKS[self.task]).parameters
         return {name: value for name, value in options.items() if name in accepted}
 

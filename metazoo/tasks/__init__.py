@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from metazoo.tasks.air_quality import AirQuality
 from metazoo.tasks.arrays import ArrayTasks, array_tasks
 from metazoo.tasks.base import DataError, TaskBatch, TaskDistribution
 from metazoo.tasks.folder import Faces, ImageFolderTasks
@@ -19,6 +20,7 @@ TASKS: dict[str, Callable[..., TaskDistribution]] = {
     "sinusoid": Sinusoid,
     "linear": LinearRegression,
     "omniglot": Omniglot,
+    "air-quality": AirQuality,
     "folder": ImageFolderTasks,
     "faces": Faces,
     "mini-imagenet": MiniImageNet,
@@ -35,6 +37,7 @@ def make_task(name: str, **options: Any) -> TaskDistribution:
 
 __all__ = [
     "TASKS",
+    "AirQuality",
     "ArrayTasks",
     "ClassData",
     "DataError",
