@@ -34,8 +34,8 @@ class TrainConfig:
     n_way: int = option(5, "classes per task (classification tasks only)")
     k_shot: int = option(10, "support examples per task (per class for classification)")
     query_shots: int = option(10, "query examples per task (per class for classification)")
-    data_dir: str = option("", "data folder (empty: $METAZOO_OMNIGLOT_DIR or a cache for "
-                               "omniglot, $METAZOO_AIR_QUALITY_DIR for air-quality; folder: "
+    data_dir: str = option("", "data folder (omniglot: empty is $METAZOO_OMNIGLOT_DIR or a "
+                               "download; air-quality: empty is $METAZOO_AIR_QUALITY_DIR; folder: "
                                "<dir>/<class>/<image>; arrays: inputs.npy and labels.npy)")
     split: str = option("", "how the data set is split into train and test tasks (empty: the "
                             "task's default: vinyals for omniglot, years for air-quality)")
@@ -177,7 +177,7 @@ class TrainConfig:
             "k_shot": (self.eval_k_shot or self.k_shot) if evaluation else self.k_shot,
             "query_shots": (self.eval_query_shots or self.query_shots) if evaluation
             else self.query_shots,
-            # The data folder's field is data_dir in the image tasks, root in air-quality.
+            # Task families call their data folder data_dir (air-quality: root).
             "data_dir": self.data_dir or None,
             "root": self.data_dir or None,
             "part": part or ("test" if evaluation else "train"),

@@ -103,8 +103,8 @@ def _flat_inputs(name: str, input_shape: tuple[int, ...]) -> int:
 
 
 def _conv4(downsample: str, hidden: int = 64):
-    name = ("conv4" if downsample == "max" else "conv4-stride") + ("" if hidden == 64 else
-                                                                     f"-{hidden}")
+    name = {("max", 64): "conv4", ("stride", 64): "conv4-stride"}.get((downsample, hidden),
+                                                                       f"conv4-{hidden}")
 
     def build(input_shape: tuple[int, ...], output_size: int) -> nn.Module:
         if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
