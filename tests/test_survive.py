@@ -19,7 +19,7 @@ COMMON = ["--iterations", "8", "--meta-batch", "6", "--eval-tasks", "5", "--inne
 
 
 def final_params(run_dir):
-    return torch.load(run_dir / "checkpoint.pt", weights_only=False)["params"]
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["params"]
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "imaml"])
@@ -39,7 +39,7 @@ def test_two_processes_match_one(tmp_path, algorithm):
     for name in single:
         torch.testing.assert_close(two[name], single[name], rtol=0, atol=1e-10)
     # and the runs really moved θ (so agreement is not trivial)
-    initial = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)
+    initial = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
     assert initial["iteration"] == 8
 
 
@@ -62,7 +62,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    state = torch.load(killed / "checkpoint.pt", weights_only=False)
+    state = torch.load(killed / "checkpoint.pt", weights_only=True)
     assert 7 <= state["iteration"] < 60, "the kill should land mid-run"
     resumed = subprocess.run([sys.executable, "-m", "metazoo", "train", "--resume", str(killed),
                               "--no-progress"], check=False, env=env, capture_output=True, text=True,

@@ -37,7 +37,7 @@ from metazoo.analysis.metrics import fidelity, matched_start, path_metrics
 from metazoo.analysis.stats import matched_gain, mean_ci, t_quantile
 from metazoo.analysis.toy import toy_blocks
 from metazoo.engine.config import TrainConfig
-from metazoo.engine.train import build, evaluate_params, load_run, train
+from metazoo.engine import build, evaluate_params, load_run, train
 from metazoo.models import initial_params
 
 DEFAULT_ALGORITHMS = ("joint", "maml", "fomaml", "reptile", "imaml", "anil", "metasgd")

@@ -1,0 +1,66 @@
+"""What a run folder holds: its file names, and how its log is read back.
+
+Every module that reads or writes a run folder (the training loop, ``metazoo eval``,
+``metazoo compare``) takes the names from here, so the layout is written down once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: θ, optimizer, generator and the resolved config (:mod:`metazoo.engine.checkpoint`).
+CHECKPOINT = "checkpoint.pt"
+#: The resolved configuration, every option included, written when a run starts.
+CONFIG = "config.json"
+#: One JSON object per logged meta-iteration.
+LOG = "log.jsonl"
+#: The final evaluation, as JSON and as a Markdown table.
+RESULTS = "results.json"
+RESULTS_TABLE = "results.md"
+#: Held (``flock``) by the process that writes the folder, for the life of the run.
+LOCK = ".lock"
+
+#: Files a run writes; ``--overwrite`` deletes these and nothing else.
+RUN_FILES = (CHECKPOINT, CONFIG, LOG, RESULTS, RESULTS_TABLE)
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``log.jsonl``, oldest first.
+
+    A final line without its newline is a record whose write was cut short (the process was
+    killed mid-write): it is dropped, as a write-ahead log drops a torn tail. Any other line
+    that is not a JSON object with an integer ``iteration`` is refused, naming the file and line.
+
+    Raises:
+        ValueError: a damaged line before the last one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the log {path} ({error})") from error
+    lines = text.split("\n")
+    lines.pop()  # "" when the file ends with a newline; else a torn record, redone on resume
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"the log {path} is damaged at line {number} ({error.msg}); "
+                             "delete that line, or the run with --overwrite") from None
+        if not (isinstance(record, dict) and isinstance(record.get("iteration"), int)):
+            raise ValueError(f"the log {path} is damaged at line {number} (not a record with an "
+                             "integer iteration); delete that line, or the run with --overwrite")
+        records.append(record)
+    return records
+
+
+def log_text(records: list[dict[str, Any]]) -> str:
+    """``records`` as the lines of a ``log.jsonl``."""
+    return "".join(json.dumps(record) + "\n" for record in records)
