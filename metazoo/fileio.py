@@ -18,26 +18,85 @@ from pathlib import Path
 from typing import IO, Any
 
 
+class WriteError(OSError):
+    """A file could not be written (disk full, read-only, file too large…): one line naming
+    the file and the reason."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    Raises:
+        WriteError: the file could not be written; ``path`` is left as it was.
+    """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=".tmp")
+    except OSError as error:
+        raise WriteError(error.errno, f"cannot write {path} ({_reason(error)})") from None
+    file = None
     try:
         # mkstemp makes the file private (0600); the result gets the mode any new file gets.
         os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, "wb") as file:
+        with os.fdopen(handle, "wb") as raw:
+            file = _Recording(raw)
             write(file)
-            file.flush()
-            os.fsync(file.fileno())
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        # A writer such as torch.save reports a failed write in its own words ("unexpected
+        # pos …"); the operating system's reason, recorded on the way, is the one to give.
+        failure = (file.error if file is not None else None) or error
+        if isinstance(failure, OSError) and not isinstance(failure, WriteError):
+            raise WriteError(failure.errno, f"cannot write {path} ({_reason(failure)}); free "
+                             "some space, or choose another folder") from None
         raise
+
+
+class _Recording:
+    """A file whose first failed write is kept (see :func:`atomic_write_bytes`)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.file, name)
+
+
+def _reason(error: OSError) -> str:
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 def atomic_write_data(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     atomic_write_bytes(path, lambda file: file.write(data))
+
+
+def append_line(file: IO[str], line: str) -> None:
+    """Append ``line`` and a newline to the open text file ``file``, flushed.
+
+    Raises:
+        WriteError: naming the file, if the write fails.
+    """
+    try:
+        file.write(line + "\n")
+        file.flush()
+    except OSError as error:
+        raise WriteError(error.errno, f"cannot write {file.name} ({_reason(error)}); free "
+                         "some space, or choose another folder") from None
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -37,26 +37,34 @@ def check_out(out: str | Path, what: str = "out") -> Path:
     if isinstance(out, str) and not out.strip():
         raise ValueError(f"{what} is empty; name a folder (e.g. runs/first)")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{what} {out} is a file, not a folder; choose another folder")
-    if len(os.fsencode(out.absolute())) >= _PATH_MAX:
-        raise ValueError(f"{what} is a path of {len(os.fsencode(out.absolute())):,} bytes, longer "
-                         f"than this system's limit of {_PATH_MAX - 1}; choose a shorter one")
-    existing = out.absolute()
-    while not existing.exists():
+    full = out.absolute()
+    if len(os.fsencode(full)) >= _PATH_MAX:
+        raise ValueError(f"{what} is a path of {len(os.fsencode(full)):,} bytes, longer than "
+                         f"this system's limit of {_PATH_MAX - 1}; choose a shorter one")
+    existing = full
+    while not _exists(existing):
         existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"{what} {out} is under {existing}, which is a file; choose another folder")
-    limit = _name_max(existing)
-    for part in out.absolute().parts:
+    limit = _name_max(existing if existing.is_dir() else existing.parent)
+    for part in full.parts:
         if len(os.fsencode(part)) > limit:
             raise ValueError(f"{what} has a name of {len(os.fsencode(part)):,} bytes "
                              f"({brief([part], width=40)}), longer than this filesystem's limit "
                              f"of {limit}; choose a shorter one")
+    if existing == full and not existing.is_dir():
+        raise ValueError(f"{what} {out} is a file, not a folder; choose another folder")
+    if not existing.is_dir():
+        raise ValueError(f"{what} {out} is under {existing}, which is a file; choose another folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {out} cannot be written: {existing} is not writable; "
                          "choose another folder")
     return out
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a name too long to look up: treat it as not there
+        return False
 
 
 def _name_max(folder: Path) -> int:

@@ -33,7 +33,7 @@ from metazoo.engine.run import NOT_RESULTS, evaluate_params, non_finite, read_ru
 from metazoo.engine.setup import Setup, build, check_device, choose_strategy, configure_process, \
     initial_meta_params, make_optimizer
 from metazoo.engine.stopping import Interrupted, deferred_signals
-from metazoo.fileio import atomic_write_data, write_json
+from metazoo.fileio import append_line, atomic_write_data, write_json
 from metazoo.messages import brief
 from metazoo.types import Params
 
@@ -225,8 +225,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 record = {"iteration": done, "seconds_per_iteration": seconds[-1],
                           "skipped": not finite,
                           **{name: float(value) for name, value in stats.items()}}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+                append_line(log, json.dumps(record))
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
             if done % config.checkpoint_every == 0 or last or stop:
                 save(done)
