@@ -15,7 +15,14 @@ from torch.func import functional_call
 
 
 class Baseline:
-    """One meta-iteration of ``algorithm`` in the plain style, on ``model``'s parameters."""
+    """One meta-iteration of ``algorithm`` in the plain style, on ``model``'s parameters.
+
+    Each method is a Python method of this class named after the algorithm; those listed in
+    ``SUMMED_UPDATES`` return a per-task update, the others (query loss, what it is
+    differentiated with respect to).
+    """
+
+    SUMMED_UPDATES = frozenset({"reptile", "imaml"})
 
     def __init__(self, algorithm: str, model: torch.nn.Module, loss: str, settings) -> None:
         self.algorithm, self.model, self.settings = algorithm, model, settings
@@ -29,7 +36,7 @@ class Baseline:
     def meta_gradient(self, params: list[torch.Tensor], batch) -> list[torch.Tensor]:
         """Mean meta-gradient over the batch (a list aligned with ``params``)."""
         method = getattr(self, self.algorithm)
-        if self.algorithm in ("reptile", "imaml"):
+        if self.algorithm in self.SUMMED_UPDATES:
             total = [torch.zeros_like(p) for p in params]
             for index in range(batch.num_tasks):
                 total = [t + g for t, g in zip(total, method(params, batch.task(index)))]
@@ -52,7 +59,7 @@ class Baseline:
         for _ in range(s.inner_steps):
             value = self.loss(weights, x, y)
             if anchor is not None:
-                value = value + 0.5 * s.imaml_lambda * sum(
+                value = value + 0.5 * s.lam * sum(
                     ((w - a) ** 2).sum() for w, a in zip(weights, anchor))
             grads = torch.autograd.grad(value, weights, create_graph=create_graph)
             weights = [w - r * g for w, r, g in zip(weights, rates, grads)]
@@ -111,7 +118,7 @@ class Baseline:
 
         def operator(v):
             hv = torch.autograd.grad(support, fast, grad_outputs=v, retain_graph=True)
-            return [(1 + s.cg_damping) * a + h / s.imaml_lambda for a, h in zip(v, hv)]
+            return [(1 + s.cg_damping) * a + h / s.lam for a, h in zip(v, hv)]
 
         # Conjugate gradient from x = 0, a fixed number of steps.
         x = [torch.zeros_like(q) for q in query]

@@ -82,9 +82,9 @@ def workload(name: str, generator: torch.Generator):
     raise ValueError(f"unknown workload {name!r}")
 
 
-#: variant → (algorithm, extra settings). "maml-recompute" is MAML with --maml-checkpoint.
+#: variant → (algorithm, extra settings). "maml-recompute" is MAML with checkpoint=True (--maml-checkpoint).
 VARIANTS = {name: (name, {}) for name in sorted(ALGORITHMS)}
-VARIANTS["maml-recompute"] = ("maml", {"maml_checkpoint": True})
+VARIANTS["maml-recompute"] = ("maml", {"checkpoint": True})
 SIDES = ("metazoo", "baseline", "control")
 DEFAULT_KS = {"S": [1, 5, 10, 20], "O": [1, 5]}
 HEADER = ("| workload | algorithm | k | strategy | metazoo ms (IQR) | baseline ms (IQR) | speed-up "
@@ -124,6 +124,7 @@ def side_prepare(side: str, work: str, variant: str, k: int, args) -> dict:
     model, batch = model.to(args.device), batch.to(args.device)
     algorithm, extra = VARIANTS[variant]
     settings = get_algorithm(algorithm).make_settings(inner_steps=k, inner_lr=inner_lr, **extra)
+    method = get_algorithm(algorithm).make(settings)
     params = initial_params(model)
     baseline = Baseline(algorithm, model, loss_name, settings)
     info = {"strategy": strategy_for(model, args)}
@@ -131,8 +132,8 @@ def side_prepare(side: str, work: str, variant: str, k: int, args) -> dict:
         loss = make_loss(model, loss_name)
 
         def gradient(tasks=batch):
-            return meta_gradient(algorithm, loss, params, tasks, settings,
-                                 strategy=info["strategy"], chunk_size=args.chunk_size)[0]
+            return meta_gradient(method, loss, params, tasks, strategy=info["strategy"],
+                                 chunk_size=args.chunk_size)[0]
 
         if not args.no_baseline:
             few = batch.slice(0, min(CHECK_TASKS, batch.num_tasks))

@@ -30,26 +30,32 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default: Any) -> None:
+#: argparse destinations of algorithm options: ``algorithm:<name>:<field>``.
+_ALGORITHM_DEST = "algorithm:"
+
+
+def _add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default: Any,
+               flags: Sequence[str] | None = None, dest: str | None = None) -> None:
     help_text = f"{spec.metadata.get('help', '')} (default: {default!r})"
+    flags = list(flags or [_flag(spec.name)])
+    common: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text}
+    if dest is not None:
+        common["dest"] = dest
     if isinstance(default, bool):
-        parser.add_argument(_flag(spec.name), action=argparse.BooleanOptionalAction,
-                            default=argparse.SUPPRESS, help=help_text)
+        parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
     elif isinstance(default, dict):
-        parser.add_argument(_flag(spec.name), type=_json_object, default=argparse.SUPPRESS,
-                            metavar="JSON", help=help_text)
+        parser.add_argument(*flags, type=_json_object, metavar="JSON", **common)
     elif isinstance(default, list):
         kind = type(default[0]) if default else int
-        parser.add_argument(_flag(spec.name), type=kind, nargs="+", default=argparse.SUPPRESS,
-                            metavar="X", help=help_text)
+        parser.add_argument(*flags, type=kind, nargs="+", metavar="X", **common)
     else:
-        kwargs: dict[str, Any] = {"type": type(default), "default": argparse.SUPPRESS,
-                                  "help": help_text}
+        if dest is not None:
+            common["metavar"] = spec.name.upper()
         if spec.name == "algorithm":
-            kwargs["choices"] = sorted(ALGORITHMS)
+            common["choices"] = sorted(ALGORITHMS)
         elif spec.name == "task":
-            kwargs["choices"] = sorted(TASKS)
-        parser.add_argument(_flag(spec.name), **kwargs)
+            common["choices"] = sorted(TASKS)
+        parser.add_argument(*flags, type=type(default), **common)
 
 
 def _path(text: str) -> Path:
@@ -63,21 +69,51 @@ def _json_object(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"not JSON ({error}); write e.g. '{{\"cg_damping\": 1}}'") from None
+        raise argparse.ArgumentTypeError(f"not JSON ({error}); write e.g. '{{\"cg_steps\": 5}}'") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"cg_damping\": 1}}', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"cg_steps\": 5}}', got {text[:80]!r}")
     return value
 
 
-def _algorithm_fields() -> dict[str, tuple[dataclasses.Field, Any]]:
-    """Algorithm-specific settings (beyond inner_steps/inner_lr), over all algorithms."""
-    base = {"inner_steps", "inner_lr"}
-    found: dict[str, tuple[dataclasses.Field, Any]] = {}
-    for algorithm in ALGORITHMS.values():
-        for spec in dataclasses.fields(algorithm.settings):
-            if spec.name not in base:
-                found[spec.name] = (spec, spec.default)
+def algorithm_flags() -> dict[str, tuple[str, str, list[str]]]:
+    """Every algorithm option's command-line spellings, in one place.
+
+    Each option gets its own namespace, ``--<algorithm>-<field>`` (``--imaml-cg-steps``), so
+    two algorithms may share a field name. The flag an option had before namespacing (from its
+    field's former name, e.g. ``--imaml-lambda``, or its bare name, ``--cg-steps``) stays as an
+    alias where it is unambiguous.
+
+    Returns:
+        ``{dest: (algorithm, field, [flags])}``.
+    """
+    found: dict[str, tuple[str, str, list[str]]] = {}
+    old: dict[str, list[str]] = {}
+    for name, algorithm in sorted(ALGORITHMS.items()):
+        for field_name, spec in algorithm.options().items():
+            dest = f"{_ALGORITHM_DEST}{name}:{field_name}"
+            found[dest] = (name, field_name, [_flag(f"{name}_{field_name}")])
+            old.setdefault(_flag(spec.metadata.get("formerly") or field_name), []).append(dest)
+    taken = {_flag(spec.name) for spec in dataclasses.fields(TrainConfig)}
+    for alias, dests in old.items():
+        if len(dests) == 1 and alias not in taken and alias not in found[dests[0]][2]:
+            found[dests[0]][2].append(alias)
     return found
+
+
+def describe_field(message: str) -> str:
+    """Add the flag to an error that starts with an option's field name (``outer_lr must…``).
+
+    Errors below the command line name fields; only here do they meet their flags.
+    """
+    head = message.split(" ", 1)[0]
+    names = {spec.name for spec in dataclasses.fields(TrainConfig)}
+    if head in names and _flag(head) not in message:
+        return f"{message} ({_flag(head)})"
+    spellings = [flags[0] for algorithm, field_name, flags in algorithm_flags().values()
+                 if field_name == head]
+    if spellings and not any(flag in message for flag in spellings):
+        return f"{message} ({' or '.join(spellings)})"
+    return message
 
 
 def _train_parser(subparsers) -> None:
@@ -102,9 +138,14 @@ def _train_parser(subparsers) -> None:
     for spec in dataclasses.fields(TrainConfig):
         if spec.name != "algorithm_options":
             _add_field(group, spec, getattr(defaults, spec.name))
-    group = parser.add_argument_group("algorithm options (used by the algorithm named)")
-    for spec, default in _algorithm_fields().values():
-        _add_field(group, spec, default)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for dest, (algorithm, field_name, flags) in algorithm_flags().items():
+        if algorithm not in groups:
+            groups[algorithm] = parser.add_argument_group(
+                f"{algorithm} options (only with --algorithm {algorithm})")
+        spec = ALGORITHMS[algorithm].options()[field_name]
+        _add_field(groups[algorithm], spec, spec.default if spec.default is not dataclasses.MISSING
+                   else spec.default_factory(), flags=flags, dest=dest)
 
 
 def _eval_parser(subparsers) -> None:
@@ -123,32 +164,61 @@ def _eval_parser(subparsers) -> None:
 
 
 def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> TrainConfig:
-    """Merge, in order: defaults (or a stored run's config), a config file, explicit flags."""
+    """Merge, in order: defaults (or a stored run's config), a config file, explicit flags.
+
+    One rule for another algorithm's options, wherever they come from: refused.
+    """
     given = {k: v for k, v in vars(args).items()
              if k not in ("command", "out", "config", "resume", "overwrite", "no_progress")}
     options: dict[str, Any] = dict(stored or {})
     if args.config is not None:
-        try:
-            options.update(json.loads(args.config.read_text()))
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"--config {args.config}: cannot read it as JSON ({error})") from error
-    options.update(given)
-    algorithm_names = set(_algorithm_fields())
-    algorithm_options = dict(options.pop("algorithm_options", {}))
-    algorithm_options.update({k: options.pop(k) for k in list(options) if k in algorithm_names})
+        options.update(_read_config(args.config))
+    flags = algorithm_flags()
+    by_alias = {flag.lstrip("-").replace("-", "_"): dest for dest, (_, _, spellings) in
+                flags.items() for flag in spellings}
+    # Algorithm options as flags, or as top-level keys of a config file in their flag spelling.
+    chosen: dict[str, tuple[str, str, Any]] = {}
+    for key in list(options):
+        if key in by_alias:
+            algorithm, field_name, _ = flags[by_alias[key]]
+            chosen[_flag(key)] = (algorithm, field_name, options.pop(key))
+    options.update({k: v for k, v in given.items() if not k.startswith(_ALGORITHM_DEST)})
+    for key, value in given.items():
+        if key.startswith(_ALGORITHM_DEST):
+            algorithm, field_name, spellings = flags[key]
+            chosen[spellings[0]] = (algorithm, field_name, value)
+    algorithm = options.get("algorithm", TrainConfig.algorithm)
+    algorithm_options = options.get("algorithm_options", {})
+    if not isinstance(algorithm_options, dict):
+        raise ValueError(  # noqa: TRY004 - bad input, reported in one line (exit 2)
+                         f"algorithm_options must be a JSON object, got {str(algorithm_options)[:80]}")
+    algorithm_options = dict(algorithm_options)
+    for spelling, (owner, field_name, value) in chosen.items():
+        if owner != algorithm:
+            raise ValueError(f"{spelling} is an option of {owner}, not of {algorithm} "
+                             f"(--algorithm); drop it or use --algorithm {owner}")
+        algorithm_options[field_name] = value
+    options["algorithm_options"] = algorithm_options
     unknown = set(options) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
-        raise ValueError(f"unknown option(s) in --config: {', '.join(sorted(unknown))}")
-    # Options of other algorithms may sit in a shared config file; flags must apply.
-    algorithm = options.get("algorithm", TrainConfig.algorithm)
-    accepted = ({f.name for f in dataclasses.fields(ALGORITHMS[algorithm].settings)}
-                if algorithm in ALGORITHMS else set())
-    misplaced = sorted((set(algorithm_options) - accepted) & set(given))
-    if misplaced:
-        raise ValueError(f"option(s) {', '.join(_flag(n) for n in misplaced)} "
-                         f"do not apply to algorithm {algorithm!r}")
-    options["algorithm_options"] = {k: v for k, v in algorithm_options.items() if k in accepted}
+        names = sorted(unknown)
+        listed = ", ".join(name[:40] for name in names[:5])
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        raise ValueError(f"unknown option(s) in --config: {listed}{more}")
     return TrainConfig(**options)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A ``--config`` file: one JSON object of options."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"--config {path}: cannot read it as JSON ({str(error)[:120]})") from error
+    if not isinstance(data, dict):
+        raise ValueError(  # noqa: TRY004 - bad input, reported in one line (exit 2)
+                         f"--config {path}: expected a JSON object of options, got "
+                         f"{type(data).__name__}")
+    return data
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -288,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"train": _run_train, "eval": _run_eval, "compare": _run_compare}[args.command](args)
     except (ValueError, OSError, OmniglotDataError) as error:
-        print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
+        print(f"{prefix}: error: {describe_field(_one_line(error))}", file=sys.stderr)
         return REFUSED
     except NonFiniteError as error:  # the run started; its last good checkpoint is kept
         print(f"{prefix}: stopped: {_one_line(error)}", file=sys.stderr)

@@ -105,7 +105,7 @@ def test_reptile_direction_is_theta_minus_adapted():
     _, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
     settings = get_algorithm("reptile").make_settings(inner_steps=4, inner_lr=0.02,
-                                                      reptile_data="support")
+                                                      data="support")
     direction, stats = get_algorithm("reptile").meta_gradient(loss, params, task, settings)
     adapted = dict(params)
     for _ in range(4):  # plain SGD, written out
@@ -137,14 +137,14 @@ def algorithm(request):
 
 
 def per_task_fn(algorithm, loss, settings):
-    return lambda params, task: algorithm.meta_gradient(loss, settings.extend(params), task,
-                                                        settings)
+    method = algorithm.make(settings)
+    return lambda params, task: method.meta_gradient(loss, method.init(params), task)
 
 
 def test_contract_shapes_finite_and_input_unchanged(algorithm):
     _, loss, params = double_mlp()
     settings = algorithm.make_settings(inner_steps=2, inner_lr=0.01)
-    params = settings.extend(params)
+    params = algorithm.make(settings).init(params)
     before = {n: p.clone() for n, p in params.items()}
     task = sinusoid_batch(num_tasks=1).task(0)
     gradient, stats = algorithm.meta_gradient(loss, params, task, settings)
@@ -199,7 +199,7 @@ def test_maml_checkpointing_gives_the_same_gradient(steps):
     batch = sinusoid_batch(num_tasks=3)
     direct = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=0.05)
     recompute = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=0.05,
-                                                    maml_checkpoint=True)
+                                                    checkpoint=True)
     fn = get_algorithm("maml").meta_gradient
     for index in range(batch.num_tasks):
         task = batch.task(index)
@@ -212,7 +212,7 @@ def test_metasgd_with_uniform_rates_has_mamls_theta_gradient():
     _, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
     settings = get_algorithm("metasgd").make_settings(inner_steps=2, inner_lr=0.03)
-    meta = settings.extend(params)
+    meta = get_algorithm("metasgd").make(settings).init(params)
     gradient, _ = get_algorithm("metasgd").meta_gradient(loss, meta, task, settings)
     exact, _ = get_algorithm("maml").meta_gradient(
         loss, params, task, get_algorithm("maml").make_settings(inner_steps=2, inner_lr=0.03))
@@ -226,17 +226,19 @@ def test_anil_adapts_only_the_head_and_equals_maml_when_the_head_is_everything()
     _, _loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
     settings = get_algorithm("anil").make_settings(inner_steps=2, inner_lr=0.05)
-    assert settings.head(params) == ["4.weight", "4.bias"]
-    _, rates = settings.test_time(params)
-    assert rates["4.weight"] == 0.05 and rates["0.weight"] == 0.0
+    assert settings.head_names(params) == ["4.weight", "4.bias"]
+    (adapted,) = get_algorithm("anil").make(settings).adapt(
+        _loss, params, task.support_x, task.support_y, [3])
+    assert torch.equal(adapted["0.weight"], params["0.weight"])  # the body stays fixed
+    assert not torch.equal(adapted["4.weight"], params["4.weight"])
     model = torch.nn.Linear(3, 1).double()
     linear_params = {n: p.detach() for n, p in model.named_parameters()}
     linear_loss = make_loss(model)
     x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     task = TaskBatch(x, x.sum(1, keepdim=True), x + 1, x.sum(1, keepdim=True))
-    whole = get_algorithm("anil").make_settings(inner_steps=2, inner_lr=0.05, anil_head="")
-    with pytest.raises(ValueError, match="no parameter name starts with"):
-        get_algorithm("anil").make_settings(anil_head="body").head(linear_params)
+    whole = get_algorithm("anil").make_settings(inner_steps=2, inner_lr=0.05, head="")
+    with pytest.raises(ValueError, match="prefix of no parameter name"):
+        get_algorithm("anil").make(head="body").init(linear_params)
     # a one-layer model: its "last layer" is all of it, so ANIL is MAML
     anil_grad, _ = get_algorithm("anil").meta_gradient(linear_loss, linear_params, task, whole)
     maml_grad, _ = get_algorithm("maml").meta_gradient(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from metazoo.algorithms import get_algorithm
+from metazoo.algorithms import make_method
 from metazoo.analysis.metrics import fidelity, matched_start, path_metrics, top_eigenvalue
 from metazoo.models import make_loss
 from metazoo.tasks import TaskBatch
@@ -38,7 +38,7 @@ def hand_path(params, hessian, x, y, steps, lr):
 
 def test_path_metrics_on_a_quadratic():
     loss, params, task, hessian, x, y = quadratic_task()
-    metrics = path_metrics(loss, params, task, steps=3, lr=0.1)
+    metrics = path_metrics(loss, params, task, 3, make_method("maml", inner_lr=0.1))
     grads, iterates = hand_path(params, hessian, x, y, 3, 0.1)
     cosines = [g1 @ g2 / np.linalg.norm(g1) / np.linalg.norm(g2) for g1, g2 in itertools.pairwise(grads)]
     length = sum(0.1 * np.linalg.norm(g) for g in grads)
@@ -56,7 +56,7 @@ def test_path_metrics_on_a_quadratic():
 
 def test_one_step_path_is_straight_and_has_no_cosine():
     loss, params, task, *_ = quadratic_task()
-    metrics = path_metrics(loss, params, task, steps=1, lr=0.1)
+    metrics = path_metrics(loss, params, task, 1, make_method("maml", inner_lr=0.1))
     assert metrics["straightness"].item() == pytest.approx(1.0, rel=1e-12)
     assert math.isnan(metrics["consecutive_cosine"].item())
 
@@ -72,23 +72,23 @@ def test_top_eigenvalue_of_a_known_hessian():
 
 def test_fidelity_is_one_where_the_approximation_is_exact_and_less_elsewhere():
     loss, params, task, *_ = quadratic_task()
-    maml, fomaml, reptile = (get_algorithm(n) for n in ("maml", "fomaml", "reptile"))
-    zero = maml.make_settings(inner_steps=0)
+    zero = make_method("maml", inner_steps=0)
     # k = 0: first-order MAML is exact; MAML against itself is exact for any k.
-    exact = fidelity(loss, params, task, fomaml, fomaml.make_settings(inner_steps=0), maml, zero)
+    exact = fidelity(loss, params, task, make_method("fomaml", inner_steps=0), zero)
     assert exact["cosine"].item() == pytest.approx(1.0, abs=1e-12)
     assert exact["norm_ratio"].item() == pytest.approx(1.0, abs=1e-12)
-    steps3 = maml.make_settings(inner_steps=3, inner_lr=0.2)
-    same = fidelity(loss, params, task, maml, steps3, maml, steps3)
+    steps3 = make_method("maml", inner_steps=3, inner_lr=0.2)
+    same = fidelity(loss, params, task, steps3, steps3)
     assert same["cosine"].item() == pytest.approx(1.0, abs=1e-12)
-    rough = fidelity(loss, params, task, fomaml, fomaml.make_settings(inner_steps=3, inner_lr=0.2),
-                     maml, steps3)
+    rough = fidelity(loss, params, task, make_method("fomaml", inner_steps=3, inner_lr=0.2), steps3)
     assert rough["norm_ratio"].item() != pytest.approx(1.0, abs=1e-3)
-    # Reptile with k = 1 on the support set, divided by α, is the gradient at θ: exact for k = 0
-    # MAML when support and query coincide (as here).
-    one = reptile.make_settings(inner_steps=1, inner_lr=0.2, reptile_data="support")
-    assert fidelity(loss, params, task, reptile, one, maml, zero)["cosine"].item() == \
-        pytest.approx(1.0, abs=1e-12)
+    # Reptile with k = 1 on the support set, divided by α (its as_gradient), is the gradient
+    # at θ: exact for k = 0 MAML when support and query coincide (as here), in direction and
+    # in size.
+    one = make_method("reptile", inner_steps=1, inner_lr=0.2, data="support")
+    reptile = fidelity(loss, params, task, one, zero)
+    assert reptile["cosine"].item() == pytest.approx(1.0, abs=1e-12)
+    assert reptile["norm_ratio"].item() == pytest.approx(1.0, abs=1e-12)
 
 
 def test_mean_ci_uses_student_t():
@@ -135,12 +135,13 @@ def test_matched_start_hits_the_target_loss_and_measures_the_gain_exactly():
 
     theta = {"w": centres.mean(0)[0].clone()}
     start = torch.stack([loss(theta, xs[t], ys[t]) for t in range(tasks_count)]).mean().item()
-    result = matched_start(loss, theta, tasks, 3 * start, steps, alpha)
+    method = make_method("maml", inner_lr=alpha)
+    result = matched_start(loss, theta, tasks, 3 * start, steps, method)
     assert result["scale"] > 0
     assert result["pre"].mean().item() == pytest.approx(3 * start, rel=1e-6)
     torch.testing.assert_close(result["post"], (1 - alpha) ** (2 * steps) * result["pre"],
                                rtol=1e-12, atol=1e-14)
     # A θ already above the target is left where it is.
-    unmoved = matched_start(loss, theta, tasks, 0.5 * start, steps, alpha)
+    unmoved = matched_start(loss, theta, tasks, 0.5 * start, steps, method)
     assert unmoved["scale"] == 0.0
     assert unmoved["pre"].mean().item() == pytest.approx(start, rel=1e-12)

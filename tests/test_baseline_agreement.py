@@ -41,10 +41,11 @@ def test_library_equals_plain_pytorch_baseline(name, model_kind):
         loss, params, batch = make_loss(model, loss_name), initial_params(model), \
             tiny_classification_batch()
     settings = get_algorithm(name).make_settings(inner_steps=2, inner_lr=lr)
-    params = settings.extend(params)
+    params = get_algorithm(name).make(settings).init(params)
     reference = Baseline(name, model, loss_name, settings).meta_gradient(list(params.values()),
                                                                          batch)
     for strategy in ("vmap", "loop"):
-        gradient, _ = meta_gradient(name, loss, params, batch, settings, strategy=strategy)
+        gradient, _ = meta_gradient(get_algorithm(name).make(settings), loss, params, batch,
+                                    strategy=strategy)
         for (key, value), expected in zip(gradient.items(), reference):
             torch.testing.assert_close(value, expected, rtol=1e-9, atol=1e-11, msg=key)

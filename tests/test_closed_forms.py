@@ -61,7 +61,7 @@ def test_imaml_equals_exact_implicit_gradient(regularization):
     batch = linear_batch(num_tasks=2, dim=dim, seed=3)
     # Converged inner solve (500 steps, contraction ≤ 0.9 per step) and CG steps ≥ dimension.
     settings = get_algorithm("imaml").make_settings(
-        inner_steps=500, inner_lr=0.1, imaml_lambda=regularization, cg_steps=dim + 1)
+        inner_steps=500, inner_lr=0.1, lam=regularization, cg_steps=dim + 1)
     for index in range(batch.num_tasks):
         task = batch.task(index)
         support_a, support_b = quadratic(task.support_x, task.support_y)
@@ -82,9 +82,9 @@ def test_imaml_with_few_cg_steps_is_not_exact():
     _, loss, params = linear_model(dim, seed=1)
     task = linear_batch(num_tasks=1, dim=dim, seed=3).task(0)
     exact = get_algorithm("imaml").make_settings(inner_steps=500, inner_lr=0.1, cg_steps=dim + 1,
-                                                 imaml_lambda=0.5)
+                                                 lam=0.5)
     rough = get_algorithm("imaml").make_settings(inner_steps=500, inner_lr=0.1, cg_steps=1,
-                                                 imaml_lambda=0.5)
+                                                 lam=0.5)
     exact_grad, _ = get_algorithm("imaml").meta_gradient(loss, params, task, exact)
     rough_grad, stats = get_algorithm("imaml").meta_gradient(loss, params, task, rough)
     assert np.abs(flat(exact_grad) - flat(rough_grad)).max() > 1e-4
@@ -96,7 +96,7 @@ def test_cg_damping_solves_the_damped_system():
     _, loss, params = linear_model(dim, seed=2)
     task = linear_batch(num_tasks=1, dim=dim, seed=5).task(0)
     settings = get_algorithm("imaml").make_settings(
-        inner_steps=400, inner_lr=0.1, imaml_lambda=regularization, cg_steps=dim + 1,
+        inner_steps=400, inner_lr=0.1, lam=regularization, cg_steps=dim + 1,
         cg_damping=damping)
     support_a, support_b = quadratic(task.support_x, task.support_y)
     query_a, query_b = quadratic(task.query_x, task.query_y)

@@ -11,7 +11,7 @@ from metazoo.cli import main
 TINY = ["--algorithms", "maml", "fomaml", "reptile", "imaml", "--train-steps", "1", "2",
         "--seeds", "0", "1", "--iterations", "15", "--meta-batch", "4", "--eval-tasks", "24",
         "--analysis-tasks", "6", "--test-steps", "0", "1", "3", "--fidelity-steps", "1", "2",
-        "--cg-steps", "1", "3", "--lambdas", "0", "2", "--cost-steps", "1", "2",
+        "--cost-steps", "1", "2",
         "--toy-iterations", "5", "--no-progress"]
 
 
@@ -28,13 +28,14 @@ def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
                                            for k in (1, 2) for s in (0, 1)}
     assert all(r["iterations"] == 15 for r in records)
     report = out / "report"
-    for figure in ("q1_steps.png", "q2_decomposition.png", "q3_paths.png", "q4_fidelity.png",
+    for figure in ("q1_steps.png", "q2_decomposition.png", "q3_paths.png", "q4_fidelity_maml.png",
                    "q5_time.png", "toy_landscape.png"):
         assert (report / figure).read_bytes()[:4] == b"\x89PNG"
     html = (report / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 6
     markdown = (report / "index.md").read_text()
-    assert "MAML − fomaml" in markdown
+    for cheap in ("fomaml", "reptile", "imaml"):  # each paired with the method it approximates
+        assert f"maml − {cheap}" in markdown
     assert "Control by perturbation" in markdown and "From the same starting loss" in markdown
     assert (out / "runs.csv").read_text().count("\n") == 17
 
@@ -58,7 +59,11 @@ def test_compare_refuses_bad_options(capsys):
     assert "not JSON" in capsys.readouterr().err
     assert main(["compare", "--algorithms", "maml", "--algorithm-options",
                  "{\"cg_damping\": 1.0}"]) == 2
-    assert "no algorithm compared (maml) has such an option" in capsys.readouterr().err
+    assert "must be keyed by the algorithms compared (maml)" in capsys.readouterr().err
+    # every algorithm's options are checked before any run starts
+    assert main(["compare", "--algorithms", "maml", "imaml", "--algorithm-options",
+                 "{\"imaml\": {\"cg_damping\": -1}}"]) == 2
+    assert "cg_damping must be" in capsys.readouterr().err
 
 
 def test_parallel_runs_match_serial_runs_and_take_their_own_options(tmp_path):
@@ -66,7 +71,7 @@ def test_parallel_runs_match_serial_runs_and_take_their_own_options(tmp_path):
     # this process; --algorithm-options reaches the algorithms that have the option only.
     config = CompareConfig(algorithms=["maml", "imaml"], train_steps=[1], seeds=[0, 1],
                            iterations=6, meta_batch=4, eval_tasks=16, test_steps=[0, 1],
-                           algorithm_options={"cg_damping": 0.5})
+                           algorithm_options={"imaml": {"cg_damping": 0.5}})
     serial = run_grid(dataclasses.replace(config, jobs=1), tmp_path / "serial", progress=False)
     parallel = run_grid(dataclasses.replace(config, jobs=2), tmp_path / "parallel",
                         progress=False)

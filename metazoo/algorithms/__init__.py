@@ -1,9 +1,9 @@
 """Meta-learning algorithms: one module each, found through one registry.
 
-An algorithm is a pure function ``(loss, params, task, settings) -> (gradient, stats)`` of
-one task; the engine vmaps it over a task batch. Each module registers itself with
-:func:`~metazoo.algorithms.base.register`; every module of this package is imported here, so
-adding a method means adding one file.
+Each module registers its method with :func:`~metazoo.algorithms.base.register`: a per-task
+meta-gradient ``(loss, meta, task, settings) -> (gradient, stats)`` plus the rest of its
+contract (meta-parameters, test-time adaptation, …; see :mod:`metazoo.algorithms.base`).
+Every module of this package is imported here, so adding a method means adding one file.
 """
 
 from __future__ import annotations
@@ -13,7 +13,16 @@ import pkgutil
 
 import torch
 
-from metazoo.algorithms.base import ALGORITHMS, Algorithm, InnerLoop, register
+from metazoo.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Method,
+    Settings,
+    option,
+    register,
+    sgd_path,
+    unregister,
+)
 from metazoo.core.batch import mean_over_tasks
 from metazoo.types import LossFn, Params, TaskBatch
 
@@ -31,38 +40,38 @@ def get_algorithm(name: str) -> Algorithm:
     return ALGORITHMS[name]
 
 
+def make_method(name: str, **options) -> Method:
+    """The algorithm ``name`` bound to settings built from ``options`` (refusing unknown ones)."""
+    return get_algorithm(name).make(**options)
+
+
 def meta_gradient(
-    algorithm: str | Algorithm,
+    method: Method | str,
     loss: LossFn,
     params: Params,
     batch: TaskBatch,
-    settings: InnerLoop | None = None,
     *,
     strategy: str = "vmap",
     chunk_size: int | None = None,
 ) -> tuple[Params, dict[str, torch.Tensor]]:
-    """The meta-gradient of ``algorithm`` averaged over the tasks of ``batch``.
+    """The meta-gradient of ``method`` averaged over the tasks of ``batch``.
 
     Args:
-        algorithm: a registered name or an :class:`Algorithm`.
+        method: a bound :class:`Method`, or a registered name (then with default settings).
         loss: pure loss ``(params, x, y) -> scalar`` (see :func:`metazoo.models.make_loss`).
-        params: θ.
+        params: the meta-parameters (``method.init(θ)``).
         batch: tasks stacked on a leading axis.
-        settings: the algorithm's settings (default: its defaults).
         strategy: ``"vmap"`` or ``"loop"`` over tasks.
         chunk_size: vmap at most this many tasks at once.
 
     Returns:
         (mean gradient dict shaped like ``params``, mean per-task statistics).
     """
-    if isinstance(algorithm, str):
-        algorithm = get_algorithm(algorithm)
-    if settings is None:
-        settings = algorithm.settings()
-    return mean_over_tasks(
-        lambda theta, task: algorithm.meta_gradient(loss, theta, task, settings),
-        params, batch, strategy=strategy, chunk_size=chunk_size,
-    )
+    if isinstance(method, str):
+        method = make_method(method)
+    return mean_over_tasks(lambda theta, task: method.meta_gradient(loss, theta, task),
+                           params, batch, strategy=strategy, chunk_size=chunk_size)
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "InnerLoop", "get_algorithm", "meta_gradient", "register"]
+__all__ = ["ALGORITHMS", "Algorithm", "Method", "Settings", "get_algorithm", "make_method",
+           "meta_gradient", "option", "register", "sgd_path", "unregister"]

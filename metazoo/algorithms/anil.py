@@ -10,37 +10,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metazoo.algorithms.base import InnerLoop, option, register
+from metazoo.algorithms.base import Settings, option, register, sgd_path
 from metazoo.core import adapt
 from metazoo.core.autodiff import grad
 
 
 @dataclass(frozen=True)
-class ANILSettings(InnerLoop):
-    anil_head: str = option(
-        "", "ANIL: name prefix of the adapted head's parameters (empty: the last layer)")
+class ANILSettings(Settings):
+    head: str = option("", "name prefix of the adapted head's parameters (empty: the last layer)",
+                       formerly="anil_head")
 
-    def head(self, params) -> list[str]:
+    def head_names(self, params) -> list[str]:
         """Names of the head's parameters (those of the last layer by default)."""
         names = list(params)
-        prefix = self.anil_head or names[-1].rpartition(".")[0]
+        prefix = self.head or names[-1].rpartition(".")[0]
         if prefix:
             head = [name for name in names if name.startswith(prefix + ".") or name == prefix]
         else:  # the last parameter belongs to the top module: its own parameters are the head
             head = [name for name in names if "." not in name]
         if not head:
-            raise ValueError(f"no parameter name starts with --anil-head {prefix!r}; "
+            raise ValueError(f"head {prefix!r} is the prefix of no parameter name; "
                              f"names are: {', '.join(names)}")
         return head
 
-    def test_time(self, params):
-        head = set(self.head(params))
-        return params, {name: (self.inner_lr if name in head else 0.0) for name in params}
+
+def init(settings: ANILSettings, params):
+    """θ itself; the head must name some of its parameters (checked before training)."""
+    settings.head_names(params)
+    return params
 
 
-@register("anil", ANILSettings, "ANIL: MAML whose inner loop adapts only the head")
+def test_adapt(settings: ANILSettings, loss, meta, x, y, steps):
+    """Test-time adaptation of the head alone (step size 0 keeps the body fixed)."""
+    head = set(settings.head_names(meta))
+    rates = {name: (settings.inner_lr if name in head else 0.0) for name in meta}
+    return sgd_path(loss, meta, x, y, steps, rates)
+
+
+@register("anil", ANILSettings, "ANIL: MAML whose inner loop adapts only the head",
+          init=init, adapt=test_adapt)
 def anil(loss, params, task, settings: ANILSettings):
-    head = settings.head(params)
+    head = settings.head_names(params)
 
     def query_loss(theta):
         body = {name: p for name, p in theta.items() if name not in head}

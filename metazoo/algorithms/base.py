@@ -1,19 +1,46 @@
-"""What every algorithm shares: its settings base class and the registry entry."""
+"""The contract every method meets: its settings, its registry entry and the bound method.
+
+An algorithm is registered once, in its own file, as an :class:`Algorithm`: a record of pure
+functions of ``(settings, …)``, in the manner of optax's ``GradientTransformation``. The
+entry carries everything a caller needs, so that training, evaluation, the analysis and the
+benchmarks loop over the registry without ever naming a method:
+
+* ``meta_gradient(loss, meta, task, settings)``: the per-task meta-gradient (vmapped over a
+  batch by the engine) and a few scalar statistics;
+* ``init(settings, params)``: the meta-parameters it trains, given the model's parameters
+  (Meta-SGD adds its step sizes). They hold the model's parameters under the same names;
+* ``model_params(settings, meta)``: the model's parameters, given the meta-parameters;
+* ``adapt(settings, loss, meta, x, y, steps)``: its test-time adaptation, the model's
+  parameters after each of the (increasing) step counts ``steps`` — step size, per-parameter
+  step sizes, proximal term and anchor all folded in;
+* ``as_gradient(settings, direction)``: its direction expressed as an estimate of a gradient
+  (Reptile's θ − φ divided by kα), for the fidelity analysis;
+* ``variants(settings)``: the settings to compare in that analysis (e.g. several CG depths);
+* ``approximates``: the name of the exact method whose meta-gradient this one estimates
+  cheaply (the analysis pairs them).
+
+:meth:`Algorithm.make` binds settings to the entry and returns a :class:`Method`, the object
+callers use. Settings are frozen dataclasses with plain field names and errors that name
+fields; only the command line knows that flags exist.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from metazoo.core.adapt import adapt as run_steps
 from metazoo.types import LossFn, Params, TaskBatch
 
-MetaGradient = Callable[
-    [LossFn, Params, TaskBatch, "InnerLoop"], tuple[Params, dict[str, torch.Tensor]]
-]
+Stats = dict[str, torch.Tensor]
+MetaGradient = Callable[[LossFn, Params, TaskBatch, "Settings"], tuple[Params, Stats]]
 
 
 def check_field_types(instance) -> None:
@@ -24,7 +51,6 @@ def check_field_types(instance) -> None:
             continue
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
         value = getattr(instance, spec.name)
-        flag = "--" + spec.name.replace("_", "-")
         if isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
@@ -37,23 +63,46 @@ def check_field_types(instance) -> None:
             ok = True
         if not ok:
             raise ValueError(f"{spec.name} must be of type {type(default).__name__}, got "
-                             f"{value!r} ({flag})")
+                             f"{_short(value)} ({type(value).__name__})")
 
 
-def option(default, help: str):
-    """A settings field with a ``--help`` line (the CLI builds its flags from these).
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error never echoes a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def option(default, help: str, *, formerly: str = ""):
+    """A settings field with a one-line description (the CLI's ``--help`` reads it).
 
     Mutable defaults (lists, dicts) get a factory, so instances never share them.
+    ``formerly`` is the field's previous name: stored runs and configs that use it still load.
     """
+    metadata = {"help": help, "formerly": formerly}
     if isinstance(default, (list, tuple, dict)):
         kind = list if isinstance(default, tuple) else type(default)
-        return field(default_factory=lambda: kind(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: kind(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    """Raise a clear ``ValueError`` unless ``value`` is an integer ≥ ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {_short(value)}")
+
+
+def positive_float(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    """Raise a clear ``ValueError`` unless ``value`` is a finite number > 0 (≥ 0 if allowed)."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value) and (value >= 0 if allow_zero else value > 0))
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, "
+                         f"got {_short(value)}")
 
 
 @dataclass(frozen=True)
-class InnerLoop:
-    """Settings of the inner loop, shared by every algorithm.
+class Settings:
+    """Settings of the inner loop, shared by every algorithm; each method extends them.
 
     Joint training takes no inner step while training; it uses these only when it is
     adapted at test time.
@@ -64,56 +113,163 @@ class InnerLoop:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        if not isinstance(self.inner_steps, int) or self.inner_steps < 0:
-            raise ValueError(
-                f"inner_steps must be an integer >= 0, got {self.inner_steps!r} (--inner-steps)"
-            )
-        if not (math.isfinite(self.inner_lr) and self.inner_lr > 0):
-            raise ValueError(f"inner_lr must be a positive number, got {self.inner_lr!r} (--inner-lr)")
+        positive_int("inner_steps", self.inner_steps, minimum=0)
+        positive_float("inner_lr", self.inner_lr)
 
-    @property
-    def regularization(self) -> float:
-        """Proximal strength λ of the inner objective (0 except for iMAML)."""
-        return 0.0
 
-    def extend(self, params: Params) -> Params:
-        """The meta-parameters to train, given the model's parameters θ₀.
+def sgd_path(loss: LossFn, params: Params, x: torch.Tensor, y: torch.Tensor,
+             steps: Sequence[int], lr: float | Params, *, regularization: float = 0.0
+             ) -> list[Params]:
+    """The SGD iterates after each of the increasing step counts ``steps`` (0 = ``params``).
 
-        Most methods train θ alone; Meta-SGD adds its per-parameter step sizes.
-        """
-        return params
+    One trajectory through :func:`~metazoo.core.adapt`, run in consecutive segments; with
+    ``regularization`` λ > 0 the objective has the proximal term λ/2‖φ − params‖² (anchored
+    at the start, not at the start of each segment).
+    """
+    iterates, current, done = [], params, 0
+    for target in steps:
+        current = run_steps(loss, current, x, y, target - done, lr, anchor=params,
+                            regularization=regularization).params
+        done = target
+        iterates.append(current)
+    return iterates
 
-    def test_time(self, params: Params) -> tuple[Params, float | Params]:
-        """How to adapt at test time: (the model's parameters, step size or per-parameter
-        step sizes). Parameters with step size 0 stay fixed (ANIL's body)."""
-        return params, self.inner_lr
+
+def _same(settings: Settings, params: Params) -> Params:
+    return params
+
+
+def _sgd_adapt(settings: Settings, loss: LossFn, meta: Params, x, y,
+               steps: Sequence[int]) -> list[Params]:
+    return sgd_path(loss, meta, x, y, steps, settings.inner_lr)
+
+
+def _unchanged(settings: Settings, direction: Params) -> Params:
+    return direction
+
+
+def _itself(settings: Settings) -> dict[str, Settings]:
+    return {"": settings}
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    """A registry entry: a name, its settings class and its per-task meta-gradient."""
+    """A registry entry: the whole contract of one method (see the module docstring)."""
 
     name: str
-    settings: type[InnerLoop]
+    settings: type[Settings]
     meta_gradient: MetaGradient
     summary: str
+    init: Callable[[Settings, Params], Params] = _same
+    model_params: Callable[[Settings, Params], Params] = _same
+    adapt: Callable[..., list[Params]] = _sgd_adapt
+    as_gradient: Callable[[Settings, Params], Params] = _unchanged
+    variants: Callable[[Settings], dict[str, Settings]] = _itself
+    approximates: str = ""
 
-    def make_settings(self, **options) -> InnerLoop:
-        """Build settings from keyword options, ignoring ones this algorithm does not take."""
-        names = {f.name for f in dataclasses.fields(self.settings)}
-        return self.settings(**{k: v for k, v in options.items() if k in names})
+    def options(self) -> dict[str, dataclasses.Field]:
+        """The settings fields of this algorithm beyond the shared inner-loop ones."""
+        shared = {spec.name for spec in dataclasses.fields(Settings)}
+        return {spec.name: spec for spec in dataclasses.fields(self.settings)
+                if spec.name not in shared}
+
+    def make_settings(self, **options: Any) -> Settings:
+        """Build and validate settings; an option this algorithm does not take is refused."""
+        fields = {spec.name: spec for spec in dataclasses.fields(self.settings)}
+        renamed = {spec.metadata.get("formerly"): name for name, spec in fields.items()
+                   if spec.metadata.get("formerly")}
+        given = {renamed.get(key, key): value for key, value in options.items()}
+        unknown = sorted(set(given) - set(fields))
+        if unknown:
+            hints = []
+            for key in unknown[:3]:
+                close = difflib.get_close_matches(key, list(fields), n=1)
+                hints.append(f"{_short(key, 40)}" + (f" (did you mean {close[0]}?)" if close else ""))
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            raise ValueError(f"{self.name} takes no option {', '.join(hints)}{more}; its options "
+                             f"are: {', '.join(fields)}")
+        return self.settings(**given)
+
+    def make(self, settings: Settings | None = None, **options: Any) -> Method:
+        """This algorithm bound to its settings (given, or built from ``options``)."""
+        if settings is None:
+            settings = self.make_settings(**options)
+        elif options:
+            raise ValueError("give either settings or options, not both")
+        elif not isinstance(settings, self.settings):
+            raise ValueError(f"{self.name} needs {self.settings.__name__}, got "
+                             f"{type(settings).__name__}; build it with "
+                             f"get_algorithm({self.name!r}).make_settings(...)")
+        return Method(self, settings)
+
+
+@dataclass(frozen=True)
+class Method:
+    """An algorithm bound to its settings: what training, evaluation and analysis call."""
+
+    algorithm: Algorithm
+    settings: Settings
+
+    @property
+    def name(self) -> str:
+        return self.algorithm.name
+
+    def meta_gradient(self, loss: LossFn, meta: Params, task: TaskBatch) -> tuple[Params, Stats]:
+        """The meta-gradient of one task (no leading task axis) and its statistics."""
+        return self.algorithm.meta_gradient(loss, meta, task, self.settings)
+
+    def init(self, params: Params) -> Params:
+        """The meta-parameters to train, starting from the model's parameters ``params``."""
+        return self.algorithm.init(self.settings, params)
+
+    def model_params(self, meta: Params) -> Params:
+        """The model's parameters held in the meta-parameters ``meta``."""
+        return self.algorithm.model_params(self.settings, meta)
+
+    def with_model_params(self, meta: Params, params: Params) -> Params:
+        """``meta`` with its model parameters replaced by ``params`` (the rest kept)."""
+        return {**meta, **params}
+
+    def adapt(self, loss: LossFn, meta: Params, x: torch.Tensor, y: torch.Tensor,
+              steps: Sequence[int]) -> list[Params]:
+        """Test-time adaptation on one task's ``(x, y)``: the model's parameters after each
+        of the increasing step counts ``steps`` (0 gives the starting parameters)."""
+        steps = list(steps)
+        if any(b < a for a, b in itertools.pairwise(steps)) or (steps and steps[0] < 0):
+            raise ValueError(f"test steps must be increasing integers >= 0, got {steps}")
+        return self.algorithm.adapt(self.settings, loss, meta, x, y, steps)
+
+    def as_gradient(self, direction: Params) -> Params:
+        """The per-task direction as an estimate of a gradient of the model's parameters."""
+        return self.algorithm.as_gradient(self.settings, direction)
+
+    def variants(self) -> dict[str, Method]:
+        """Labelled settings to compare in the fidelity analysis (this method's own)."""
+        return {label: Method(self.algorithm, settings)
+                for label, settings in self.algorithm.variants(self.settings).items()}
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
 
 
-def register(name: str, settings: type[InnerLoop], summary: str):
-    """Decorator adding a per-task meta-gradient function to :data:`ALGORITHMS`."""
+def register(name: str, settings: type[Settings], summary: str, **contract: Any):
+    """Decorator adding a per-task meta-gradient function to :data:`ALGORITHMS`.
+
+    ``contract`` holds the entry's other functions (see :class:`Algorithm`); those not given
+    take the defaults of a method that trains θ alone and adapts by plain SGD.
+    """
+    if not issubclass(settings, Settings):
+        raise TypeError(f"{name}: settings must extend metazoo.algorithms.Settings")
 
     def add(fn: MetaGradient) -> MetaGradient:
         if name in ALGORITHMS:
             raise ValueError(f"algorithm {name!r} is registered twice")
-        ALGORITHMS[name] = Algorithm(name, settings, fn, summary)
+        ALGORITHMS[name] = Algorithm(name, settings, fn, summary, **contract)
         return fn
 
     return add
+
+
+def unregister(name: str) -> None:
+    """Remove an entry (for tests that register a method of their own)."""
+    ALGORITHMS.pop(name, None)

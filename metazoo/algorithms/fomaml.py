@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metazoo.algorithms.base import InnerLoop, register
+from metazoo.algorithms.base import Settings, register
 from metazoo.core import adapt, tree_detach
 from metazoo.core.autodiff import grad
 
 
 @dataclass(frozen=True)
-class FOMAMLSettings(InnerLoop):
+class FOMAMLSettings(Settings):
     """First-order MAML has no settings beyond the inner loop's."""
 
 
-@register("fomaml", FOMAMLSettings, "first-order MAML: query gradient at φ, applied to θ")
+@register("fomaml", FOMAMLSettings, "first-order MAML: query gradient at φ, applied to θ",
+          approximates="maml")
 def fomaml(loss, params, task, settings: FOMAMLSettings):
     adapted = adapt(
         loss, tree_detach(params), task.support_x, task.support_y,

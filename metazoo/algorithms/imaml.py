@@ -11,58 +11,78 @@ the inner loop.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass
 
-from torch.func import vjp
-
-from metazoo.algorithms.base import InnerLoop, option, register
+from metazoo.algorithms.base import (
+    Settings,
+    option,
+    positive_float,
+    positive_int,
+    register,
+    sgd_path,
+)
 from metazoo.core import adapt, tree_axpy, tree_detach
-from metazoo.core.autodiff import grad
+from metazoo.core.autodiff import grad, hessian_vector_product
 from metazoo.core.linalg import conjugate_gradient
 
 
 @dataclass(frozen=True)
-class IMAMLSettings(InnerLoop):
-    imaml_lambda: float = option(1.0, "iMAML proximal strength λ of the inner problem")
-    cg_steps: int = option(5, "iMAML conjugate-gradient steps (fixed; exact at the dimension)")
-    cg_damping: float = option(
-        0.0, "iMAML damping δ: CG solves ((1 + δ)I + H/λ) g = ∇L_query(φ)"
-    )
+class IMAMLSettings(Settings):
+    lam: float = option(1.0, "proximal strength λ of the inner problem", formerly="imaml_lambda")
+    cg_steps: int = option(5, "conjugate-gradient steps (fixed; exact at the dimension)")
+    cg_damping: float = option(0.0, "damping δ: CG solves ((1 + δ)I + H/λ) g = ∇L_query(φ)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (math.isfinite(self.imaml_lambda) and self.imaml_lambda > 0):
-            raise ValueError(f"imaml_lambda must be > 0, got {self.imaml_lambda!r} (--imaml-lambda)")
-        if not isinstance(self.cg_steps, int) or self.cg_steps < 1:
-            raise ValueError(f"cg_steps must be an integer >= 1, got {self.cg_steps!r} (--cg-steps)")
-        if not (math.isfinite(self.cg_damping) and self.cg_damping >= 0):
-            raise ValueError(f"cg_damping must be >= 0, got {self.cg_damping!r} (--cg-damping)")
-
-    @property
-    def regularization(self) -> float:
-        return self.imaml_lambda
+        positive_float("lam", self.lam)
+        # CG is exact at the dimension; far more steps only spin (and a huge count hangs).
+        positive_int("cg_steps", self.cg_steps)
+        if self.cg_steps > MAX_CG_STEPS:
+            raise ValueError(f"cg_steps must be at most {MAX_CG_STEPS}, got {self.cg_steps}")
+        positive_float("cg_damping", self.cg_damping, allow_zero=True)
 
 
-@register("imaml", IMAMLSettings, "implicit MAML: CG solve of (I + H/λ) g = ∇L_query(φ)")
+#: A bound on ``cg_steps``: beyond a few dozen steps, rounding dominates anyway.
+MAX_CG_STEPS = 10_000
+
+
+def test_adapt(settings: IMAMLSettings, loss, meta, x, y, steps):
+    """Test-time adaptation on iMAML's own inner objective, with the proximal term at θ."""
+    return sgd_path(loss, meta, x, y, steps, settings.inner_lr, regularization=settings.lam)
+
+
+def variants(settings: IMAMLSettings):
+    """λ = 1/(kα), where (I + kαH)⁻¹ ≈ (I − αH)^k matches MAML's k steps to first order, and
+    the λ trained with, each at 1, 10 and the trained number of CG steps."""
+    matched = 1.0 / (max(settings.inner_steps, 1) * settings.inner_lr)
+    found = {}
+    for label, lam in (("1/(kα)", matched), (f"{settings.lam:g}", settings.lam)):
+        for cg in sorted({1, settings.cg_steps, 10}):
+            found[f"imaml λ={label} cg={cg}"] = dataclasses.replace(settings, lam=lam, cg_steps=cg)
+    return found
+
+
+@register("imaml", IMAMLSettings, "implicit MAML: CG solve of (I + H/λ) g = ∇L_query(φ)",
+          adapt=test_adapt, variants=variants, approximates="maml")
 def imaml(loss, params, task, settings: IMAMLSettings):
     theta = tree_detach(params)
     # 1. Inner solver: k steps on the proximally regularised support loss.
     adapted = adapt(
         loss, theta, task.support_x, task.support_y, settings.inner_steps, settings.inner_lr,
-        anchor=theta, regularization=settings.imaml_lambda,
+        anchor=theta, regularization=settings.lam,
     ).params
 
     # 2. Optimality condition ∇L_support(φ) + λ(φ − θ) = 0; its Jacobian in φ is H + λI.
     # H is symmetric, so H v is the vector-Jacobian product of the gradient map; one
     # linearisation at φ serves every CG step (reverse-over-reverse).
-    _, gradient_vjp = vjp(grad(lambda phi: loss(phi, task.support_x, task.support_y)), adapted)
+    hessian = hessian_vector_product(loss, adapted, task.support_x, task.support_y)
 
     def operator(vector):
         # ((1 + δ) I + H/λ) v
-        (hessian_vector,) = gradient_vjp(vector)
+        hessian_vector = hessian(vector)
         return tree_axpy(
-            1.0 / settings.imaml_lambda, hessian_vector,
+            1.0 / settings.lam, hessian_vector,
             {name: (1.0 + settings.cg_damping) * v for name, v in vector.items()},
         )
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import torch
 
-from metazoo.algorithms.base import InnerLoop, register
+from metazoo.algorithms.base import Settings, register
 from metazoo.core.autodiff import grad
 
 
 @dataclass(frozen=True)
-class JointSettings(InnerLoop):
+class JointSettings(Settings):
     """Joint training takes no inner step; ``inner_*`` apply to test-time fine-tuning."""
 
 

@@ -2,7 +2,7 @@
 
 Update: ∇θ L_query(φ(θ)), φ(θ) = θ − α Σ_k ∇L_support — differentiated through all k inner
 steps, so the Hessians of the support loss enter. Differentiating directly keeps every
-step's activations, so memory grows linearly with k; ``maml_checkpoint`` instead stores only
+step's activations, so memory grows linearly with k; ``checkpoint`` instead stores only
 the k iterates φ_i and, walking back, recomputes one step at a time to take its
 vector-Jacobian product (g ← g − α H(φ_i) g): the same gradient, memory flat in k, about one
 extra forward and backward per step.
@@ -14,15 +14,16 @@ from dataclasses import dataclass
 
 from torch.func import vjp
 
-from metazoo.algorithms.base import InnerLoop, option, register
+from metazoo.algorithms.base import Settings, option, register
 from metazoo.core import adapt, tree_detach
 from metazoo.core.autodiff import grad
 
 
 @dataclass(frozen=True)
-class MAMLSettings(InnerLoop):
-    maml_checkpoint: bool = option(
-        False, "MAML: recompute inner steps in the backward pass (memory flat in k)")
+class MAMLSettings(Settings):
+    checkpoint: bool = option(
+        False, "recompute inner steps in the backward pass (memory flat in k)",
+        formerly="maml_checkpoint")
 
 
 @register("maml", MAMLSettings, "second-order MAML: backpropagate through the k inner steps")
@@ -35,7 +36,7 @@ def maml(loss, params, task, settings: MAMLSettings):
         value = loss(phi, task.query_x, task.query_y)
         return value, value.detach()
 
-    if not settings.maml_checkpoint:
+    if not settings.checkpoint:
         gradient, value = grad(lambda theta: query_loss(inner(theta, settings.inner_steps)),
                                has_aux=True)(params)
         return gradient, {"loss": value}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from metazoo.algorithms.base import InnerLoop, register
+from metazoo.algorithms.base import Settings, register, sgd_path
 from metazoo.core import adapt
 from metazoo.core.autodiff import grad
 
@@ -25,23 +25,33 @@ def split(params):
     rates = {name[len(PREFIX):]: p for name, p in params.items() if name.startswith(PREFIX)}
     if rates.keys() != model.keys():
         raise ValueError("Meta-SGD needs a step size for every parameter: build its "
-                         "meta-parameters with settings.extend(params)")
+                         "meta-parameters with get_algorithm('metasgd').make(...).init(params)")
     return model, rates
 
 
 @dataclass(frozen=True)
-class MetaSGDSettings(InnerLoop):
+class MetaSGDSettings(Settings):
     """Meta-SGD's only hyperparameters are the inner loop's; ``inner_lr`` initialises α."""
 
-    def extend(self, params):
-        return {**params, **{PREFIX + name: torch.full_like(p, self.inner_lr)
-                             for name, p in params.items()}}
 
-    def test_time(self, params):
-        return split(params)
+def init(settings: MetaSGDSettings, params):
+    """θ and one step size per parameter entry, each starting at ``inner_lr``."""
+    return {**params, **{PREFIX + name: torch.full_like(p, settings.inner_lr)
+                         for name, p in params.items()}}
 
 
-@register("metasgd", MetaSGDSettings, "Meta-SGD: MAML with learned per-parameter step sizes")
+def model_params(settings: MetaSGDSettings, meta):
+    return split(meta)[0]
+
+
+def test_adapt(settings: MetaSGDSettings, loss, meta, x, y, steps):
+    """Test-time adaptation with the learned per-parameter step sizes."""
+    theta, rates = split(meta)
+    return sgd_path(loss, theta, x, y, steps, rates)
+
+
+@register("metasgd", MetaSGDSettings, "Meta-SGD: MAML with learned per-parameter step sizes",
+          init=init, model_params=model_params, adapt=test_adapt)
 def metasgd(loss, params, task, settings: MetaSGDSettings):
     def query_loss(meta):
         theta, rates = split(meta)

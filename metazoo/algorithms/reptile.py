@@ -2,7 +2,7 @@
 
 Update direction: θ − φ, with φ after k SGD steps on the task's data. Fed to plain SGD with
 step ε this is the paper's θ ← θ + ε(φ − θ) (batched version, averaged over tasks; anneal ε
-with ``--outer-optimizer sgd --lr-schedule linear``). Adam is invariant to its scale, so the
+with an SGD outer optimizer and a linear schedule). Adam is invariant to its scale, so the
 direction can also be given to Adam. Reptile makes no support/query distinction: by default
 the inner steps use all of a task's examples (with k = 1 the direction is then exactly
 α·∇L(θ; support ∪ query), joint training's).
@@ -10,31 +10,41 @@ the inner steps use all of a task's examples (with k = 1 the direction is then e
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
-from metazoo.algorithms.base import InnerLoop, option, register
+from metazoo.algorithms.base import Settings, option, register
 from metazoo.core import adapt, tree_detach, tree_sub
 
 
 @dataclass(frozen=True)
-class ReptileSettings(InnerLoop):
-    reptile_data: str = option(
-        "all", "data of Reptile's inner steps: 'all' (support ∪ query) or 'support'"
-    )
+class ReptileSettings(Settings):
+    data: str = option("all", "data of the inner steps: 'all' (support ∪ query) or 'support'",
+                       formerly="reptile_data")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.reptile_data not in ("all", "support"):
-            raise ValueError(
-                f"reptile_data must be 'all' or 'support', got {self.reptile_data!r} (--reptile-data)"
-            )
+        if self.data not in ("all", "support"):
+            raise ValueError(f"data must be 'all' or 'support', got {self.data!r}")
 
 
-@register("reptile", ReptileSettings, "Reptile: move θ toward φ after k steps (θ − φ)")
+def as_gradient(settings: ReptileSettings, direction):
+    """θ − φ over kα: with k = 1 (and the same data) exactly the gradient at θ."""
+    scale = settings.inner_steps * settings.inner_lr
+    return {name: d / scale for name, d in direction.items()} if scale else direction
+
+
+def variants(settings: ReptileSettings):
+    """Fidelity to MAML's support → query meta-gradient: Reptile on the support set only."""
+    return {"reptile (support)": dataclasses.replace(settings, data="support")}
+
+
+@register("reptile", ReptileSettings, "Reptile: move θ toward φ after k steps (θ − φ)",
+          as_gradient=as_gradient, variants=variants, approximates="maml")
 def reptile(loss, params, task, settings: ReptileSettings):
-    if settings.reptile_data == "all":
+    if settings.data == "all":
         x = torch.cat([task.support_x, task.query_x])  # [S+Q, ...]
         y = torch.cat([task.support_y, task.query_y])
     else:

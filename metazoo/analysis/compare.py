@@ -29,7 +29,7 @@ import torch
 from torch.func import vmap
 from tqdm import tqdm
 
-from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
+from metazoo.algorithms import ALGORITHMS, make_method, meta_gradient
 from metazoo.algorithms.base import check_field_types, option
 from metazoo.analysis import report as rpt
 from metazoo.analysis.cost import measure
@@ -40,15 +40,13 @@ from metazoo.engine.config import TrainConfig
 from metazoo.engine import build, evaluate_params, load_run, train
 from metazoo.models import initial_params
 
-DEFAULT_ALGORITHMS = ("joint", "maml", "fomaml", "reptile", "imaml", "anil", "metasgd")
-
 
 @dataclass(frozen=True)
 class CompareConfig:
     """Options of ``metazoo compare`` (defaults: sinusoid, about 10 minutes on 2 cores)."""
 
     task: str = option("sinusoid", "task family")
-    algorithms: list = option(list(DEFAULT_ALGORITHMS), "algorithms to compare")
+    algorithms: list = option([], "algorithms to compare (empty: every registered one)")
     train_steps: list = option([1, 5], "inner steps k while meta-training (one run each)")
     seeds: list = option([0, 1, 2], "seeds (one run each)")
     iterations: int = option(1000, "meta-iterations of every run (equal iterations)")
@@ -69,53 +67,51 @@ class CompareConfig:
     eval_query_shots: int = option(0, "query examples per held-out task (0: as query_shots)")
     analysis_tasks: int = option(100, "held-out tasks for path and fidelity measurements")
     fidelity_steps: list = option([1, 2, 5, 10], "k of the fidelity comparison")
-    cg_steps: list = option([1, 5, 10], "iMAML CG steps of the fidelity comparison")
-    lambdas: list = option([0.0, 2.0], "iMAML λ of the fidelity comparison (0: 1/(kα), "
-                                         "which matches MAML's k steps to first order)")
     cost_steps: list = option([1, 5, 10, 20], "k of the cost measurements")
     toy_iterations: int = option(300, "meta-iterations of the 2-D picture (0: no picture)")
     device: str = option("cpu", "torch device")
-    algorithm_options: dict = option({}, "algorithm-specific settings as a JSON object, e.g. "
-                                         "'{\"cg_damping\": 1.0}'; each run takes the ones its "
-                                         "algorithm has")
+    algorithm_options: dict = option({}, "each algorithm's own settings, keyed by algorithm, "
+                                         "e.g. '{\"imaml\": {\"cg_damping\": 1.0}}'")
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        if not self.algorithms:
+            object.__setattr__(self, "algorithms", list(ALGORITHMS))
         unknown = [a for a in self.algorithms if a not in ALGORITHMS]
         if unknown:
             raise ValueError(f"unknown algorithm(s) {', '.join(unknown)}; choose from: "
                              f"{', '.join(sorted(ALGORITHMS))}")
-        for name in ("train_steps", "seeds", "test_steps", "fidelity_steps", "cg_steps",
-                     "cost_steps"):
+        for name in ("train_steps", "seeds", "test_steps", "fidelity_steps", "cost_steps"):
             values = getattr(self, name)
             if not values or any(not isinstance(v, int) or v < 0 for v in values):
                 raise ValueError(f"{name} must be a non-empty list of integers >= 0, got {values}")
-        if 0 in self.cg_steps or 0 in self.fidelity_steps:
-            raise ValueError("cg_steps and fidelity_steps must be >= 1")
-        if any(not (lam >= 0) for lam in self.lambdas):
-            raise ValueError(f"lambdas must be >= 0 (0: matched to k), got {self.lambdas}")
+        if 0 in self.fidelity_steps:
+            raise ValueError("fidelity_steps must be >= 1")
         for name in ("iterations", "meta_batch", "eval_tasks", "analysis_tasks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
         if self.jobs < 0:
             raise ValueError(f"jobs must be >= 0 (0: automatic), got {self.jobs} (--jobs)")
-        taken = {f.name for a in self.algorithms
-                 for f in dataclasses.fields(ALGORITHMS[a].settings)} - {"inner_steps", "inner_lr"}
-        unused = sorted(set(self.algorithm_options) - taken)
-        if unused:
-            raise ValueError(f"--algorithm-options {', '.join(unused)}: no algorithm compared "
-                             f"({', '.join(self.algorithms)}) has such an option (inner steps "
-                             "and step size are --train-steps and --inner-lr)")
-        self.train_config("maml", self.train_steps[0], self.seeds[0])  # validates the rest
+        foreign = sorted(set(self.algorithm_options) - set(self.algorithms))
+        if foreign:
+            raise ValueError(f"algorithm_options must be keyed by the algorithms compared "
+                             f"({', '.join(self.algorithms)}); got {', '.join(foreign)[:120]}. "
+                             "Write e.g. {\"imaml\": {\"cg_damping\": 1.0}}")
+        # Every run's settings are checked before any run starts.
+        for algorithm in self.algorithms:
+            for steps in self.train_steps:
+                self.train_config(algorithm, steps, self.seeds[0])
 
     def train_config(self, algorithm: str, steps: int, seed: int) -> TrainConfig:
-        accepted = {f.name for f in dataclasses.fields(ALGORITHMS[algorithm].settings)}
+        own = self.algorithm_options.get(algorithm, {})
+        if not isinstance(own, dict):
+            raise ValueError(  # noqa: TRY004 - a bad option value, reported as suchf"algorithm_options of {algorithm} must be an object of its "
+                             f"settings, got {str(own)[:80]}")
         return TrainConfig(
             algorithm=algorithm, task=self.task, inner_steps=steps, inner_lr=self.inner_lr,
             outer_lr=self.outer_lr, meta_batch=self.meta_batch, iterations=self.iterations,
             time_budget=self.time_budget, budget_clock=self.budget_clock, seed=seed,
-            k_shot=self.k_shot, algorithm_options={
-                k: v for k, v in self.algorithm_options.items() if k in accepted},
+            k_shot=self.k_shot, algorithm_options=dict(own),
             query_shots=self.query_shots, n_way=self.n_way, data_dir=self.data_dir,
             eval_tasks=self.eval_tasks, eval_steps=list(self.test_steps),
             eval_query_shots=self.eval_query_shots, device=self.device,
@@ -241,31 +237,36 @@ def question1(config: CompareConfig, records: list[dict], metric: str, figures: 
     blocks.append(rpt.image(path, "Query loss against test steps, one panel per training k."))
     statements = []
     better = (lambda a, b: a > b) if metric == "accuracy" else (lambda a, b: a < b)
-    for first in ("fomaml", "reptile"):
-        if "maml" not in config.algorithms or first not in config.algorithms:
-            continue
+    for exact, first in comparison_pairs(config.algorithms):
         gaps = []
         for k in config.train_steps:
-            exact = {r["seed"]: r[f"{metric}@{final}"] for r in records
-                     if r["algorithm"] == "maml" and r["k"] == k}
+            reference = {r["seed"]: r[f"{metric}@{final}"] for r in records
+                         if r["algorithm"] == exact and r["k"] == k}
             approx = {r["seed"]: r[f"{metric}@{final}"] for r in records
                       if r["algorithm"] == first and r["k"] == k}
-            paired = [exact[s] - approx[s] for s in exact if s in approx]
+            paired = [reference[s] - approx[s] for s in reference if s in approx]
             mean, half = mean_ci(paired)
             significant = not math.isnan(half) and abs(mean) > half
             gaps.append((k, mean, half, significant))
         parts = []
         for k, mean, half, significant in gaps:
-            verdict = ("MAML better" if better(mean, 0) else f"{first} better") if significant \
-                else "no difference resolved"
-            parts.append(f"k = {k}: MAML − {first} = {_fmt(mean, half)} ({verdict})")
+            verdict = (f"{exact} better" if better(mean, 0) else f"{first} better") \
+                if significant else "no difference resolved"
+            parts.append(f"k = {k}: {exact} − {first} = {_fmt(mean, half)} ({verdict})")
         closes = [k for k, _, _, significant in gaps if not significant]
         tail = (f"; the difference is not resolved from k = {closes[0]} on" if closes
                 and all(not g[3] for g in gaps if g[0] >= closes[0]) else "")
-        statements.append(f"Second order vs {first}, {metric} after {final} test steps, paired "
+        statements.append(f"{exact} vs {first}, {metric} after {final} test steps, paired "
                           f"by seed — " + "; ".join(parts) + tail + ".")
     blocks.append(rpt.bullets(statements))
     return blocks
+
+
+def comparison_pairs(algorithms: list[str]) -> list[tuple[str, str]]:
+    """(exact method, its cheap approximation) for every registered approximation whose exact
+    method is compared too (the registry's ``approximates``)."""
+    return [(ALGORITHMS[name].approximates, name) for name in algorithms
+            if ALGORITHMS[name].approximates in algorithms]
 
 
 def question2(config: CompareConfig, records: list[dict], out: Path, metric: str, figures: Path):
@@ -339,13 +340,11 @@ def _perturbed_start(config: CompareConfig, out: Path, final: int) -> list:
     runs = {}
     for algorithm in config.algorithms:
         setup, params, _ = load_run(out / "runs" / _run_name(algorithm, k, seed))
-        model_params, lr = setup.settings.test_time(params)
-        runs[algorithm] = (setup, model_params, lr, _analysis_tasks(setup, config))
+        runs[algorithm] = (setup, params, _analysis_tasks(setup, config))
 
     def control(algorithm: str, target: float) -> dict:
-        setup, model_params, lr, tasks = runs[algorithm]
-        return matched_start(setup.loss, model_params, tasks, target, final, lr,
-                             regularization=setup.settings.regularization, seed=seed)
+        setup, params, tasks = runs[algorithm]
+        return matched_start(setup.loss, params, tasks, target, final, setup.method, seed=seed)
 
     own = {a: control(a, -math.inf) for a in config.algorithms}  # s = 0: θ itself
     levels = {a: result["pre"].double().mean().item() for a, result in own.items()}
@@ -417,9 +416,8 @@ def question3(config: CompareConfig, out: Path, figures: Path):
     for algorithm in config.algorithms:
         setup, params, _ = load_run(out / "runs" / _run_name(algorithm, k_train, seed))
         tasks = _analysis_tasks(setup, config)
-        model_params, lr = setup.settings.test_time(params)
-        per_task = vmap(lambda task, p=model_params, lr=lr, s=setup: path_metrics(
-            s.loss, p, task, steps, lr, regularization=s.settings.regularization))(tasks)
+        per_task = vmap(lambda task, p=params, s=setup: path_metrics(
+            s.loss, p, task, steps, s.method))(tasks)
         summary[algorithm] = {n: mean_ci(per_task[n]) for n in names}
         rows.append([algorithm] + [_fmt(*summary[algorithm][n]) for n in names])
     blocks += [rpt.paragraph(
@@ -449,60 +447,55 @@ def question3(config: CompareConfig, out: Path, figures: Path):
     return blocks
 
 
-def question4(config: CompareConfig, out: Path, figures: Path):
-    """Cosine and norm ratio of approximate meta-gradients to MAML's at the same θ, tasks."""
-    blocks: list = [rpt.heading("4. How faithful is each cheap meta-gradient?")]
-    source = "maml" if "maml" in config.algorithms else config.algorithms[0]
+def question4(config: CompareConfig, out: Path, figures: Path, source: str):
+    """Cosine and norm ratio of approximate meta-gradients to the exact one they estimate, at
+    the same θ and tasks: every compared method whose registry entry ``approximates``
+    ``source``, in each of its own variants."""
+    blocks: list = [rpt.heading(f"4. How faithful is each cheap meta-gradient to {source}'s?")]
     setup, params, _ = load_run(out / "runs" / _run_name(source, config.train_steps[0],
                                                          config.seeds[0]))
+    params = setup.method.model_params(params)
     start = {n: p.to(params[n]) for n, p in initial_params(setup.model).items()}
     tasks = _analysis_tasks(setup, config)
-    maml = get_algorithm("maml")
-    estimators = [("fomaml", get_algorithm("fomaml"), {}),
-                  ("reptile (support)", get_algorithm("reptile"), {"reptile_data": "support"})]
-    # λ = 0 stands for 1/(kα): (I − αH)^k ≈ (I + kαH)⁻¹, so iMAML with that λ estimates the
-    # same Jacobian as MAML's k steps when kα‖H‖ is small.
-    estimators += [(f"imaml λ={'1/(kα)' if lam == 0 else f'{lam:g}'} cg={cg}",
-                    get_algorithm("imaml"), {"imaml_lambda": lam, "cg_steps": cg})
-                   for lam in config.lambdas for cg in config.cg_steps]
+    estimators = [name for exact, name in comparison_pairs(config.algorithms) if exact == source]
     rows, curves = [], {}
+    labels: list[str] = []
     for where, theta in (("θ₀ (initialisation)", start), (f"trained {source} θ", params)):
-        theta = {n: p for n, p in theta.items() if not n.startswith("inner_lr.")}
-        for label, algorithm, extra in estimators:
+        for name in estimators:
             for k in config.fidelity_steps:
-                options = dict(extra)
-                if options.get("imaml_lambda") == 0:
-                    options["imaml_lambda"] = 1.0 / (k * config.inner_lr)
-                settings = algorithm.make_settings(inner_steps=k, inner_lr=config.inner_lr,
-                                                   **options)
-                exact = maml.make_settings(inner_steps=k, inner_lr=config.inner_lr)
-                values = vmap(lambda task, a=algorithm, s=settings, e=exact, t=theta: fidelity(
-                    setup.loss, t, task, a, s, maml, e))(tasks)
-                cosine, ratio = mean_ci(values["cosine"]), mean_ci(values["norm_ratio"])
-                rows.append([where, label, str(k), _fmt(*cosine), _fmt(*ratio)])
-                curves.setdefault((label, where), []).append(cosine[0])
+                own = config.algorithm_options.get(name, {})
+                method = make_method(name, inner_steps=k, inner_lr=config.inner_lr, **own)
+                exact = make_method(source, inner_steps=k, inner_lr=config.inner_lr,
+                                    **config.algorithm_options.get(source, {}))
+                for label, variant in method.variants().items():
+                    label = label or name
+                    values = vmap(lambda task, m=variant, e=exact, t=theta: fidelity(
+                        setup.loss, t, task, m, e))(tasks)
+                    cosine, ratio = mean_ci(values["cosine"]), mean_ci(values["norm_ratio"])
+                    rows.append([where, label, str(k), _fmt(*cosine), _fmt(*ratio)])
+                    curves.setdefault((label, where), []).append(cosine[0])
+                    if label not in labels:
+                        labels.append(label)
     blocks += [rpt.paragraph(
-        f"Cosine and norm ratio of each approximate meta-gradient to the exact second-order MAML "
+        f"Cosine and norm ratio of each approximate meta-gradient to the exact {source} "
         f"meta-gradient with the same k and α = {config.inner_lr:g}, on {config.analysis_tasks} "
-        "held-out tasks (mean ± 95% CI). Reptile's θ − φ (support set only) is divided by k·α. "
-        "iMAML solves its own regularised inner problem, so it is exact only in the limit of a "
-        "converged inner solve and small H/λ."),
-        rpt.table(["θ", "estimator", "k", "cosine to MAML", "norm ratio"], rows)]
+        "held-out tasks (mean ± 95% CI). Each method's direction is first expressed as a "
+        "gradient estimate by its own registry entry (Reptile's θ − φ is divided by k·α), and "
+        "each method is measured in the variants its entry lists (e.g. iMAML over λ and CG "
+        "steps). iMAML solves its own regularised inner problem, so it is exact only in the "
+        "limit of a converged inner solve and small H/λ."),
+        rpt.table(["θ", "estimator", "k", f"cosine to {source}", "norm ratio"], rows)]
     trained = f"trained {source} θ"
-    path = rpt.line_figure(figures / "q4_fidelity.png", config.fidelity_steps,
-                           {label: curves[(label, trained)] for label, _, _ in estimators},
-                           xlabel="inner steps k", ylabel="cosine to exact MAML gradient")
+    path = rpt.line_figure(figures / f"q4_fidelity_{source}.png", config.fidelity_steps,
+                           {label: curves[(label, trained)] for label in labels},
+                           xlabel="inner steps k", ylabel=f"cosine to exact {source} gradient")
     blocks.append(rpt.image(path, f"Fidelity against k at the {trained}."))
     statements = []
-    for label in ("fomaml", "reptile (support)"):
+    for label in labels:
         values = curves[(label, trained)]
-        statements.append(f"{label}: cosine to MAML's meta-gradient {values[0]:.3f} at k = "
+        statements.append(f"{label}: cosine to {source}'s meta-gradient {values[0]:.3f} at k = "
                           f"{config.fidelity_steps[0]}, {values[-1]:.3f} at k = "
                           f"{config.fidelity_steps[-1]}.")
-    best = max((label for label, _, _ in estimators if label.startswith("imaml")),
-               key=lambda label: curves[(label, trained)][-1])
-    statements.append(f"Best iMAML setting at k = {config.fidelity_steps[-1]}: {best} "
-                      f"(cosine {curves[(best, trained)][-1]:.3f}).")
     blocks.append(rpt.bullets(statements))
     return blocks
 
@@ -510,19 +503,18 @@ def question4(config: CompareConfig, out: Path, figures: Path):
 def question5(config: CompareConfig, figures: Path):
     """Time and peak memory of one meta-iteration against k (the benchmark's measurement)."""
     blocks: list = [rpt.heading("5. What each costs as k grows")]
-    train_config = config.train_config("maml", 1, 0)
+    train_config = config.train_config(config.algorithms[0], 1, 0)
     setup = build(train_config)
     params = initial_params(setup.model)
     batch = setup.tasks.sample(config.meta_batch, torch.Generator().manual_seed(0)).to(
         train_config.device, train_config.torch_dtype)
     rows, times, memory = [], {}, {}
     for name in config.algorithms:
-        algorithm = get_algorithm(name)
         for k in config.cost_steps:
-            settings = config.train_config(name, k, 0).settings()
-            meta = settings.extend(params)
-            result = measure(lambda a=algorithm, m=meta, s=settings: meta_gradient(
-                a, setup.loss, m, batch, s), repeats=5, budget=3.0)
+            method = config.train_config(name, k, 0).method()
+            meta = method.init(params)
+            result = measure(lambda m=meta, method=method: meta_gradient(
+                method, setup.loss, m, batch), repeats=5, budget=3.0)
             rows.append([name, str(k), f"{result['median_ms']:.1f}",
                          f"{result['q25_ms']:.1f}–{result['q75_ms']:.1f}",
                          f"{result['peak_mib']:.1f}"])
@@ -569,8 +561,8 @@ def compare(config: CompareConfig, out: str | Path, progress: bool = True) -> Pa
     blocks += question1(config, records, metric, figures)
     blocks += question2(config, records, out, "loss", figures)
     blocks += question3(config, out, figures)
-    if "maml" in config.algorithms:
-        blocks += question4(config, out, figures)
+    for source in dict.fromkeys(exact for exact, _ in comparison_pairs(config.algorithms)):
+        blocks += question4(config, out, figures, source)
     blocks += question5(config, figures)
     if config.toy_iterations:
         blocks += toy_blocks(figures, config.toy_iterations)

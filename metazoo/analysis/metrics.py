@@ -6,13 +6,12 @@ All functions take one task (no leading axis) and are pure, so they vmap over ta
 from __future__ import annotations
 
 import torch
-from torch.func import grad, vjp
+from torch.func import grad
 
-from metazoo.algorithms.base import Algorithm, InnerLoop
-from metazoo.core import adapt, tree_dot, tree_norm
-from metazoo.core.tree import Params
-from metazoo.models import LossFn
-from metazoo.tasks import TaskBatch
+from metazoo.algorithms import Method
+from metazoo.core import tree_dot, tree_norm
+from metazoo.core.autodiff import hessian_vector_product
+from metazoo.types import LossFn, Params, TaskBatch
 
 
 def _flatten(tree: Params, leading: int | None = None) -> torch.Tensor:
@@ -30,10 +29,8 @@ def _unflatten(vector: torch.Tensor, like: Params) -> Params:
 
 
 def hessian_vector(loss: LossFn, params: Params, x, y, vector: Params) -> Params:
-    """H v for the Hessian of ``loss(·, x, y)`` at ``params`` (H is symmetric, so this is
-    the vector-Jacobian product of the gradient map: reverse over reverse)."""
-    _, pullback = vjp(lambda p: grad(loss)(p, x, y), params)
-    return pullback(vector)[0]
+    """H v for the Hessian of ``loss(·, x, y)`` at ``params``."""
+    return hessian_vector_product(loss, params, x, y)(vector)
 
 
 def top_eigenvalue(loss: LossFn, params: Params, x, y, iterations: int = 20) -> torch.Tensor:
@@ -51,60 +48,58 @@ def top_eigenvalue(loss: LossFn, params: Params, x, y, iterations: int = 20) -> 
 
 def path_metrics(
     loss: LossFn,
-    params: Params,
+    meta: Params,
     task: TaskBatch,
     steps: int,
-    lr: float | Params,
+    method: Method,
     *,
-    regularization: float = 0.0,
     power_iterations: int = 20,
 ) -> dict[str, torch.Tensor]:
-    """Geometry of the inner path from θ on the task's support set.
+    """Geometry of the method's own test-time path from θ on the task's support set.
+
+    The path φ_0 = θ, φ_1, …, φ_k is the method's test-time adaptation (its step sizes, its
+    proximal term, its frozen parameters), so every method is measured on the path it takes.
 
     Returns scalars:
-        ``consecutive_cosine``: mean cosine between successive inner gradients (1: the steps
-        reinforce each other, < 0: they zig-zag; NaN for fewer than 2 steps);
+        ``consecutive_cosine``: mean cosine between successive updates φ_{i+1} − φ_i (with a
+        scalar step size, the cosine of successive gradients; 1: the steps reinforce each
+        other, < 0: they zig-zag; NaN for fewer than 2 steps);
         ``path_length``: Σ_i ‖φ_{i+1} − φ_i‖; ``displacement``: ‖φ_k − θ‖;
         ``straightness``: displacement / path length (1 for a straight path);
-        ``first_grad_norm``, ``last_grad_norm``: ‖∇L‖ at φ_0 and φ_{k−1};
-        ``path_curvature``: mean over steps of gᵀH(φ_i)g / ‖g‖², the curvature along the
-        direction of each step; ``top_eigenvalue``: of the support-loss Hessian at θ.
+        ``first_grad_norm``, ``last_grad_norm``: ‖∇L_support‖ at φ_0 and φ_{k−1};
+        ``path_curvature``: mean over steps of uᵀH(φ_i)u / ‖u‖² along each update u;
+        ``top_eigenvalue``: of the support-loss Hessian at θ.
     """
-    run = adapt(loss, params, task.support_x, task.support_y, steps, lr,
-                regularization=regularization, record=True)
-    gradients = _flatten(run.gradients, steps)  # [k, P]
-    if isinstance(lr, dict):
-        rates = _flatten({n: torch.as_tensor(lr[n], dtype=p.dtype).expand_as(p)
-                          for n, p in params.items()})
-    else:
-        rates = torch.full_like(gradients[0] if steps else _flatten(params), lr)
-    updates = gradients * rates  # [k, P]: φ_{i+1} = φ_i − updates[i]
-    theta = _flatten(params)
+    x, y = task.support_x, task.support_y
+    iterates = method.adapt(loss, meta, x, y, range(steps + 1))  # φ_0 … φ_k
+    points = torch.stack([_flatten(phi) for phi in iterates])  # [k+1, P]
+    updates = points[1:] - points[:-1]  # [k, P]
     path_length = updates.norm(dim=1).sum()
-    displacement = (_flatten(run.params) - theta).norm()
+    displacement = (points[-1] - points[0]).norm()
+    nan = torch.full((), float("nan"), dtype=points.dtype)
     if steps >= 2:
-        cosine = torch.nn.functional.cosine_similarity(gradients[:-1], gradients[1:], dim=1).mean()
+        cosine = torch.nn.functional.cosine_similarity(updates[:-1], updates[1:], dim=1).mean()
     else:
-        cosine = torch.full((), float("nan"), dtype=theta.dtype)
+        cosine = nan
     curvatures = []
-    iterate = theta
     for index in range(steps):
-        direction = _unflatten(gradients[index], params)
-        product = hessian_vector(loss, _unflatten(iterate, params), task.support_x,
-                                 task.support_y, direction)
-        curvatures.append(tree_dot(direction, product) / tree_dot(direction, direction).clamp_min(1e-30))
-        iterate = iterate - updates[index]
-    nan = torch.full((), float("nan"), dtype=theta.dtype)
+        direction = _unflatten(updates[index], iterates[0])
+        product = hessian_vector(loss, iterates[index], x, y, direction)
+        curvatures.append(tree_dot(direction, product)
+                          / tree_dot(direction, direction).clamp_min(1e-30))
+
+    def grad_norm(phi: Params) -> torch.Tensor:
+        return tree_norm(grad(loss)(phi, x, y))
+
     return {
         "consecutive_cosine": cosine,
         "path_length": path_length,
         "displacement": displacement,
         "straightness": displacement / path_length if steps else nan,
-        "first_grad_norm": run.grad_norms[0] if steps else nan,
-        "last_grad_norm": run.grad_norms[-1] if steps else nan,
+        "first_grad_norm": grad_norm(iterates[0]) if steps else nan,
+        "last_grad_norm": grad_norm(iterates[-2]) if steps else nan,
         "path_curvature": torch.stack(curvatures).mean() if steps else nan,
-        "top_eigenvalue": top_eigenvalue(loss, params, task.support_x, task.support_y,
-                                         power_iterations),
+        "top_eigenvalue": top_eigenvalue(loss, iterates[0], x, y, power_iterations),
     }
 
 
@@ -112,19 +107,20 @@ def fidelity(
     loss: LossFn,
     params: Params,
     task: TaskBatch,
-    algorithm: Algorithm,
-    settings: InnerLoop,
-    reference: Algorithm,
-    reference_settings: InnerLoop,
+    method: Method,
+    reference: Method,
 ) -> dict[str, torch.Tensor]:
-    """Cosine and norm ratio of ``algorithm``'s meta-gradient to ``reference``'s (exact MAML)
-    at the same θ and task. Reptile's direction θ − φ is divided by k·α first, which makes
-    it an estimate of the gradient (with k = 1 it is the gradient at θ)."""
-    estimate, _ = algorithm.meta_gradient(loss, params, task, settings)
-    exact, _ = reference.meta_gradient(loss, params, task, reference_settings)
-    if algorithm.name == "reptile" and settings.inner_steps:
-        estimate = {n: g / (settings.inner_steps * settings.inner_lr) for n, g in estimate.items()}
-    estimate = {n: estimate[n] for n in exact}  # θ's part only (Meta-SGD adds step sizes)
+    """Cosine and norm ratio of ``method``'s meta-gradient to ``reference``'s (the exact
+    method it approximates) at the same θ and task.
+
+    The method's direction is first expressed as a gradient estimate
+    (:meth:`~metazoo.algorithms.Method.as_gradient`: Reptile's θ − φ over kα); only the model
+    parameters' part is compared (Meta-SGD's step sizes are not).
+    """
+    estimate, _ = method.meta_gradient(loss, method.init(params), task)
+    exact, _ = reference.meta_gradient(loss, reference.init(params), task)
+    estimate = method.as_gradient({n: estimate[n] for n in params})
+    exact = {n: exact[n] for n in params}
     norm_estimate, norm_exact = tree_norm(estimate), tree_norm(exact)
     return {
         "cosine": tree_dot(estimate, exact) / (norm_estimate * norm_exact).clamp_min(1e-30),
@@ -138,9 +134,8 @@ def matched_start(
     tasks: TaskBatch,
     target: float,
     steps: int,
-    lr: float | Params,
+    method: Method,
     *,
-    regularization: float = 0.0,
     seed: int = 0,
     iterations: int = 30,
 ) -> dict:
@@ -155,9 +150,13 @@ def matched_start(
 
     Returns:
         ``{"scale": s, "pre": [T], "post": [T]}``: per-task query loss before and after
-        ``steps`` test-time steps from the perturbed θ (with ``lr``, ``regularization`` as at
-        test time).
+        ``steps`` steps of the method's test-time adaptation from the perturbed θ.
+
+    ``params`` are the meta-parameters; only the model's parameters are perturbed (Meta-SGD's
+    step sizes are kept).
     """
+    meta = params
+    params = method.model_params(meta)
     generator = torch.Generator().manual_seed(seed)
     direction = {}
     for name, leaf in params.items():
@@ -185,9 +184,10 @@ def matched_start(
     theta = moved(high)
     pre = query_losses(theta)
 
+    start = method.with_model_params(meta, theta)
+
     def after(task: TaskBatch) -> torch.Tensor:
-        adapted = adapt(loss, theta, task.support_x, task.support_y, steps, lr,
-                        anchor=theta, regularization=regularization).params
+        (adapted,) = method.adapt(loss, start, task.support_x, task.support_y, [steps])
         return loss(adapted, task.query_x, task.query_y)
 
     return {"scale": high, "pre": pre.detach(), "post": torch.vmap(after)(tasks).detach()}

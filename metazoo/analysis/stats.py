@@ -3,34 +3,11 @@ and the split of post-adaptation loss into starting loss and adaptation gain."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-# Two-sided 97.5% quantiles of Student's t for 1…30 degrees of freedom (normal beyond).
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+from metazoo.stats import mean_ci, t_quantile
 
-
-def t_quantile(dof: int) -> float:
-    """The 0.975 quantile of Student's t with ``dof`` degrees of freedom."""
-    if dof < 1:
-        return float("nan")
-    return _T975[dof - 1] if dof <= len(_T975) else 1.96
-
-
-def mean_ci(values) -> tuple[float, float]:
-    """Mean and half-width of its 95% t-interval (NaN width for a single value)."""
-    data = torch.as_tensor(values, dtype=torch.float64).flatten()
-    data = data[~torch.isnan(data)]
-    count = data.numel()
-    if count == 0:
-        return float("nan"), float("nan")
-    if count == 1:
-        return data.item(), float("nan")
-    return data.mean().item(), t_quantile(count - 1) * data.std().item() / math.sqrt(count)
-
+__all__ = ["matched_gain", "mean_ci", "t_quantile"]
 
 def matched_gain(pre: dict[str, torch.Tensor], post: dict[str, torch.Tensor], bins: int = 5,
                  min_count: int = 5) -> dict:

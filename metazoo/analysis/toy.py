@@ -4,7 +4,8 @@ Tasks are 1-D linear regressions y = w·x + ε (w ~ N(2, 1.5²)) fitted by a mod
 weight and a bias, so θ is a point in the plane. The figure shows, over that plane, the
 mean loss at θ itself (what joint training minimises) beside the mean loss after k inner
 steps from θ (what MAML minimises), where each algorithm's θ ends up after meta-training
-from the same start, its outer trajectory, and the inner paths of a few tasks from MAML's θ.
+from the same start, its outer trajectory, and the inner paths of a few tasks from the θ with
+the lowest loss after the inner steps.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import torch
 from torch import nn
 from torch.func import vmap
 
-from metazoo.algorithms import get_algorithm, meta_gradient
+from metazoo.algorithms import ALGORITHMS, make_method, sgd_path
 from metazoo.analysis import report as rpt
-from metazoo.core import adapt
+from metazoo.engine.outer import fit
 from metazoo.models import make_loss
 from metazoo.tasks import LinearRegression
 
@@ -29,18 +30,10 @@ START = {"weight": torch.tensor([[-2.0]]), "bias": torch.tensor([2.0])}
 def train_toy(algorithm: str, steps: int, inner_lr: float, iterations: int, seed: int = 0):
     """Meta-train θ ∈ R² from :data:`START`; returns the outer trajectory ``[iterations+1, 2]``."""
     loss = make_loss(nn.Linear(1, 1))
-    settings = get_algorithm(algorithm).make_settings(inner_steps=steps, inner_lr=inner_lr)
-    params = {n: p.clone() for n, p in START.items()}
-    optimizer = torch.optim.Adam(params.values(), lr=0.05)
-    generator = torch.Generator().manual_seed(seed)
-    path = [torch.cat([params["weight"].flatten(), params["bias"]])]
-    for _ in range(iterations):
-        grads, _ = meta_gradient(algorithm, loss, params, TASKS.sample(16, generator), settings)
-        for name, p in params.items():
-            p.grad = grads[name]
-        optimizer.step()
-        path.append(torch.cat([params["weight"].flatten(), params["bias"]]))
-    return torch.stack(path)
+    method = make_method(algorithm, inner_steps=steps, inner_lr=inner_lr)
+    path = fit(method, loss, START, TASKS, iterations=iterations, meta_batch=16, lr=0.05,
+               seed=seed)
+    return torch.stack([torch.cat([meta["weight"].flatten(), meta["bias"]]) for meta in path])
 
 
 def surfaces(steps: int, inner_lr: float, grid: int = 60, num_tasks: int = 200):
@@ -55,7 +48,7 @@ def surfaces(steps: int, inner_lr: float, grid: int = 60, num_tasks: int = 200):
         theta = {"weight": theta_w.reshape(1, 1), "bias": theta_b.reshape(1)}
 
         def one(task):
-            adapted = adapt(loss, theta, task.support_x, task.support_y, steps, inner_lr).params
+            (adapted,) = sgd_path(loss, theta, task.support_x, task.support_y, [steps], inner_lr)
             return (loss(theta, task.query_x, task.query_y),
                     loss(adapted, task.query_x, task.query_y))
 
@@ -70,24 +63,39 @@ def inner_paths(theta: torch.Tensor, steps: int, inner_lr: float, count: int = 3
     """Iterates ``[count, steps+1, 2]`` of the inner loop from θ on a few tasks."""
     loss = make_loss(nn.Linear(1, 1))
     tasks = TASKS.sample(count, torch.Generator().manual_seed(7))
+    start = {"weight": theta[:1].reshape(1, 1), "bias": theta[1:]}
     paths = []
     for index in range(count):
         task = tasks.task(index)
-        current = {"weight": theta[:1].reshape(1, 1), "bias": theta[1:]}
-        points = [theta]
-        for _ in range(steps):  # one step at a time through the one inner loop, to draw it
-            current = adapt(loss, current, task.support_x, task.support_y, 1, inner_lr).params
-            points.append(torch.cat([current["weight"].flatten(), current["bias"]]))
-        paths.append(torch.stack(points))
+        iterates = sgd_path(loss, start, task.support_x, task.support_y, range(steps + 1),
+                            inner_lr)
+        paths.append(torch.stack([torch.cat([phi["weight"].flatten(), phi["bias"]])
+                                  for phi in iterates]))
     return torch.stack(paths)
 
 
-def toy_figure(path: Path, algorithms=("joint", "maml", "fomaml", "reptile", "imaml"),
-               steps: int = 3, inner_lr: float = 0.3, iterations: int = 300) -> dict:
-    """Draw the picture; returns each algorithm's final θ."""
+def post_adaptation_loss(theta: torch.Tensor, steps: int, inner_lr: float) -> float:
+    """Mean query loss after ``steps`` inner steps from θ ∈ R², over the surfaces' tasks."""
+    loss = make_loss(nn.Linear(1, 1))
+    tasks = TASKS.sample(200, torch.Generator().manual_seed(123))
+    start = {"weight": theta[:1].reshape(1, 1), "bias": theta[1:]}
+
+    def one(task):
+        (adapted,) = sgd_path(loss, start, task.support_x, task.support_y, [steps], inner_lr)
+        return loss(adapted, task.query_x, task.query_y)
+
+    return vmap(one)(tasks).mean().item()
+
+
+def toy_figure(path: Path, algorithms: list[str] | None = None, steps: int = 3,
+               inner_lr: float = 0.3, iterations: int = 300) -> dict:
+    """Draw the picture (every registered algorithm by default); returns each final θ."""
     import matplotlib.pyplot as plt
 
-    trajectories = {a: train_toy(a, steps, inner_lr, iterations) for a in algorithms}
+    trajectories = {a: train_toy(a, steps, inner_lr, iterations)
+                    for a in (algorithms or list(ALGORITHMS))}
+    best = min(trajectories, key=lambda a: post_adaptation_loss(trajectories[a][-1], steps,
+                                                                inner_lr))
     weights, biases, pre, post = surfaces(steps, inner_lr)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for axis, surface, label in ((axes[0], pre, "mean loss at θ (before adaptation)"),
@@ -101,24 +109,25 @@ def toy_figure(path: Path, algorithms=("joint", "maml", "fomaml", "reptile", "im
         axis.set_title(label)
         axis.set_xlabel("weight")
         axis.set_ylabel("bias")
-    if "maml" in trajectories:
-        for inner in inner_paths(trajectories["maml"][-1], steps, inner_lr):
-            axes[1].plot(inner[:, 0], inner[:, 1], "w.-", lw=0.8)
+    for inner in inner_paths(trajectories[best][-1], steps, inner_lr):
+        axes[1].plot(inner[:, 0], inner[:, 1], "w.-", lw=0.8)
     axes[0].legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
-    return {a: t[-1].tolist() for a, t in trajectories.items()}
+    return {"final": {a: t[-1].tolist() for a, t in trajectories.items()}, "paths_from": best}
 
 
 def toy_blocks(figures: Path, iterations: int, steps: int = 3, inner_lr: float = 0.3) -> list:
-    final = toy_figure(figures / "toy_landscape.png", steps=steps, inner_lr=inner_lr,
+    drawn = toy_figure(figures / "toy_landscape.png", steps=steps, inner_lr=inner_lr,
                        iterations=iterations)
+    final = drawn["final"]
     return [rpt.heading("A picture: where each θ ends up on a drawable task family"),
             rpt.paragraph(__doc__.split("\n\n")[1].replace("\n", " ")
                           + f" Here: {iterations} meta-iterations, k = {steps}, α = {inner_lr}."),
             rpt.image(figures / "toy_landscape.png",
                       "Left: mean loss at θ; right: mean loss after the inner steps. Lines: "
                       "outer trajectories from the same start; dots: final θ; white: inner "
-                      "paths of three tasks from MAML's θ."),
+                      f"paths of three tasks from {drawn['paths_from']}'s θ, the lowest "
+                      "loss after the inner steps."),
             rpt.bullets([f"{a}: θ = (w {w:.2f}, b {b:.2f})" for a, (w, b) in final.items()])]

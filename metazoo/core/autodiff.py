@@ -71,3 +71,15 @@ def grad_and_value(f: Callable[..., torch.Tensor]) -> Callable[..., tuple[Params
         return result, value
 
     return gradient_and_value
+
+
+def hessian_vector_product(f: Callable[..., torch.Tensor], params: Params,
+                           *args) -> Callable[[Params], Params]:
+    """``v ↦ H v`` for the Hessian H of ``f(·, *args)`` at ``params``.
+
+    H is symmetric, so H v is the vector-Jacobian product of the gradient map (reverse over
+    reverse). The gradient map is linearised once, so every product after the first costs one
+    backward pass (iMAML's conjugate gradient takes several at the same point).
+    """
+    _, pullback = torch.func.vjp(lambda p: grad(f)(p, *args), params)
+    return lambda vector: pullback(vector)[0]

@@ -1,8 +1,13 @@
-"""Run a per-task function over a :class:`TaskBatch` and average: ``vmap`` or a loop."""
+"""Run a per-task function over a :class:`TaskBatch`: ``vmap`` or a loop, one dispatcher.
+
+Training (the mean meta-gradient), evaluation and the analysis all map over tasks here, so
+"vmap or loop" means the same thing everywhere.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.func import vmap
@@ -16,6 +21,47 @@ PerTask = Callable[[Params, TaskBatch], tuple[Params, dict[str, torch.Tensor]]]
 STRATEGIES = ("vmap", "loop")
 
 
+def _stack(rows: list[Any]) -> Any:
+    """Stack a list of equally shaped outputs (tensors in nested dicts/tuples) on axis 0."""
+    first = rows[0]
+    if isinstance(first, dict):
+        return {key: _stack([row[key] for row in rows]) for key in first}
+    if isinstance(first, tuple):
+        return type(first)(*(_stack([row[i] for row in rows]) for i in range(len(first)))) \
+            if hasattr(first, "_fields") else tuple(_stack([row[i] for row in rows])
+                                                    for i in range(len(first)))
+    return torch.stack(rows)
+
+
+def map_tasks(
+    fn: Callable[[TaskBatch], Any],
+    batch: TaskBatch,
+    *,
+    strategy: str = "vmap",
+    chunk_size: int | None = None,
+) -> Any:
+    """``fn`` of every task of ``batch`` (one task has no leading axis), outputs stacked.
+
+    Args:
+        fn: pure function of one task returning tensors in nested dicts or tuples.
+        batch: tasks stacked on a leading axis.
+        strategy: ``"vmap"`` or ``"loop"``; both give the same numbers to float tolerance.
+        chunk_size: with ``vmap``, at most this many tasks at once (bounds memory).
+
+    Returns:
+        ``fn``'s output structure with a leading task axis on every tensor.
+    """
+    if batch.num_tasks < 1:
+        raise ValueError("the task batch is empty: give at least one task")
+    if strategy == "vmap":
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
+        return vmap(fn, chunk_size=chunk_size)(batch)
+    if strategy == "loop":
+        return _stack([fn(batch.task(index)) for index in range(batch.num_tasks)])
+    raise ValueError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+
+
 def mean_over_tasks(
     per_task: PerTask,
     params: Params,
@@ -24,39 +70,12 @@ def mean_over_tasks(
     strategy: str = "vmap",
     chunk_size: int | None = None,
 ) -> tuple[Params, dict[str, torch.Tensor]]:
-    """Average ``per_task(params, task)`` over the tasks of ``batch``.
-
-    Args:
-        per_task: pure function of (θ, one task) returning (gradient dict, scalar stats).
-        params: θ, shared by every task.
-        batch: tasks stacked on a leading axis.
-        strategy: ``"vmap"`` or ``"loop"``; both give the same numbers to float tolerance.
-        chunk_size: with ``vmap``, at most this many tasks at once (bounds memory).
+    """Average ``per_task(params, task)`` over the tasks of ``batch`` (see :func:`map_tasks`).
 
     Returns:
         Mean gradient dict and mean statistics.
     """
-    if strategy == "vmap":
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
-        grads, stats = vmap(per_task, in_dims=(None, 0), chunk_size=chunk_size)(params, batch)
-        return (
-            {name: g.mean(0) for name, g in grads.items()},
-            {name: s.mean(0) for name, s in stats.items()},
-        )
-    if strategy == "loop":
-        total_grads: Params | None = None
-        total_stats: dict[str, torch.Tensor] | None = None
-        for index in range(batch.num_tasks):
-            grads, stats = per_task(params, batch.task(index))
-            if total_grads is None:
-                total_grads, total_stats = dict(grads), dict(stats)
-            else:
-                total_grads = {name: total_grads[name] + g for name, g in grads.items()}
-                total_stats = {name: total_stats[name] + s for name, s in stats.items()}
-        count = batch.num_tasks
-        return (
-            {name: g / count for name, g in total_grads.items()},
-            {name: s / count for name, s in total_stats.items()},
-        )
-    raise ValueError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    grads, stats = map_tasks(lambda task: per_task(params, task), batch, strategy=strategy,
+                             chunk_size=chunk_size)
+    return ({name: g.mean(0) for name, g in grads.items()},
+            {name: s.mean(0) for name, s in stats.items()})

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from metazoo.algorithms import get_algorithm
-from metazoo.algorithms.base import InnerLoop, check_field_types, option
+from metazoo.algorithms import Method, get_algorithm
+from metazoo.algorithms.base import check_field_types, option
 from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
 
@@ -38,7 +38,8 @@ class TrainConfig:
     split: str = option("vinyals", "class split of a classification data set")
     inner_steps: int = option(1, "inner SGD steps k while meta-training")
     inner_lr: float = option(0.01, "inner SGD step size α")
-    algorithm_options: dict = option({}, "algorithm-specific settings (see --help)")
+    algorithm_options: dict = option({}, "the algorithm's own settings by field name, e.g. "
+                                         "{\"cg_steps\": 5} for imaml (see --help)")
     outer_optimizer: str = option("adam", "outer optimizer: adam or sgd")
     outer_lr: float = option(1e-3, "outer step size β (Reptile's ε with sgd)")
     lr_schedule: str = option("constant", "outer step size schedule: constant, or linear decay to 0")
@@ -73,8 +74,7 @@ class TrainConfig:
         def positive(name: str) -> None:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r} "
-                                 f"(--{name.replace('_', '-')})")
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
         check_field_types(self)
         get_algorithm(self.algorithm)
@@ -86,9 +86,9 @@ class TrainConfig:
         for name in ("eval_k_shot", "eval_query_shots"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be an integer >= 0 (0: same as training), got "
-                                 f"{getattr(self, name)!r} (--{name.replace('_', '-')})")
+                                 f"{getattr(self, name)!r}")
         if not (math.isfinite(self.outer_lr) and self.outer_lr > 0):
-            raise ValueError(f"outer_lr must be a positive number, got {self.outer_lr!r} (--outer-lr)")
+            raise ValueError(f"outer_lr must be a positive number, got {self.outer_lr!r}")
         if self.outer_optimizer not in ("adam", "sgd"):
             raise ValueError(f"outer_optimizer must be 'adam' or 'sgd', got {self.outer_optimizer!r}")
         if self.lr_schedule not in ("constant", "linear"):
@@ -96,20 +96,24 @@ class TrainConfig:
         if self.strategy not in (*STRATEGIES, "auto"):
             raise ValueError(f"strategy must be one of vmap, loop, auto; got {self.strategy!r}")
         if not (math.isfinite(self.time_budget) and self.time_budget >= 0):
-            raise ValueError(f"time_budget must be >= 0 seconds, got {self.time_budget!r} (--time-budget)")
+            raise ValueError(f"time_budget must be >= 0 seconds, got {self.time_budget!r}")
         if self.budget_clock not in ("wall", "cpu"):
-            raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r} (--budget-clock)")
+            raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r}")
         if self.chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0 (0 means no chunking), got {self.chunk_size}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.eval_steps or any(not isinstance(s, int) or s < 0 for s in self.eval_steps):
-            raise ValueError(f"eval_steps must be integers >= 0, got {self.eval_steps!r} (--eval-steps)")
-        # Validate the algorithm's own options and store them resolved (defaults filled in),
-        # so that config.json records every setting the run used.
-        settings = self.settings()
+            raise ValueError(f"eval_steps must be integers >= 0, got {self.eval_steps!r}")
+        # Validate the algorithm's own options and store them resolved (defaults filled in,
+        # former names under today's), so that config.json records every setting the run used.
+        shared = {"inner_steps", "inner_lr"}
+        if shared & set(self.algorithm_options):
+            raise ValueError("algorithm_options must not hold inner_steps or inner_lr: they are "
+                             "options of the run itself")
+        settings = self.method().settings
         resolved = {name: value for name, value in dataclasses.asdict(settings).items()
-                    if name not in ("inner_steps", "inner_lr")}
+                    if name not in shared}
         object.__setattr__(self, "algorithm_options", resolved)
         self._check_bounds()
 
@@ -148,19 +152,13 @@ class TrainConfig:
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
 
-    def settings(self) -> InnerLoop:
-        """The algorithm's frozen settings (inner loop plus its own options)."""
-        algorithm = get_algorithm(self.algorithm)
-        known = {f.name for f in dataclasses.fields(algorithm.settings)}
-        unknown = set(self.algorithm_options) - known
-        if unknown:
-            raise ValueError(
-                f"{self.algorithm} takes no option(s) {', '.join(sorted(unknown))}; "
-                f"its options are: {', '.join(sorted(known))}"
-            )
-        return algorithm.settings(
-            inner_steps=self.inner_steps, inner_lr=self.inner_lr, **self.algorithm_options
-        )
+    def method(self) -> Method:
+        """The algorithm bound to its settings (inner loop plus its own options).
+
+        An option the algorithm does not take is refused, naming the algorithm's options.
+        """
+        return get_algorithm(self.algorithm).make(
+            inner_steps=self.inner_steps, inner_lr=self.inner_lr, **self.algorithm_options)
 
     def task_options(self, evaluation: bool = False) -> dict[str, Any]:
         """Options for the task factory: only those its signature takes."""

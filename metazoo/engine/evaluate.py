@@ -1,34 +1,17 @@
-"""Meta-test evaluation: adapt θ on held-out tasks and report mean ± 95% CI."""
+"""Meta-test evaluation: adapt θ on held-out tasks and report mean ± 95% CI (Student t)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
-from torch.func import vmap
 
-from metazoo.core import adapt
+from metazoo.algorithms import Method
+from metazoo.core.batch import map_tasks
+from metazoo.stats import Estimate
 from metazoo.types import LossFn, Params, TaskBatch
 
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over tasks and the half-width of its normal-approximation 95% interval."""
-
-    mean: float
-    ci95: float
-
-    @classmethod
-    def of(cls, values: torch.Tensor) -> Estimate:
-        values = values.double()
-        count = values.numel()
-        spread = values.std(unbiased=True).item() if count > 1 else float("nan")
-        return cls(values.mean().item(), 1.96 * spread / math.sqrt(count))
-
-    def __str__(self) -> str:
-        return f"{self.mean:.4g} ± {self.ci95:.2g}"
+__all__ = ["Estimate", "evaluate", "format_table", "per_task_metrics"]
 
 
 def per_task_metrics(
@@ -37,24 +20,23 @@ def per_task_metrics(
     tasks: TaskBatch,
     *,
     steps: list[int],
-    inner_lr: float | Params,
-    regularization: float = 0.0,
+    method: Method,
     predict: Callable[[Params, torch.Tensor], torch.Tensor] | None = None,
     strategy: str = "vmap",
     chunk_size: int | None = None,
-) -> dict[int, dict[str, Estimate]]:
+) -> dict[int, dict[str, torch.Tensor]]:
     """Per-task query loss (and accuracy, given ``predict``) after each step count.
 
-    Each task is adapted once, through :func:`~metazoo.core.adapt` in consecutive segments
-    (``0 → steps[0] → steps[1] …``), which is the same SGD trajectory as one long run.
+    Each task is adapted once, by the method's own test-time adaptation
+    (:meth:`~metazoo.algorithms.Method.adapt`: its step sizes, proximal term and optimizer),
+    which returns the parameters after every requested step count along one trajectory.
 
     Args:
         loss: pure loss function.
-        params: θ to evaluate (not modified).
+        params: the meta-parameters to evaluate (not modified).
         tasks: held-out tasks, stacked.
-        steps: numbers of test-time SGD steps to report after (0 = θ itself).
-        inner_lr: test-time step size, or per-parameter step sizes (0 keeps one fixed).
-        regularization: proximal strength of the inner objective (iMAML's λ; 0 otherwise).
+        steps: numbers of test-time steps to report after (0 = θ itself).
+        method: the algorithm with its settings.
         predict: ``(params, x) -> logits``; when given, accuracy is reported too.
         strategy: ``"vmap"`` over tasks, or ``"loop"`` (one task at a time).
         chunk_size: at most this many tasks in one vmap call.
@@ -67,26 +49,15 @@ def per_task_metrics(
 
     def one_task(task: TaskBatch) -> dict[str, torch.Tensor]:
         results = {}
-        adapted, done = params, 0
-        for target in ordered:
-            adapted = adapt(
-                loss, adapted, task.support_x, task.support_y, target - done, inner_lr,
-                anchor=params, regularization=regularization,
-            ).params
-            done = target
+        iterates = method.adapt(loss, params, task.support_x, task.support_y, ordered)
+        for target, adapted in zip(ordered, iterates):
             results[f"loss/{target}"] = loss(adapted, task.query_x, task.query_y)
             if predict is not None:
                 hits = predict(adapted, task.query_x).argmax(-1) == task.query_y
                 results[f"accuracy/{target}"] = hits.float().mean()
         return results
 
-    if strategy == "vmap":
-        per_task = vmap(one_task, chunk_size=chunk_size)(tasks)  # each value: [T]
-    elif strategy == "loop":
-        rows = [one_task(tasks.task(i)) for i in range(tasks.num_tasks)]
-        per_task = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
-    else:
-        raise ValueError(f"unknown strategy {strategy!r}; choose 'vmap' or 'loop'")
+    per_task = map_tasks(one_task, tasks, strategy=strategy, chunk_size=chunk_size)
     report: dict[int, dict[str, torch.Tensor]] = {step: {} for step in ordered}
     for key, values in per_task.items():
         metric, step = key.split("/")

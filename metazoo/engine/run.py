@@ -95,11 +95,9 @@ def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = N
     config = setup.config
     generator = torch.Generator().manual_seed(config.eval_seed)
     tasks = (eval_tasks or setup.eval_tasks).sample(num_tasks or config.eval_tasks, generator)
-    model_params, inner_lr = setup.settings.test_time(params)
     return (per_task_metrics if per_task else evaluate)(
-        setup.loss, model_params, tasks.to(config.device, config.torch_dtype),
-        steps=list(steps or config.eval_steps), inner_lr=inner_lr,
-        regularization=setup.settings.regularization, predict=setup.predict,
+        setup.loss, params, tasks.to(config.device, config.torch_dtype),
+        steps=list(steps or config.eval_steps), method=setup.method, predict=setup.predict,
         # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
         strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
     )

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from metazoo.algorithms import get_algorithm, meta_gradient
-from metazoo.algorithms.base import Algorithm, InnerLoop
+from metazoo.algorithms import Method, meta_gradient
 from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.config import TrainConfig
 from metazoo.messages import brief
@@ -33,8 +32,7 @@ class Setup:
     """Everything a run builds from its config."""
 
     config: TrainConfig
-    algorithm: Algorithm
-    settings: InnerLoop
+    method: Method
     tasks: TaskDistribution
     eval_tasks: TaskDistribution
     model: nn.Module
@@ -59,7 +57,7 @@ def build(config: TrainConfig) -> Setup:
     model = model.to(device=config.device, dtype=config.torch_dtype)
     classification = tasks.loss == "cross_entropy"
     return Setup(
-        config, get_algorithm(config.algorithm), config.settings(), tasks, eval_tasks, model,
+        config, config.method(), tasks, eval_tasks, model,
         make_loss(model, tasks.loss), make_predict(model) if classification else None,
         config.strategy,
     )
@@ -69,7 +67,7 @@ def initial_meta_params(setup: Setup, device: str | None = None) -> Params:
     """θ₀: the meta-parameters the algorithm trains, from the model's initial parameters."""
     config = setup.config
     return {name: p.to(device=device or config.device, dtype=config.torch_dtype)
-            for name, p in setup.settings.extend(initial_params(setup.model)).items()}
+            for name, p in setup.method.init(initial_params(setup.model)).items()}
 
 
 def _make_tasks(config: TrainConfig, evaluation: bool) -> TaskDistribution:
@@ -181,8 +179,8 @@ def choose_strategy(setup: Setup, params: Params, device: str) -> str:
     for strategy in ("vmap", "loop"):
         for _ in range(2):  # the first call warms up (allocations, kernel selection)
             began = time.perf_counter()
-            meta_gradient(setup.algorithm, setup.loss, params, batch, setup.settings,
-                          strategy=strategy, chunk_size=config.chunk_size or None)
+            meta_gradient(setup.method, setup.loss, params, batch, strategy=strategy,
+                          chunk_size=config.chunk_size or None)
             if torch.device(device).type == "cuda":
                 torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them
             timings[strategy] = time.perf_counter() - began

@@ -101,8 +101,8 @@ def rehearse(setup: Setup, params: Params, device: str) -> None:
     config = setup.config
     strategy = "loop" if setup.strategy == "loop" else "vmap"
     batch = setup.tasks.sample(1, torch.Generator().manual_seed(config.seed + 2))
-    meta_gradient(setup.algorithm, setup.loss, params, batch.to(device, config.torch_dtype),
-                  setup.settings, strategy=strategy)
+    meta_gradient(setup.method, setup.loss, params, batch.to(device, config.torch_dtype),
+                  strategy=strategy)
     evaluate_params(dataclasses.replace(setup, strategy=strategy), params, steps=[1],
                     num_tasks=1)
 
@@ -194,9 +194,8 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             # number of processes, then keeps its own share.
             batch = setup.tasks.sample(config.meta_batch, generator)
             batch = batch.slice(low, high).to(device, config.torch_dtype)
-            grads, stats = meta_gradient(setup.algorithm, setup.loss, params, batch,
-                                         setup.settings, strategy=setup.strategy,
-                                         chunk_size=chunk)
+            grads, stats = meta_gradient(setup.method, setup.loss, params, batch,
+                                         strategy=setup.strategy, chunk_size=chunk)
             if ranks.world > 1:
                 grads, stats = all_reduce_mean(grads, stats, high - low, config.meta_batch)
             finite = all(torch.isfinite(g).all() for g in grads.values()) and all(
