@@ -252,15 +252,15 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from metazoo.engine.folder import check_out
+    from metazoo.engine.folder import check_file_target
     from metazoo.engine.run import evaluate_params, load_run, report_to_dict
     from metazoo.engine.setup import configure_process
     from metazoo.fileio import write_json
 
     if args.json is not None:  # checked before the evaluation, which may take a while
-        if args.json.is_dir():
-            raise ValueError(f"--json {args.json} is a folder; name a file")
-        check_out(args.json.parent if str(args.json.parent) else ".", "--json's folder")
+        check_file_target(args.json, "--json")
+    if args.k_shot is not None and args.k_shot < 1:  # 0 would mean "as the run's"
+        raise ValueError(f"--k-shot must be a positive integer, got {args.k_shot}")
     evaluation = {name: value for name, value in (("eval_tasks", args.tasks),
                                                   ("eval_steps", args.steps),
                                                   ("eval_k_shot", args.k_shot))

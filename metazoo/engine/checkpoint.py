@@ -92,7 +92,7 @@ class Checkpoint:
             self.optimizer, optimizer.state_dict(), list(expected.values())) or _scheduler_problems(
             self.scheduler, scheduler.state_dict(), self.iteration)
         if problems:
-            raise ValueError(f"checkpoint {self.path} does not fit the run its config builds: "
+            raise ValueError(f"refused checkpoint {self.path}: it does not fit the run its config builds: "
                              f"{brief(problems, limit=3, separator='; ')}")
 
 
@@ -109,14 +109,14 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     state = _load_data_only(path)
     problem = _schema_problem(state)
     if problem:
-        raise ValueError(f"checkpoint {path} is refused: {problem}")
+        raise ValueError(f"refused checkpoint {path}: {problem}")
     try:
         config = TrainConfig.from_dict(state["config"])
     except (ValueError, TypeError) as error:
-        raise ValueError(f"checkpoint {path} is refused: its config is not valid ({error})"
+        raise ValueError(f"refused checkpoint {path}: its config is not valid ({error})"
                          ) from None
     if state["iteration"] > config.iterations:
-        raise ValueError(f"checkpoint {path} is refused: iteration {state['iteration']} is past "
+        raise ValueError(f"refused checkpoint {path}: iteration {state['iteration']} is past "
                          f"the {config.iterations} iterations of its config")
     return Checkpoint(
         path=path, format=state["format"], version=state["version"], config=config,
@@ -131,15 +131,15 @@ def _load_data_only(path: Path) -> dict[str, Any]:
     try:
         code = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception as error:  # not a zip written by torch.save: never unpickled
-        raise ValueError(f"checkpoint {path} is corrupt or not a metazoo checkpoint "
+        raise ValueError(f"refused checkpoint {path}: it is corrupt or not a metazoo checkpoint "
                          f"({_first_line(error)})") from None
     if code:
-        raise ValueError(f"checkpoint {path} is refused: it refers to code ({brief(sorted(code))}),"
+        raise ValueError(f"refused checkpoint {path}: it refers to code ({brief(sorted(code))}),"
                          " which a metazoo checkpoint never holds; it was not loaded")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # whatever the restricted unpickler refuses or cannot read
-        raise ValueError(f"checkpoint {path} is corrupt or not a metazoo checkpoint "
+        raise ValueError(f"refused checkpoint {path}: it is corrupt or not a metazoo checkpoint "
                          f"({_first_line(error)})") from None
 
 
@@ -163,18 +163,18 @@ def _schema_problem(state: Any) -> str:
     if plain:
         return plain
     if not _is_int(state["format"]) or state["format"] not in READABLE_FORMATS:
-        return (f"format {brief([state['format']])} is not one this metazoo reads "
+        return (f"format {_value(state['format'])} is not one this metazoo reads "
                 f"({', '.join(map(str, READABLE_FORMATS))})")
     version = state["version"]
     if not isinstance(version, str) or not re.fullmatch(r"\d+(\.\d+){0,3}", version):
-        return f"version {brief([version])} is not a metazoo version"
+        return f"version {_value(version)} is not a metazoo version"
     if _version(version) > _version(metazoo.__version__):
         return (f"it was written by metazoo {version}, newer than this one "
                 f"({metazoo.__version__}); upgrade metazoo to read it")
     if not isinstance(state["config"], dict):
         return "its config is not a dict of options"
     if not _is_int(state["iteration"]) or state["iteration"] < 0:
-        return f"iteration {brief([state['iteration']])} is not an integer >= 0"
+        return f"iteration {_value(state['iteration'])} is not an integer >= 0"
     params = state["params"]
     if not isinstance(params, dict) or not params or not all(
             isinstance(name, str) and isinstance(value, torch.Tensor)
@@ -193,14 +193,14 @@ def _schema_problem(state: Any) -> str:
     except RuntimeError as error:
         return f"the generator state is not valid ({_first_line(error)})"
     if state["strategy"] not in ("vmap", "loop"):
-        return f"strategy {brief([state['strategy']])} is not vmap or loop"
+        return f"strategy {_value(state['strategy'])} is not vmap or loop"
     seconds = state["train_seconds"]
     if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
             and math.isfinite(seconds) and seconds >= 0):
-        return f"train_seconds {brief([seconds])} is not a number of seconds >= 0"
+        return f"train_seconds {_value(seconds)} is not a number of seconds >= 0"
     skipped = state.get("skipped", 0)
     if not _is_int(skipped) or not 0 <= skipped <= state["iteration"]:
-        return f"skipped {brief([skipped])} is not a count of iterations"
+        return f"skipped {_value(skipped)} is not a count of iterations"
     return ""
 
 
@@ -287,6 +287,11 @@ def _scheduler_problems(state: dict[str, Any], fresh: dict[str, Any], iteration:
 def _is_number(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and math.isfinite(value) and value >= 0)
+
+
+def _value(value: Any) -> str:
+    """A value from the file, as an error may echo it: its repr, cut short."""
+    return brief([repr(value)])
 
 
 def _is_int(value: Any) -> bool:

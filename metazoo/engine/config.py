@@ -104,7 +104,7 @@ class TrainConfig:
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.eval_steps or any(not isinstance(s, int) or s < 0 for s in self.eval_steps):
-            raise ValueError(f"eval_steps must be integers >= 0, got {self.eval_steps!r}")
+            raise ValueError(f"eval_steps must be integers >= 0, got {_short(self.eval_steps)}")
         # Validate the algorithm's own options and store them resolved (defaults filled in,
         # former names under today's), so that config.json records every setting the run used.
         shared = {"inner_steps", "inner_lr"}

@@ -19,6 +19,8 @@ from metazoo.messages import brief
 
 #: Longest path the kernel accepts (Linux's PATH_MAX).
 _PATH_MAX = 4096
+#: Written and deleted to prove a folder writable.
+_PROBE = ".write-test"
 
 
 def check_out(out: str | Path, what: str = "out") -> Path:
@@ -55,9 +57,26 @@ def check_out(out: str | Path, what: str = "out") -> Path:
     if not existing.is_dir():
         raise ValueError(f"{what} {out} is under {existing}, which is a file; choose another folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {out} cannot be written: {existing} is not writable; "
-                         "choose another folder")
+        where = "" if existing == full else f" (it would be made in {existing})"
+        raise ValueError(f"{what} {out} is not writable{where}; choose another folder")
     return out
+
+
+def check_file_target(path: str | Path, what: str) -> Path:
+    """Refuse a file that cannot be written (a folder, or in a folder that does not exist or
+    is not writable, or a name too long), without writing anything."""
+    path = Path(path)
+    if _exists(path) and path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; name a file")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise ValueError(f"{what} {path}: the folder {folder} does not exist; create it first")
+    check_out(folder, what)
+    limit = _name_max(folder)
+    if len(os.fsencode(path.name)) > limit:
+        raise ValueError(f"{what} has a name of {len(os.fsencode(path.name)):,} bytes, longer "
+                         f"than this filesystem's limit of {limit}; choose a shorter one")
+    return path
 
 
 def _exists(path: Path) -> bool:
@@ -100,8 +119,15 @@ def locked_folder(out: Path, lead: bool = True) -> Iterator[None]:
         yield
 
 
+def _belongs_to_a_run(name: str) -> bool:
+    """A file a run makes: its own, its lock, its probe, or a temporary file of a write in
+    flight (another process's) or of one that was killed."""
+    return name in (*RUN_FILES, LOCK, _PROBE) or any(
+        name.startswith(f".{run_file}.") and name.endswith(".tmp") for run_file in RUN_FILES)
+
+
 def _probe(out: Path) -> None:
-    probe = out / ".write-test"
+    probe = out / _PROBE
     try:
         probe.write_bytes(b"")
         probe.unlink()
@@ -114,8 +140,11 @@ def _reason(error: OSError) -> str:
     return os.strerror(error.errno) if error.errno else str(error)
 
 
-def prepare_new_run(out: Path, overwrite: bool) -> None:
+def prepare_new_run(out: Path, overwrite: bool, *, check_only: bool = False) -> None:
     """Make ``out`` ready for a new run, under its lock; delete only what the rules allow.
+
+    With ``check_only`` it deletes nothing and only refuses: called before the lock is taken,
+    so that a refused folder does not even get a lock file.
 
     * an empty folder is used as it is;
     * a run that stopped before its first checkpoint (only ``config.json`` or ``log.jsonl``)
@@ -126,8 +155,9 @@ def prepare_new_run(out: Path, overwrite: bool) -> None:
     Raises:
         ValueError: the folder holds a run or other files, and ``overwrite`` is false.
     """
-    entries = sorted(path.name for path in out.iterdir() if path.name != LOCK)
-    foreign = [name for name in entries if name not in RUN_FILES]
+    if not out.is_dir():
+        return
+    foreign = sorted(path.name for path in out.iterdir() if not _belongs_to_a_run(path.name))
     has_run = (out / CHECKPOINT).exists()
     if not overwrite and has_run:
         raise ValueError(f"{out} already holds a run; resume it, overwrite it, or choose "
@@ -140,6 +170,8 @@ def prepare_new_run(out: Path, overwrite: bool) -> None:
         path = out / name
         if path.is_dir() and not path.is_symlink():
             raise ValueError(f"{path} is a folder where the run writes a file; move it away")
+        if check_only:
+            continue
         try:
             path.unlink(missing_ok=True)
         except OSError as error:
@@ -156,4 +188,4 @@ def missing_checkpoint_message(out: Path) -> str:
     return f"no run in {out}: it holds no {CHECKPOINT}"
 
 
-__all__ = ["check_out", "locked_folder", "missing_checkpoint_message", "prepare_new_run"]
+__all__ = ["check_file_target", "check_out", "locked_folder", "missing_checkpoint_message", "prepare_new_run"]

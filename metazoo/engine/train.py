@@ -81,9 +81,11 @@ def train(
     configure_process(config)
     params = initial_meta_params(setup, device)
     rehearse(setup, params, device)
+    if ranks.lead:  # refuse what can be refused before the folder gets a lock file
+        _resumable(out, setup) if resume else prepare_new_run(out, overwrite, check_only=True)
     with locked_folder(out, ranks.lead), deferred_signals() as signalled:
         checkpoint = None
-        if ranks.lead:
+        if ranks.lead:  # again, under the lock: another process may have changed the folder
             checkpoint = _resumable(out, setup) if resume else prepare_new_run(out, overwrite)
         barrier(ranks)
         if resume and not ranks.lead:

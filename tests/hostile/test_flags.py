@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.hostile.harness import REFUSED, TINY, cli, refused
+from tests.hostile.harness import TINY, cli, refused
 
 BIG = str(10**30)
 
@@ -74,7 +74,7 @@ CONFIGS = [
     ('{"algorithm_options": null}', "algorithm_options must be"),
     ('{"algorithm": "imaml", "algorithm_options": {"cg_dampng": 1.0}}', "cg_dampng"),
     ('{"eval_steps": [true, 1]}', "eval_steps must be integers"),
-    ('{"iterations": 1e400}', "iterations must be"),
+    ('{"k_shot": 1e400}', "k_shot must be"),
     ('{"seed": 1e30}', "seed must be"),
     ("{not json", "cannot read it as JSON"),
     ('{"eval_seed": 1000000000000000000000000000000}', "eval_seed must be an integer"),
@@ -111,7 +111,7 @@ def test_config_that_is_missing_or_a_folder(tmp_path):
 EVAL = [
     (["--tasks", BIG], "lower eval_tasks"),
     (["--k-shot", BIG], "lower eval_tasks, eval_k_shot"),
-    (["--k-shot", "0"], "eval_k_shot must be"),
+    (["--k-shot", "0"], "--k-shot must be a positive integer"),
     (["--steps", "-1"], "eval_steps must be"),
     (["--steps", BIG], "eval_steps must be integers from 0 to 10,000"),
 ]
@@ -125,7 +125,7 @@ def test_bad_eval_flag(flags, message, run, tmp_path):
 
 def test_eval_json_is_checked_before_evaluating(run, tmp_path):
     refused("eval", run, "--json", tmp_path / "missing" / "e.json", watch=tmp_path,
-            message="does not exist" if False else "--json")
+            message="does not exist")
     refused("eval", run, "--json", tmp_path, watch=tmp_path, message="is a folder")
 
 
@@ -133,4 +133,3 @@ def test_eval_json_is_written_whole(run, tmp_path):
     result = cli("eval", run, "--tasks", "3", "--json", tmp_path / "e.json")
     assert result.code == 0 and result.err == ""
     assert set(json.loads((tmp_path / "e.json").read_text())) == {"0", "1", "5", "10"}
-    assert REFUSED == 2
