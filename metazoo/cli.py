@@ -120,7 +120,10 @@ def _train_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="meta-train θ, then evaluate it on held-out tasks",
         description="Meta-train an initialization on a task family and evaluate it. Writes "
-                    "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out.",
+                    "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out, "
+                    "holding its lock. Ctrl-C or SIGTERM saves the current iteration; resume "
+                    "with --resume. Exit status: 0 done, 2 refused, 3 no usable result, "
+                    "130/143 stopped by SIGINT/SIGTERM.",
     )
     parser.add_argument("--out", type=_path, default=None,
                         help="output folder (default: runs/<task>-<algorithm>-seed<seed>)")
@@ -128,10 +131,11 @@ def _train_parser(subparsers) -> None:
                         help="JSON file of options (same names as the flags, with underscores); "
                              "flags given on the command line override it")
     parser.add_argument("--resume", type=_path, default=None, metavar="DIR",
-                        help="continue the run in DIR from its checkpoint; options given must "
-                             "match the stored config")
+                        help="continue the run in DIR from its checkpoint (a finished run is left "
+                             "as it is); options given must match the stored config")
     parser.add_argument("--overwrite", action="store_true",
-                        help="allow writing into a non-empty --out (its old results are deleted)")
+                        help="replace the run in --out: its files are deleted once every option "
+                             "has been checked (other files are kept)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     group = parser.add_argument_group("run options")
     defaults = TrainConfig()

@@ -53,10 +53,10 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"the log {path} is damaged at line {number} ({error.msg}); "
-                             "delete that line, or the run with --overwrite") from None
+                             "delete that line, or overwrite the run") from None
         if not (isinstance(record, dict) and isinstance(record.get("iteration"), int)):
             raise ValueError(f"the log {path} is damaged at line {number} (not a record with an "
-                             "integer iteration); delete that line, or the run with --overwrite")
+                             "integer iteration); delete that line, or overwrite the run")
         records.append(record)
     return records
 

@@ -48,8 +48,9 @@ def build(config: TrainConfig) -> Setup:
     with the option named, before a run touches its folder. The meta-parameters to train
     start at :func:`initial_meta_params`.
     """
-    tasks = _make_tasks(config, evaluation=False)
+    # The held-out tasks first: an impossible evaluation is refused before data is loaded.
     eval_tasks = _make_tasks(config, evaluation=True)
+    tasks = _make_tasks(config, evaluation=False)
     # Initialise weights from the run's seed without touching the global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)

@@ -81,8 +81,10 @@ def train(
     configure_process(config)
     params = initial_meta_params(setup, device)
     rehearse(setup, params, device)
-    if ranks.lead:  # refuse what can be refused before the folder gets a lock file
-        _resumable(out, setup) if resume else prepare_new_run(out, overwrite, check_only=True)
+    if ranks.lead and resume:  # refuse what can be refused before the folder gets a lock file
+        _resumable(out, setup)
+    elif ranks.lead:
+        prepare_new_run(out, overwrite, check_only=True)
     with locked_folder(out, ranks.lead), deferred_signals() as signalled:
         checkpoint = None
         if ranks.lead:  # again, under the lock: another process may have changed the folder

@@ -133,3 +133,15 @@ def test_eval_json_is_written_whole(run, tmp_path):
     result = cli("eval", run, "--tasks", "3", "--json", tmp_path / "e.json")
     assert result.code == 0 and result.err == ""
     assert set(json.loads((tmp_path / "e.json").read_text())) == {"0", "1", "5", "10"}
+
+
+def test_impossible_held_out_tasks_name_the_evaluation_options(tmp_path):
+    # Checked before any data is loaded, so the empty data folder is never reached.
+    refused("train", *TINY, "--task", "omniglot", "--eval-query-shots", "20", "--data-dir",
+            tmp_path, "--out", tmp_path / "new", watch=tmp_path, absent=[tmp_path / "new"],
+            message="held-out tasks (eval_k_shot=0, eval_query_shots=20")
+
+
+def test_conjugate_gradient_steps_that_would_not_finish(tmp_path):
+    refused("train", *TINY, "--algorithm", "imaml", "--imaml-cg-steps", BIG, "--out",
+            tmp_path / "new", watch=tmp_path, message="cg_steps must be at most")
