@@ -127,6 +127,9 @@ def _train_parser(subparsers) -> None:
     )
     parser.add_argument("--out", type=_path, default=None,
                         help="output folder (default: runs/<task>-<algorithm>-seed<seed>)")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help="start from a published protocol (see 'metazoo presets'); a "
+                             "--config file and flags override its values")
     parser.add_argument("--config", type=_path, default=None,
                         help="JSON file of options (same names as the flags, with underscores); "
                              "flags given on the command line override it")
@@ -173,8 +176,13 @@ def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None)
     One rule for another algorithm's options, wherever they come from: refused.
     """
     given = {k: v for k, v in vars(args).items()
-             if k not in ("command", "out", "config", "resume", "overwrite", "no_progress")}
+             if k not in ("command", "out", "config", "resume", "overwrite", "no_progress",
+                          "preset")}
     options: dict[str, Any] = dict(stored or {})
+    if getattr(args, "preset", None):
+        from metazoo.presets import preset_options
+
+        options.update(preset_options(args.preset))
     if args.config is not None:
         options.update(_read_config(args.config))
     flags = algorithm_flags()
@@ -257,7 +265,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_eval(args: argparse.Namespace) -> int:
     from metazoo.engine.folder import check_file_target
-    from metazoo.engine.run import evaluate_params, load_run, report_to_dict
+    from metazoo.engine.run import evaluate_params, load_run, protocol_name, report_to_dict
     from metazoo.engine.setup import configure_process
     from metazoo.fileio import write_json
 
@@ -274,7 +282,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     config = setup.config
     report = evaluate_params(setup, params)
     title = (f"{config.algorithm} on {config.task} after {checkpoint.iteration} iterations: "
-             f"{config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}")
+             f"{config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}"
+             f"{protocol_name(config, report)}")
     print(format_table(report, title))
     if args.json is not None:
         write_json(args.json, report_to_dict(report))
@@ -319,6 +328,31 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _presets_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "presets", help="list the published protocols that --preset takes",
+        description="List the shipped presets, or show one with the source of every value.")
+    parser.add_argument("name", nargs="?", default=None, help="show this preset in full")
+
+
+def _run_presets(args: argparse.Namespace) -> int:
+    from metazoo.presets import preset_names, read_preset
+
+    if args.name is None:
+        for name in preset_names():
+            print(f"{name:28s} {read_preset(name)['description']}")
+        print("\nmetazoo presets NAME shows one with its sources; "
+              "metazoo train --preset NAME [--time-budget S --budget-clock cpu] runs it.")
+        return 0
+    preset = read_preset(args.name)
+    print(f"{args.name}: {preset['description']}\n")
+    flat = dict(preset["options"])
+    flat.update({f"algorithm_options.{k}": v for k, v in flat.pop("algorithm_options", {}).items()})
+    for key, value in flat.items():
+        print(f"  {key} = {json.dumps(value)}\n      source: {preset['sources'].get(key, '?')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="metazoo",
@@ -329,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(subparsers)
     _eval_parser(subparsers)
     _compare_parser(subparsers)
+    _presets_parser(subparsers)
     return parser
 
 
@@ -360,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     prefix = f"metazoo {args.command}"
     try:
-        return {"train": _run_train, "eval": _run_eval, "compare": _run_compare}[args.command](args)
+        return {"train": _run_train, "eval": _run_eval, "compare": _run_compare,
+                "presets": _run_presets}[args.command](args)
     except (ValueError, OSError, OmniglotDataError) as error:
         print(f"{prefix}: error: {describe_field(_one_line(error))}", file=sys.stderr)
         return REFUSED

@@ -118,21 +118,21 @@ class Settings:
 
 
 def sgd_path(loss: LossFn, params: Params, x: torch.Tensor, y: torch.Tensor,
-             steps: Sequence[int], lr: float | Params, *, regularization: float = 0.0
-             ) -> list[Params]:
-    """The SGD iterates after each of the increasing step counts ``steps`` (0 = ``params``).
+             steps: Sequence[int], lr: float | Params, *, regularization: float = 0.0,
+             **options: Any) -> list[Params]:
+    """The iterates after each of the increasing step counts ``steps`` (0 = ``params``).
 
-    One trajectory through :func:`~metazoo.core.adapt`, run in consecutive segments; with
-    ``regularization`` λ > 0 the objective has the proximal term λ/2‖φ − params‖² (anchored
-    at the start, not at the start of each segment).
+    One trajectory through :func:`~metazoo.core.adapt`; with ``regularization`` λ > 0 the
+    objective has the proximal term λ/2‖φ − params‖². ``options`` go to ``adapt``
+    (mini-batches, Adam's second moment).
     """
-    iterates, current, done = [], params, 0
-    for target in steps:
-        current = run_steps(loss, current, x, y, target - done, lr, anchor=params,
-                            regularization=regularization).params
-        done = target
-        iterates.append(current)
-    return iterates
+    steps = list(steps)
+    if not steps:
+        return []
+    kept = sorted(set(steps))
+    iterates = run_steps(loss, params, x, y, max(steps), lr, regularization=regularization,
+                         keep=kept, **options).iterates
+    return [iterates[kept.index(count)] for count in steps]
 
 
 def _same(settings: Settings, params: Params) -> Params:

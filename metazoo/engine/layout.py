@@ -16,6 +16,8 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 #: One JSON object per logged meta-iteration.
 LOG = "log.jsonl"
+#: The learning curve on validation tasks (``val_every``), one JSON object per point.
+VALIDATION = "validation.jsonl"
 #: The final evaluation, as JSON and as a Markdown table.
 RESULTS = "results.json"
 RESULTS_TABLE = "results.md"
@@ -23,7 +25,7 @@ RESULTS_TABLE = "results.md"
 LOCK = ".lock"
 
 #: Files a run writes; ``--overwrite`` deletes these and nothing else.
-RUN_FILES = (CHECKPOINT, CONFIG, LOG, RESULTS, RESULTS_TABLE)
+RUN_FILES = (CHECKPOINT, CONFIG, LOG, VALIDATION, RESULTS, RESULTS_TABLE)
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from metazoo.engine.layout import CHECKPOINT, CONFIG, RESULTS, RESULTS_TABLE
 from metazoo.engine.setup import Setup, build
 from metazoo.fileio import atomic_write_data, write_json
 from metazoo.messages import brief
-from metazoo.tasks import TaskDistribution
+from metazoo.tasks import TaskDistribution, make_task
 from metazoo.types import Params
 
 #: Options that change speed or memory, not results: a resume may change them.
@@ -98,9 +98,20 @@ def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = N
     return (per_task_metrics if per_task else evaluate)(
         setup.loss, params, tasks.to(config.device, config.torch_dtype),
         steps=list(steps or config.eval_steps), method=setup.method, predict=setup.predict,
+        transductive=config.eval_transductive,
         # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
         strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
     )
+
+
+def validation_tasks(setup: Setup) -> TaskDistribution:
+    """The held-out tasks of the learning curve: the split's validation part, or its test part
+    where it has none (e.g. sinusoid, which has no parts)."""
+    config = setup.config
+    try:
+        return make_task(config.task, **config.task_options(evaluation=True, part="val"))
+    except ValueError:
+        return setup.eval_tasks
 
 
 def report_to_dict(report) -> dict[str, dict[str, dict[str, float]]]:
@@ -118,10 +129,18 @@ def non_finite(report) -> str:
     return ""
 
 
+def protocol_name(config: TrainConfig, report) -> str:
+    """How queries were classified, for a title (BatchNorm makes the two differ)."""
+    if "accuracy" not in next(iter(report.values())):
+        return ""
+    return ", transductive" if config.eval_transductive else ", non-transductive"
+
+
 def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any]) -> None:
     """Write ``results.json`` and ``results.md`` (atomically)."""
     title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
-             f"K={config.eval_k_shot or config.k_shot}, test step size {config.inner_lr}")
+             f"K={config.eval_k_shot or config.k_shot}, test step size {config.inner_lr}"
+             + protocol_name(config, report))
     write_json(out / RESULTS, {
         "config": config.to_dict(), "evaluation": report_to_dict(report),
         **{key: summary[key] for key in ("median_seconds_per_iteration", "strategy",

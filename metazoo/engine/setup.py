@@ -39,6 +39,7 @@ class Setup:
     loss: LossFn
     predict: Callable | None
     strategy: str
+    val_tasks: TaskDistribution | None = None
 
 
 def build(config: TrainConfig) -> Setup:
@@ -51,6 +52,8 @@ def build(config: TrainConfig) -> Setup:
     # The held-out tasks first: an impossible evaluation is refused before data is loaded.
     eval_tasks = _make_tasks(config, evaluation=True)
     tasks = _make_tasks(config, evaluation=False)
+    for evaluation in (False, True):
+        _check_memory(config, evaluation)
     # Initialise weights from the run's seed without touching the global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -72,9 +75,8 @@ def initial_meta_params(setup: Setup, device: str | None = None) -> Params:
 
 
 def _make_tasks(config: TrainConfig, evaluation: bool) -> TaskDistribution:
-    options = config.task_options(evaluation=evaluation)
     try:
-        tasks = make_task(config.task, **options)
+        return make_task(config.task, **config.task_options(evaluation=evaluation))
     except ValueError as error:
         if not evaluation:
             raise
@@ -82,16 +84,24 @@ def _make_tasks(config: TrainConfig, evaluation: bool) -> TaskDistribution:
         raise ValueError(f"held-out tasks (eval_k_shot={config.eval_k_shot}, eval_query_shots="
                          f"{config.eval_query_shots}, 0 meaning as k_shot and query_shots): "
                          f"{error}") from error
-    count = config.eval_tasks if evaluation else config.meta_batch
+
+
+def _check_memory(config: TrainConfig, evaluation: bool) -> None:
+    """Refuse a batch of tasks larger than this machine's memory, before one is drawn."""
+    options = config.task_options(evaluation=evaluation)
+    # The held-out tasks are drawn all at once: the final evaluation's, or the validation
+    # curve's (from the same options, another part of the split).
+    count = max(config.eval_tasks, config.val_tasks if config.val_every else 0) if evaluation \
+        else config.meta_batch
     needed = count * _bytes_per_task(config, options)
     available = _physical_memory()
     if available and needed > available:
-        names = "eval_tasks, eval_k_shot, eval_query_shots" if evaluation else \
-            "meta_batch, k_shot, query_shots"
+        names = ("eval_tasks, eval_k_shot, eval_query_shots"
+                 + (" or val_tasks" if config.val_every else "")) if evaluation \
+            else "meta_batch, k_shot, query_shots"
         raise ValueError(f"{'the held-out tasks' if evaluation else 'one meta-batch'} would take "
                          f"{needed / 2**30:.3g} GiB, more than this machine's "
                          f"{available / 2**30:.3g} GiB of memory; lower {names}")
-    return tasks
 
 
 def _bytes_per_task(config: TrainConfig, options: dict) -> int:
@@ -148,15 +158,24 @@ def check_device(device: str) -> None:
                          "use cpu") from error
 
 
-def make_optimizer(config: TrainConfig, params: Params):
-    """The outer optimizer over ``params`` and its step-size schedule."""
+def make_optimizer(config: TrainConfig, params: Params, spent=lambda: 0.0):
+    """The outer optimizer over ``params`` and its step-size schedule.
+
+    The linear schedule decays to 0 over the run: over ``iterations``, or, with a time budget,
+    over whichever runs out first, so that a protocol sized to a CPU by ``time_budget`` still
+    anneals (Reptile's ε → 0). ``spent()`` gives the budget's seconds used so far.
+    """
     tensors = list(params.values())
     if config.outer_optimizer == "adam":
-        optimizer = torch.optim.Adam(tensors, lr=config.outer_lr)
+        optimizer = torch.optim.Adam(tensors, lr=config.outer_lr, eps=config.outer_eps)
     else:
         optimizer = torch.optim.SGD(tensors, lr=config.outer_lr)
     if config.lr_schedule == "linear":
-        schedule = lambda i: max(0.0, 1.0 - i / config.iterations)
+        def schedule(i: int) -> float:
+            done = i / config.iterations
+            if config.time_budget:
+                done = max(done, spent() / config.time_budget)
+            return max(0.0, 1.0 - done)
     else:
         schedule = lambda i: 1.0
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

@@ -28,8 +28,10 @@ from metazoo.engine.checkpoint import FORMAT, Checkpoint, save_checkpoint
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.distributed import all_reduce_mean, any_rank, barrier, init_ranks
 from metazoo.engine.folder import check_out, locked_folder, prepare_new_run
-from metazoo.engine.layout import CHECKPOINT, CONFIG, LOG, RESULTS, log_text, read_log
-from metazoo.engine.run import NOT_RESULTS, evaluate_params, non_finite, read_run, write_results
+from metazoo.engine.layout import CHECKPOINT, CONFIG, LOG, RESULTS, VALIDATION, log_text, \
+    read_log
+from metazoo.engine.run import NOT_RESULTS, evaluate_params, non_finite, read_run, \
+    validation_tasks, write_results
 from metazoo.engine.setup import Setup, build, check_device, choose_strategy, configure_process, \
     initial_meta_params, make_optimizer
 from metazoo.engine.stopping import Interrupted, deferred_signals
@@ -141,7 +143,8 @@ def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params,
 def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params, device: str,
          ranks, signalled, progress: bool, evaluate_at_end: bool) -> dict[str, Any]:
     config, lead = setup.config, ranks.lead
-    optimizer, scheduler = make_optimizer(config, params)
+    spent = {"seconds": 0.0}  # the budget clock, for a schedule that follows the time budget
+    optimizer, scheduler = make_optimizer(config, params, lambda: spent["seconds"])
     generator = torch.Generator().manual_seed(config.seed)
     start, trained_seconds, skipped = 0, 0.0, 0
     if checkpoint is not None:
@@ -153,11 +156,13 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         generator.set_state(checkpoint.generator)
         start, trained_seconds, skipped = (checkpoint.iteration, checkpoint.train_seconds,
                                            checkpoint.skipped)
+        spent["seconds"] = trained_seconds
         if config.strategy == "auto":
             setup.strategy = checkpoint.strategy  # keep the measured choice: bit-identical resume
     setup.strategy = choose_strategy(setup, params, device)
     if lead and checkpoint is not None:
         _truncate_log(out / LOG, start)
+        _truncate_log(out / VALIDATION, start)
     elif lead:
         write_json(out / CONFIG, config.to_dict())
 
@@ -219,6 +224,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             skipped += not finite
             seconds.append(time.perf_counter() - began)
             trained_seconds += clock() - began_budget
+            spent["seconds"] = trained_seconds
             done = iteration + 1
             # Rank 0's clock decides the budget; a signal to any rank stops every rank.
             out_of_time = bool(config.time_budget) and trained_seconds >= config.time_budget
@@ -230,6 +236,8 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                           **{name: float(value) for name, value in stats.items()}}
                 append_line(log, json.dumps(record))
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if lead and config.val_every and (done % config.val_every == 0 or last or stop):
+                _validate(setup, params, out / VALIDATION, done, trained_seconds)
             if done % config.checkpoint_every == 0 or last or stop:
                 save(done)
             if stop and not last:
@@ -258,6 +266,19 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
     if signalled():  # the run finished while it was being asked to stop
         raise Interrupted(signalled(), done, out, finished=True)
     return summary
+
+
+def _validate(setup: Setup, params: Params, path: Path, iteration: int, seconds: float) -> None:
+    """Append θ's score on the fixed validation tasks to the learning curve at ``path``."""
+    if setup.val_tasks is None:
+        setup.val_tasks = validation_tasks(setup)
+    report = evaluate_params(setup, params, num_tasks=setup.config.val_tasks,
+                             eval_tasks=setup.val_tasks)
+    record = {"iteration": iteration, "train_seconds": seconds,
+              **{f"{metric}@{step}": estimate.mean for step, values in report.items()
+                 for metric, estimate in values.items()}}
+    with open(path, "a") as file:
+        append_line(file, json.dumps(record))
 
 
 def _summary(setup: Setup, out: Path, iterations: int, trained_seconds: float,
