@@ -168,6 +168,10 @@ def _eval_parser(subparsers) -> None:
     parser.add_argument("--k-shot", type=int, default=None,
                         help="support examples per held-out task (default: the run's eval_k_shot)")
     parser.add_argument("--json", type=_path, default=None, help="also write the report as JSON here")
+    parser.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None,
+                        help="classify a task's queries together (BatchNorm statistics over all "
+                             "of them), or each query with the support set alone "
+                             "(--no-transductive); default: the run's eval_transductive")
 
 
 def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> TrainConfig:
@@ -275,7 +279,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--k-shot must be a positive integer, got {args.k_shot}")
     evaluation = {name: value for name, value in (("eval_tasks", args.tasks),
                                                   ("eval_steps", args.steps),
-                                                  ("eval_k_shot", args.k_shot))
+                                                  ("eval_k_shot", args.k_shot),
+                                                  ("eval_transductive", args.transductive))
                   if value is not None}
     setup, params, checkpoint = load_run(args.run, **evaluation)
     configure_process(setup.config)
