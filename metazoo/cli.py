@@ -409,7 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prefix}: stopped: {_one_line(error)}", file=sys.stderr)
         return FAILED
     except Interrupted as stop:
-        resume = "" if stop.finished else f" (metazoo train --resume {stop.out})"
+        resume = ("" if stop.finished else " (run the same command again to continue)"
+                  if args.command == "compare" else f" (metazoo train --resume {stop.out})")
         print(f"{prefix}: {stop}{resume}", file=sys.stderr)
         return stop.exit_status
     except KeyboardInterrupt:

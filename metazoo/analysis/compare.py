@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import multiprocessing
 import os
 import statistics
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +38,25 @@ from metazoo.analysis.cost import measure
 from metazoo.analysis.metrics import fidelity, matched_start, path_metrics
 from metazoo.analysis.stats import matched_gain, mean_ci, t_quantile
 from metazoo.analysis.toy import toy_blocks
-from metazoo.engine.config import TrainConfig
 from metazoo.engine import build, evaluate_params, load_run, train
+from metazoo.engine.config import TrainConfig
+from metazoo.engine.folder import check_out, locked_folder
+from metazoo.engine.layout import CHECKPOINT, LOCK, read_log, read_records
+from metazoo.engine.run import NOT_RESULTS
+from metazoo.engine.stopping import Interrupted, deferred_signals
+from metazoo.fileio import append_line, atomic_write_bytes, atomic_write_data, write_json
+from metazoo.messages import brief
 from metazoo.models import initial_params
+
+
+#: What a comparison folder holds. ``compare.json`` (the options) marks a folder as one; a
+#: folder holding anything else is never written into.
+MARKER = "compare.json"
+RECORDS = "runs.jsonl"
+TABLE = "runs.csv"
+RUNS = "runs"
+REPORT = "report"
+COMPARE_FILES = (MARKER, RECORDS, TABLE, RUNS, REPORT, LOCK)
 
 
 @dataclass(frozen=True)
@@ -128,78 +146,155 @@ def _run_name(algorithm: str, steps: int, seed: int) -> str:
 
 def _train_run(config: CompareConfig, algorithm: str, steps: int, seed: int, run_dir: Path,
                threads: int = 0) -> dict:
-    """Train (or resume) and evaluate one run; its record for ``runs.jsonl``."""
+    """Train (or resume) and evaluate one run; its record for ``runs.jsonl``, which carries
+    the run's whole configuration, so that a later comparison never reuses it for others."""
     if threads:
         torch.set_num_threads(threads)
     train_config = config.train_config(algorithm, steps, seed)
-    resume = (run_dir / "checkpoint.pt").is_file()
+    resume = (run_dir / CHECKPOINT).is_file()
     summary = train(train_config, run_dir, resume=resume, overwrite=not resume,
                     progress=False, evaluate_at_end=False)
     setup, params, _ = load_run(run_dir)
     values = evaluate_params(setup, params, per_task=True)
-    torch.save(values, run_dir / "per_task.pt")
-    skipped = sum(json.loads(line)["skipped"]
-                  for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip())
+    atomic_write_bytes(run_dir / "per_task.pt", lambda file: torch.save(values, file))
+    skipped = sum(bool(record.get("skipped")) for record in read_log(run_dir / "log.jsonl"))
     return {"name": run_dir.name, "algorithm": algorithm, "k": steps, "seed": seed,
             "iterations": summary["iterations"], "train_seconds": summary["train_seconds"],
             "ms_per_iteration": 1e3 * summary["median_seconds_per_iteration"],
-            "skipped_batches": skipped,
+            "skipped_batches": skipped, "config": train_config.to_dict(),
             **{f"{metric}@{step}": v.double().mean().item()
                for step, metrics in values.items() for metric, v in metrics.items()}}
+
+
+def _is_record(record: dict) -> bool:
+    return (isinstance(record.get("name"), str) and isinstance(record.get("config"), dict)
+            and {"algorithm", "k", "seed"} <= set(record))
+
+
+def _stored_records(config: CompareConfig, out: Path) -> dict[str, dict]:
+    """The finished runs recorded in ``out``, each checked against the run the options make
+    now: a run made with other options is refused, never reused."""
+    records = {record["name"]: record for record in read_records(
+        out / RECORDS, _is_record, "a record of metazoo compare")}
+    for algorithm in config.algorithms:
+        for steps in config.train_steps:
+            for seed in config.seeds:
+                name = _run_name(algorithm, steps, seed)
+                if name not in records:
+                    continue
+                wanted = config.train_config(algorithm, steps, seed)
+                try:
+                    stored = TrainConfig.from_dict(records[name]["config"])
+                except (ValueError, TypeError) as error:
+                    raise ValueError(f"{out / RECORDS}: the record of {name} holds an invalid "
+                                     f"config ({brief([str(error)], width=100)})") from None
+                differing = stored.differences(wanted, ignore=NOT_RESULTS)
+                if differing:
+                    first = differing[0]
+                    raise ValueError(
+                        f"{out} holds run {name} made with other options ({brief(differing)}; "
+                        f"e.g. {first} {getattr(stored, first)!r} there, "
+                        f"{getattr(wanted, first)!r} now); give the same options, or choose "
+                        "another out folder")
+    return records
+
+
+def _check_compare_folder(out: Path) -> None:
+    """Refuse a folder that is neither empty nor a comparison's (it has no ``compare.json``)."""
+    if not out.is_dir():
+        return
+    entries = sorted(path.name for path in out.iterdir() if path.name != LOCK)
+    if entries and not (out / MARKER).is_file():
+        raise ValueError(f"{out} holds files that are not a comparison ({brief(entries)}); "
+                         "choose another out folder")
 
 
 def run_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[dict]:
     """Train and evaluate every (algorithm, k, seed) not finished yet; return all records.
 
-    With ``jobs > 1`` the runs are trained in worker processes, each with cores/jobs
-    threads; a record is appended to ``runs.jsonl`` (and ``runs.csv`` rewritten) as each run
-    ends, in whatever order they finish, so an interrupted sweep loses at most the runs in
-    flight (and those resume from their own checkpoints).
+    Holds the folder's lock while it runs. With ``jobs > 1`` the runs are trained in worker
+    processes, each with cores/jobs threads; a record is appended to ``runs.jsonl`` (and
+    ``runs.csv`` rewritten) as each run ends, in whatever order they finish, so an
+    interrupted sweep loses at most the runs in flight (and those resume from their own
+    checkpoints).
     """
-    out.mkdir(parents=True, exist_ok=True)
-    records_path = out / "runs.jsonl"
-    done = {}
-    if records_path.is_file():
-        for line in records_path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                done[record["name"]] = record
+    out = check_out(out)
+    _check_compare_folder(out)
+    _stored_records(config, out)
+    with locked_folder(out):
+        _check_compare_folder(out)
+        write_json(out / MARKER, dataclasses.asdict(config))
+        return _run_grid(config, out, progress)
+
+
+def _run_grid(config: CompareConfig, out: Path, progress: bool) -> list[dict]:
+    done = _stored_records(config, out)
     grid = [(a, k, s) for a in config.algorithms for k in config.train_steps for s in config.seeds]
     todo = [cell for cell in grid if _run_name(*cell) not in done]
     bar = tqdm(total=len(todo), disable=not progress, desc="compare", unit="run")
+    records_path = out / RECORDS
 
     def finished(record: dict) -> None:
         with open(records_path, "a") as file:
-            file.write(json.dumps(record) + "\n")
+            append_line(file, json.dumps(record))
         done[record["name"]] = record
-        _write_csv(out / "runs.csv", list(done.values()))
+        _write_csv(out / TABLE, list(done.values()))
         bar.set_postfix_str(record["name"])
         bar.update()
 
     jobs = min(config.jobs or min(2, os.cpu_count() or 1), len(todo)) or 1
-    if jobs == 1:
-        for cell in todo:
-            finished(_train_run(config, *cell, out / "runs" / _run_name(*cell)))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        # spawn, not fork: forking a process whose OpenMP pool has already run can hang.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = [pool.submit(_train_run, config, *cell, out / "runs" / _run_name(*cell),
-                                   threads) for cell in todo]
-            for future in as_completed(futures):
-                finished(future.result())
-    bar.close()
+    try:
+        if jobs == 1:
+            for cell in todo:
+                finished(_train_run(config, *cell, out / RUNS / _run_name(*cell)))
+        else:
+            _in_workers(config, out, todo, jobs, finished)
+    finally:
+        bar.close()
     return [done[_run_name(*cell)] for cell in grid]
 
 
+def _in_workers(config: CompareConfig, out: Path, todo: list, jobs: int, finished) -> None:
+    """Train the runs ``todo`` in ``jobs`` worker processes.
+
+    On SIGINT or SIGTERM no new run starts; the runs in flight finish their iteration and
+    save a checkpoint (Ctrl-C reaches the workers itself; SIGTERM is passed on to them), and
+    the comparison stops with the signal's status.
+    """
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # spawn, not fork: forking a process whose OpenMP pool has already run can hang.
+    context = multiprocessing.get_context("spawn")
+    with deferred_signals() as signalled, ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        pending = {pool.submit(_train_run, config, *cell, out / RUNS / _run_name(*cell),
+                               threads) for cell in todo}
+        passed_on = False
+        while pending:
+            ready, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in ready:
+                try:
+                    finished(future.result())
+                except (Interrupted, CancelledError, BrokenProcessPool):
+                    if not signalled():
+                        raise
+            if signalled() and not passed_on:
+                passed_on = True
+                for future in pending:
+                    future.cancel()
+                if signalled() != 2:  # Ctrl-C already reached every process of the terminal
+                    for child in multiprocessing.active_children():
+                        os.kill(child.pid, signalled())
+    if signalled():
+        raise Interrupted(signalled(), None, out)
+
+
 def _write_csv(path: Path, records: list[dict]) -> None:
-    keys = sorted({key for record in records for key in record},
+    keys = sorted({key for record in records for key in record if key != "config"},
                   key=lambda k: (k not in ("name", "algorithm", "k", "seed"), k))
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(records)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    atomic_write_data(path, text.getvalue().encode())
 
 
 def _fmt(mean: float, half: float, digits: int = 3) -> str:
@@ -277,7 +372,8 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
     for k in config.train_steps:
         pre, post = {}, {}
         for algorithm in config.algorithms:
-            values = [torch.load(out / "runs" / _run_name(algorithm, k, s) / "per_task.pt")
+            values = [torch.load(out / RUNS / _run_name(algorithm, k, s) / "per_task.pt",
+                                 weights_only=True)
                       for s in config.seeds]
             pre[algorithm] = torch.cat([v[0]["loss"] for v in values]).double()
             post[algorithm] = torch.cat([v[final]["loss"] for v in values]).double()
@@ -339,7 +435,7 @@ def _perturbed_start(config: CompareConfig, out: Path, final: int) -> list:
     k, seed = config.train_steps[0], config.seeds[0]
     runs = {}
     for algorithm in config.algorithms:
-        setup, params, _ = load_run(out / "runs" / _run_name(algorithm, k, seed))
+        setup, params, _ = load_run(out / RUNS / _run_name(algorithm, k, seed))
         runs[algorithm] = (setup, params, _analysis_tasks(setup, config))
 
     def control(algorithm: str, target: float) -> dict:
@@ -414,7 +510,7 @@ def question3(config: CompareConfig, out: Path, figures: Path):
              "first_grad_norm", "path_curvature", "top_eigenvalue"]
     rows, summary = [], {}
     for algorithm in config.algorithms:
-        setup, params, _ = load_run(out / "runs" / _run_name(algorithm, k_train, seed))
+        setup, params, _ = load_run(out / RUNS / _run_name(algorithm, k_train, seed))
         tasks = _analysis_tasks(setup, config)
         per_task = vmap(lambda task, p=params, s=setup: path_metrics(
             s.loss, p, task, steps, s.method))(tasks)
@@ -452,7 +548,7 @@ def question4(config: CompareConfig, out: Path, figures: Path, source: str):
     the same θ and tasks: every compared method whose registry entry ``approximates``
     ``source``, in each of its own variants."""
     blocks: list = [rpt.heading(f"4. How faithful is each cheap meta-gradient to {source}'s?")]
-    setup, params, _ = load_run(out / "runs" / _run_name(source, config.train_steps[0],
+    setup, params, _ = load_run(out / RUNS / _run_name(source, config.train_steps[0],
                                                          config.seeds[0]))
     params = setup.method.model_params(params)
     start = {n: p.to(params[n]) for n, p in initial_params(setup.model).items()}
@@ -545,11 +641,25 @@ def question5(config: CompareConfig, figures: Path):
 
 
 def compare(config: CompareConfig, out: str | Path, progress: bool = True) -> Path:
-    """Run the grid (resuming), then write the report; returns the report's ``index.md``."""
-    out = Path(out)
-    records = run_grid(config, out, progress=progress)
+    """Run the grid (resuming), then write the report; returns the report's ``index.md``.
+
+    Everything is checked before anything is written: the options of every run, the folder
+    (empty, or a comparison's own), and the runs it already holds (made with these options).
+    The folder's lock is held throughout.
+    """
+    out = check_out(out)
+    _check_compare_folder(out)
+    _stored_records(config, out)
+    with locked_folder(out):
+        _check_compare_folder(out)
+        write_json(out / MARKER, dataclasses.asdict(config))
+        records = _run_grid(config, out, progress)
+        return _report(config, out, records)
+
+
+def _report(config: CompareConfig, out: Path, records: list[dict]) -> Path:
     metric = "accuracy" if any("accuracy@0" in r for r in records) else "loss"
-    figures = out / "report"
+    figures = out / REPORT
     figures.mkdir(parents=True, exist_ok=True)
     blocks: list = [rpt.title(f"metazoo compare: {config.task}"), rpt.paragraph(
         f"{len(records)} runs: algorithms {', '.join(config.algorithms)}; train k ∈ "
@@ -569,5 +679,7 @@ def compare(config: CompareConfig, out: str | Path, progress: bool = True) -> Pa
     (figures / "index.md").write_text(rpt.to_markdown(blocks))
     (figures / "index.html").write_text(rpt.to_html(blocks, f"metazoo compare: {config.task}"))
     (figures / "summary.json").write_text(json.dumps(
-        {"config": dataclasses.asdict(config), "runs": records}, indent=2) + "\n")
+        {"config": dataclasses.asdict(config),
+         "runs": [{k: v for k, v in r.items() if k != "config"} for r in records]},
+        indent=2) + "\n")
     return figures / "index.md"

@@ -7,6 +7,7 @@ Every module that reads or writes a run folder (the training loop, ``metazoo eva
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,18 @@ LOCK = ".lock"
 RUN_FILES = (CHECKPOINT, CONFIG, LOG, VALIDATION, RESULTS, RESULTS_TABLE)
 
 
-def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``log.jsonl``, oldest first.
+def read_records(path: str | Path, is_record: Callable[[Any], bool], what: str
+                 ) -> list[dict[str, Any]]:
+    """The JSON objects of a ``.jsonl`` file, one per line, oldest first.
 
     A final line without its newline is a record whose write was cut short (the process was
     killed mid-write): it is dropped, as a write-ahead log drops a torn tail. Any other line
-    that is not a JSON object with an integer ``iteration`` is refused, naming the file and line.
+    that is not a JSON object passing ``is_record`` is refused, naming the file and line.
+
+    Args:
+        path: the file (missing: no records).
+        is_record: whether a parsed object is a record of this file.
+        what: what a record is, for the error (e.g. "a record with an integer iteration").
 
     Raises:
         ValueError: a damaged line before the last one.
@@ -44,7 +51,7 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read the log {path} ({error})") from error
+        raise ValueError(f"cannot read {path} ({error})") from error
     lines = text.split("\n")
     lines.pop()  # "" when the file ends with a newline; else a torn record, redone on resume
     records = []
@@ -54,13 +61,19 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"the log {path} is damaged at line {number} ({error.msg}); "
-                             "delete that line, or overwrite the run") from None
-        if not (isinstance(record, dict) and isinstance(record.get("iteration"), int)):
-            raise ValueError(f"the log {path} is damaged at line {number} (not a record with an "
-                             "integer iteration); delete that line, or overwrite the run")
+            raise ValueError(f"{path} is damaged at line {number} ({error.msg}); delete that "
+                             "line, or start again in another folder") from None
+        if not (isinstance(record, dict) and is_record(record)):
+            raise ValueError(f"{path} is damaged at line {number} (not {what}); delete that "
+                             "line, or start again in another folder")
         records.append(record)
     return records
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's ``log.jsonl`` (see :func:`read_records`)."""
+    return read_records(path, lambda record: isinstance(record.get("iteration"), int),
+                        "a record with an integer iteration")
 
 
 def log_text(records: list[dict[str, Any]]) -> str:

@@ -22,7 +22,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class Interrupted(Exception):  # noqa: N818 - a request, not an error
     """The run stopped on a signal after writing a checkpoint it can resume from."""
 
-    def __init__(self, signum: int, iteration: int, out: str | Path, finished: bool = False):
+    def __init__(self, signum: int, iteration: int | None, out: str | Path,
+                 finished: bool = False):
         super().__init__(signum, iteration, str(out), finished)
         self.signum, self.iteration, self.out, self.finished = signum, iteration, str(out), finished
 
@@ -34,6 +35,9 @@ class Interrupted(Exception):  # noqa: N818 - a request, not an error
         name = signal.Signals(self.signum).name
         if self.finished:
             return f"stopped by {name}; the run is finished and its results are in {self.out}"
+        if self.iteration is None:  # several runs: each saved its own
+            return (f"stopped by {name}; the runs in flight saved their checkpoints in "
+                    f"{self.out}")
         return (f"stopped by {name} after iteration {self.iteration}; its checkpoint is saved in "
                 f"{self.out}; resume it to continue")
 

@@ -132,8 +132,8 @@ def test_a_torn_last_log_line_is_dropped_on_resume(run):
 def test_a_damaged_log_line_is_refused_naming_the_file(run):
     unfinished(run)
     (run / "log.jsonl").write_text("garbage\n" + (run / "log.jsonl").read_text())
-    refused("train", "--resume", run, watch=run, message=f"the log {run / 'log.jsonl'} is "
-            "damaged at line 1")
+    refused("train", "--resume", run, watch=run, message=f"{run / 'log.jsonl'} is damaged at "
+            "line 1")
 
 
 def test_a_run_file_that_is_a_folder_is_refused(tmp_path):
