@@ -254,11 +254,11 @@ def _run_train(args: argparse.Namespace) -> int:
         resume = False
     summary = train(config, out, resume=resume, overwrite=args.overwrite,
                     progress=not args.no_progress)
+    if summary["rank"] != 0:  # a torchrun job: rank 0 reports
+        return 0
     if summary.get("finished_before"):
         print(f"{out}: the run was already finished ({summary['iterations']} meta-iterations); "
               "nothing was changed\n")
-    elif "report" not in summary:  # a non-zero rank of a torchrun job: rank 0 reports
-        return 0
     else:
         print(f"\n{config.algorithm} on {config.task}: "
               f"{summary['median_seconds_per_iteration'] * 1e3:.2f} ms per meta-iteration "

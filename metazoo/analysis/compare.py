@@ -14,6 +14,7 @@ scored on the same held-out tasks. Each finished run is appended to ``runs.jsonl
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -23,6 +24,7 @@ import multiprocessing
 import os
 import statistics
 from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +43,7 @@ from metazoo.analysis.toy import toy_blocks
 from metazoo.engine import build, evaluate_params, load_run, train
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.folder import check_out, locked_folder
-from metazoo.engine.layout import CHECKPOINT, LOCK, read_log, read_records
+from metazoo.engine.layout import CHECKPOINT, LOCK, LOG, read_log, read_records
 from metazoo.engine.run import NOT_RESULTS
 from metazoo.engine.stopping import Interrupted, deferred_signals
 from metazoo.fileio import append_line, atomic_write_bytes, atomic_write_data, write_json
@@ -56,6 +58,8 @@ RECORDS = "runs.jsonl"
 TABLE = "runs.csv"
 RUNS = "runs"
 REPORT = "report"
+#: Beside each run's own files (engine.layout): its per-task evaluation.
+PER_TASK = "per_task.pt"
 COMPARE_FILES = (MARKER, RECORDS, TABLE, RUNS, REPORT, LOCK)
 
 
@@ -156,8 +160,8 @@ def _train_run(config: CompareConfig, algorithm: str, steps: int, seed: int, run
                     progress=False, evaluate_at_end=False)
     setup, params, _ = load_run(run_dir)
     values = evaluate_params(setup, params, per_task=True)
-    atomic_write_bytes(run_dir / "per_task.pt", lambda file: torch.save(values, file))
-    skipped = sum(bool(record.get("skipped")) for record in read_log(run_dir / "log.jsonl"))
+    atomic_write_bytes(run_dir / PER_TASK, lambda file: torch.save(values, file))
+    skipped = sum(bool(record.get("skipped")) for record in read_log(run_dir / LOG))
     return {"name": run_dir.name, "algorithm": algorithm, "k": steps, "seed": seed,
             "iterations": summary["iterations"], "train_seconds": summary["train_seconds"],
             "ms_per_iteration": 1e3 * summary["median_seconds_per_iteration"],
@@ -218,13 +222,21 @@ def run_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[di
     interrupted sweep loses at most the runs in flight (and those resume from their own
     checkpoints).
     """
+    with _comparison_folder(config, out) as folder:
+        return _run_grid(config, folder, progress)
+
+
+@contextlib.contextmanager
+def _comparison_folder(config: CompareConfig, out: str | Path) -> Iterator[Path]:
+    """Check ``out`` (writable, empty or a comparison's own, its runs made with these
+    options), then hold its lock for the block; nothing is written before the checks."""
     out = check_out(out)
     _check_compare_folder(out)
     _stored_records(config, out)
-    with locked_folder(out):
-        _check_compare_folder(out)
+    with locked_folder(out, files=(MARKER, TABLE)):
+        _check_compare_folder(out)  # again, under the lock
         write_json(out / MARKER, dataclasses.asdict(config))
-        return _run_grid(config, out, progress)
+        yield out
 
 
 def _run_grid(config: CompareConfig, out: Path, progress: bool) -> list[dict]:
@@ -372,7 +384,7 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
     for k in config.train_steps:
         pre, post = {}, {}
         for algorithm in config.algorithms:
-            values = [torch.load(out / RUNS / _run_name(algorithm, k, s) / "per_task.pt",
+            values = [torch.load(out / RUNS / _run_name(algorithm, k, s) / PER_TASK,
                                  weights_only=True)
                       for s in config.seeds]
             pre[algorithm] = torch.cat([v[0]["loss"] for v in values]).double()
@@ -647,14 +659,9 @@ def compare(config: CompareConfig, out: str | Path, progress: bool = True) -> Pa
     (empty, or a comparison's own), and the runs it already holds (made with these options).
     The folder's lock is held throughout.
     """
-    out = check_out(out)
-    _check_compare_folder(out)
-    _stored_records(config, out)
-    with locked_folder(out):
-        _check_compare_folder(out)
-        write_json(out / MARKER, dataclasses.asdict(config))
-        records = _run_grid(config, out, progress)
-        return _report(config, out, records)
+    with _comparison_folder(config, out) as folder:
+        records = _run_grid(config, folder, progress)
+        return _report(config, folder, records)
 
 
 def _report(config: CompareConfig, out: Path, records: list[dict]) -> Path:

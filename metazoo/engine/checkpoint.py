@@ -92,8 +92,8 @@ class Checkpoint:
             self.optimizer, optimizer.state_dict(), list(expected.values())) or _scheduler_problems(
             self.scheduler, scheduler.state_dict(), self.iteration)
         if problems:
-            raise ValueError(f"refused checkpoint {self.path}: it does not fit the run its config builds: "
-                             f"{brief(problems, limit=3, separator='; ')}")
+            raise ValueError(f"refused checkpoint {self.path}: it does not fit the run its "
+                             f"config builds: {brief(problems, limit=3, separator='; ')}")
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -113,8 +113,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     try:
         config = TrainConfig.from_dict(state["config"])
     except (ValueError, TypeError) as error:
-        raise ValueError(f"refused checkpoint {path}: its config is not valid ({error})"
-                         ) from None
+        raise ValueError(f"refused checkpoint {path}: its config is not valid "
+                         f"({brief([str(error)], width=200)})") from None
     if state["iteration"] > config.iterations:
         raise ValueError(f"refused checkpoint {path}: iteration {state['iteration']} is past "
                          f"the {config.iterations} iterations of its config")
@@ -128,8 +128,10 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def _load_data_only(path: Path) -> dict[str, Any]:
+    # torch < 2.5 cannot scan; its weights_only loader still builds nothing but data.
+    scan = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", lambda path: [])
     try:
-        code = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        code = scan(path)
     except Exception as error:  # not a zip written by torch.save: never unpickled
         raise ValueError(f"refused checkpoint {path}: it is corrupt or not a metazoo checkpoint "
                          f"({_first_line(error)})") from None
@@ -210,8 +212,8 @@ def _plain_data_problem(value: Any, depth: int = 0) -> str:
     if depth > 8:
         return "it is nested deeper than a checkpoint is"
     if isinstance(value, torch.Tensor):
-        if type(value) not in (torch.Tensor, torch.nn.Parameter):
-            return f"it holds a {type(value).__name__}, not a plain tensor"
+        if type(value) not in (torch.Tensor, torch.nn.Parameter) or value.layout != torch.strided:
+            return f"it holds a {type(value).__name__} ({value.layout}), not a plain tensor"
         return ""
     if value is None or type(value) in (bool, int, float, str):
         return ""

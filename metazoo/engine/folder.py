@@ -94,11 +94,13 @@ def _name_max(folder: Path) -> int:
 
 
 @contextlib.contextmanager
-def locked_folder(out: Path, lead: bool = True) -> Iterator[None]:
+def locked_folder(out: Path, lead: bool = True, files: tuple[str, ...] = RUN_FILES
+                  ) -> Iterator[None]:
     """Create ``out`` and hold its exclusive lock for the block (on the writing rank only).
 
-    Under the lock, temporary files left by a write that was killed are deleted, and a probe
-    file proves the folder writable, so a read-only folder is refused before the run starts.
+    Under the lock, temporary files that a killed write of one of ``files`` left are
+    deleted, and a probe file proves the folder writable, so a read-only folder is refused
+    before the run starts.
 
     Raises:
         ValueError: the folder cannot be created or written, or another process holds it
@@ -114,7 +116,7 @@ def locked_folder(out: Path, lead: bool = True) -> Iterator[None]:
         except OSError as error:
             raise ValueError(f"cannot write in {out} ({_reason(error)}); choose another folder"
                              ) from None
-        remove_temporaries(out, RUN_FILES)
+        remove_temporaries(out, files)
         _probe(out)
         yield
 

@@ -26,7 +26,7 @@ import metazoo
 from metazoo.algorithms import meta_gradient
 from metazoo.engine.checkpoint import FORMAT, Checkpoint, save_checkpoint
 from metazoo.engine.config import TrainConfig
-from metazoo.engine.distributed import all_reduce_mean, any_rank, barrier, init_ranks
+from metazoo.engine.distributed import Ranks, all_reduce_mean, any_rank, barrier, init_ranks
 from metazoo.engine.folder import check_out, locked_folder, prepare_new_run
 from metazoo.engine.layout import CHECKPOINT, CONFIG, LOG, RESULTS, VALIDATION, log_text, \
     read_log
@@ -95,7 +95,7 @@ def train(
         if resume and not ranks.lead:
             checkpoint = read_run(out)
         if checkpoint is not None and checkpoint.finished:
-            return _finished(setup, out, checkpoint, params, ranks.lead and evaluate_at_end)
+            return _finished(setup, out, checkpoint, params, ranks, evaluate_at_end)
         return _run(setup, out, checkpoint, params, device, ranks, signalled, progress,
                     evaluate_at_end)
 
@@ -127,13 +127,14 @@ def _resumable(out: Path, setup: Setup) -> Checkpoint:
     return checkpoint
 
 
-def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params,
+def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, ranks: Ranks,
               evaluate_at_end: bool) -> dict[str, Any]:
     """A finished run, resumed: change nothing; evaluate only if its results are missing."""
     params = {name: value.to(params[name]) for name, value in checkpoint.params.items()}
-    summary = _summary(setup, out, checkpoint.iteration, checkpoint.train_seconds, [], params, 1)
+    summary = _summary(setup, out, checkpoint.iteration, checkpoint.train_seconds, [], params,
+                       ranks)
     summary["finished_before"] = True
-    if evaluate_at_end and not (out / RESULTS).is_file():
+    if ranks.lead and evaluate_at_end and not (out / RESULTS).is_file():
         report = evaluate_params(setup, params)
         summary["report"] = report
         write_results(out, setup.config, report, summary)
@@ -141,7 +142,7 @@ def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params,
 
 
 def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params, device: str,
-         ranks, signalled, progress: bool, evaluate_at_end: bool) -> dict[str, Any]:
+         ranks: Ranks, signalled, progress: bool, evaluate_at_end: bool) -> dict[str, Any]:
     config, lead = setup.config, ranks.lead
     spent = {"seconds": 0.0}  # the budget clock, for a schedule that follows the time budget
     optimizer, scheduler = make_optimizer(config, params, lambda: spent["seconds"])
@@ -249,7 +250,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         if log is not None:
             log.close()
 
-    summary = _summary(setup, out, done, trained_seconds, seconds, params, ranks.world)
+    summary = _summary(setup, out, done, trained_seconds, seconds, params, ranks)
     if skipped and skipped == done:
         raise NonFiniteError(
             f"every one of the {done} meta-iterations had a non-finite meta-gradient and was "
@@ -282,7 +283,7 @@ def _validate(setup: Setup, params: Params, path: Path, iteration: int, seconds:
 
 
 def _summary(setup: Setup, out: Path, iterations: int, trained_seconds: float,
-             seconds: list[float], params: Params, world: int) -> dict[str, Any]:
+             seconds: list[float], params: Params, ranks: Ranks) -> dict[str, Any]:
     if not seconds:  # nothing ran in this process: the run's own log has the timings
         seconds = [record["seconds_per_iteration"] for record in read_log(out / LOG)
                    if "seconds_per_iteration" in record]
@@ -291,7 +292,8 @@ def _summary(setup: Setup, out: Path, iterations: int, trained_seconds: float,
         "median_seconds_per_iteration": statistics.median_high(seconds) if seconds
         else float("nan"),
         "strategy": setup.strategy,
-        "world_size": world,
+        "world_size": ranks.world,
+        "rank": ranks.rank,
         "iterations": iterations,
         "train_seconds": trained_seconds,
     }

@@ -3,8 +3,9 @@ writes into a folder that is not a comparison's, and checks every option before 
 
 import json
 
+import os
+
 from metazoo.analysis.compare import CompareConfig, run_grid
-from metazoo.fileio import exclusive_lock
 from tests.hostile.harness import refused
 
 GRID = ["--algorithms", "maml", "fomaml", "--train-steps", "1", "--seeds", "0",
@@ -55,9 +56,9 @@ def test_a_bad_option_of_one_algorithm_is_refused_before_any_training(tmp_path):
 
 
 def test_a_comparison_in_use_is_refused_naming_the_holder(tmp_path):
-    out = small_grid(tmp_path)
-    with exclusive_lock(out / ".lock", "test"):
-        import os
+    from metazoo.fileio import exclusive_lock
 
+    out = small_grid(tmp_path)
+    with exclusive_lock(out / ".lock", "test"):  # held by this process, on its own descriptor
         refused("compare", *GRID, "--iterations", "2", "--out", out, watch=out,
                 message=f"is in use by process {os.getpid()}")

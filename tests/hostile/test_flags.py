@@ -88,8 +88,8 @@ def test_bad_config_file(text, message, tmp_path):
             message=message, watch=tmp_path, absent=[tmp_path / "new"])
 
 
-def test_config_with_two_million_unknown_keys_gives_a_short_line(tmp_path):
-    (tmp_path / "c.json").write_text(json.dumps({f"key{i}": 0 for i in range(2_000_000)}))
+def test_config_with_200_000_unknown_keys_gives_a_short_line(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({f"key{i}": 0 for i in range(200_000)}))
     result = refused("train", *TINY, "--config", tmp_path / "c.json", "--out", tmp_path / "new",
                      message="unknown option", watch=tmp_path)
     assert len(result.line) < 500
