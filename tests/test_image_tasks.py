@@ -556,3 +556,14 @@ def test_image_tasks_leave_warnings_silent_on_a_clean_cache(tree):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ImageFolderTasks(tree, n_way=3, image_size=8, k_shot=1, query_shots=1)
+
+
+def test_image_options_are_refused_where_they_mean_nothing():
+    from metazoo.engine import TrainConfig
+
+    with pytest.raises(ValueError, match=r"image_size does not apply to task 'omniglot' \(only "
+                                         r"to faces, folder, mini-imagenet\)"):
+        TrainConfig(task="omniglot", image_size=32)
+    with pytest.raises(ValueError, match="split_fractions does not apply to task 'sinusoid'"):
+        TrainConfig(split_fractions=[0.5, 0.25, 0.25])
+    assert TrainConfig(task="faces", data_dir="x", split_seed=2).split_seed == 2

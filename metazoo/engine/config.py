@@ -171,10 +171,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at most {largest:.3g}, the largest {self.dtype}, "
                                  f"got {getattr(self, name)!r}")
         accepted = set(inspect.signature(TASKS[self.task]).parameters)
-        for name, parameter in (("n_way", "n_way"), ("split", "split"), ("data_dir", "root")):
-            if parameter not in accepted and getattr(self, name) != _DEFAULTS[name]:
+        # Option → the task parameters that take it (the data folder is root in air-quality).
+        for name, parameters in (("n_way", {"n_way"}), ("split", {"split"}),
+                                 ("data_dir", {"data_dir", "root"}),
+                                 ("image_size", {"image_size"}), ("channels", {"channels"}),
+                                 ("split_seed", {"split_seed"}),
+                                 ("split_fractions", {"split_fractions"})):
+            if not parameters & accepted and getattr(self, name) != _default(name):
                 takers = sorted(task for task, factory in TASKS.items()
-                                if parameter in inspect.signature(factory).parameters)
+                                if parameters & set(inspect.signature(factory).parameters))
                 raise ValueError(f"{name} does not apply to task {self.task!r} (only to "
                                  f"{', '.join(takers) or 'no task'}); leave it out")
 
@@ -246,6 +251,12 @@ class TrainConfig:
 
 _DEFAULTS = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)
              if spec.default is not dataclasses.MISSING}
+
+
+def _default(name: str) -> Any:
+    """The default of option ``name``, also for options whose default is a factory (lists)."""
+    spec = next(spec for spec in dataclasses.fields(TrainConfig) if spec.name == name)
+    return spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
 
 
 def _short(value: Any, limit: int = 60) -> str:
