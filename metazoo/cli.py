@@ -114,6 +114,9 @@ def _train_parser(subparsers) -> None:
     )
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: runs/<task>-<algorithm>-seed<seed>)")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help="start from a published protocol (see 'metazoo presets'); a "
+                             "--config file and flags override its values")
     parser.add_argument("--config", type=Path, default=None,
                         help="JSON file of options (same names as the flags, with underscores); "
                              "flags given on the command line override it")
@@ -151,6 +154,10 @@ def _eval_parser(subparsers) -> None:
     parser.add_argument("--k-shot", type=int, default=None,
                         help="support examples per held-out task (default: the run's eval_k_shot)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    parser.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None,
+                        help="classify a task's queries together (BatchNorm statistics over all "
+                             "of them), or each query with the support set alone "
+                             "(--no-transductive); default: the run's eval_transductive")
 
 
 def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> TrainConfig:
@@ -159,8 +166,13 @@ def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None)
     One rule for another algorithm's options, wherever they come from: refused.
     """
     given = {k: v for k, v in vars(args).items()
-             if k not in ("command", "out", "config", "resume", "overwrite", "no_progress")}
+             if k not in ("command", "out", "config", "resume", "overwrite", "no_progress",
+                          "preset")}
     options: dict[str, Any] = dict(stored or {})
+    if getattr(args, "preset", None):
+        from metazoo.presets import preset_options
+
+        options.update(preset_options(args.preset))
     if args.config is not None:
         options.update(_read_config(args.config))
     flags = algorithm_flags()
@@ -235,10 +247,12 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from metazoo.engine.train import evaluate_params, load_run, report_to_dict
+    from metazoo.engine.train import evaluate_params, load_run, protocol_name, report_to_dict
     from metazoo.tasks import make_task
 
     setup, params, state = load_run(args.run)
+    if args.transductive is not None:
+        setup.config = dataclasses.replace(setup.config, eval_transductive=args.transductive)
     config = setup.config
     eval_tasks = None
     if args.k_shot is not None:
@@ -253,7 +267,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     report = evaluate_params(setup, params, steps=args.steps, num_tasks=args.tasks,
                              eval_tasks=eval_tasks)
     title = (f"{config.algorithm} on {config.task} after {state['iteration']} iterations: "
-             f"{args.tasks or config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}")
+             f"{args.tasks or config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}"
+             f"{protocol_name(config, report)}")
     print(format_table(report, title))
     if args.json is not None:
         args.json.write_text(json.dumps(report_to_dict(report), indent=2) + "\n")
@@ -298,6 +313,31 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _presets_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "presets", help="list the published protocols that --preset takes",
+        description="List the shipped presets, or show one with the source of every value.")
+    parser.add_argument("name", nargs="?", default=None, help="show this preset in full")
+
+
+def _run_presets(args: argparse.Namespace) -> int:
+    from metazoo.presets import preset_names, read_preset
+
+    if args.name is None:
+        for name in preset_names():
+            print(f"{name:28s} {read_preset(name)['description']}")
+        print("\nmetazoo presets NAME shows one with its sources; "
+              "metazoo train --preset NAME [--time-budget S --budget-clock cpu] runs it.")
+        return 0
+    preset = read_preset(args.name)
+    print(f"{args.name}: {preset['description']}\n")
+    flat = dict(preset["options"])
+    flat.update({f"algorithm_options.{k}": v for k, v in flat.pop("algorithm_options", {}).items()})
+    for key, value in flat.items():
+        print(f"  {key} = {json.dumps(value)}\n      source: {preset['sources'].get(key, '?')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="metazoo",
@@ -308,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(subparsers)
     _eval_parser(subparsers)
     _compare_parser(subparsers)
+    _presets_parser(subparsers)
     return parser
 
 
@@ -322,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # usage errors (status 2) and --help (status 0)
         return int(exit_.code or 0)
     try:
-        return {"train": _run_train, "eval": _run_eval, "compare": _run_compare}[args.command](args)
+        return {"train": _run_train, "eval": _run_eval, "compare": _run_compare,
+                "presets": _run_presets}[args.command](args)
     except (ValueError, FileNotFoundError, OmniglotDataError) as error:
         print(f"metazoo {args.command}: error: {describe_field(str(error))}", file=sys.stderr)
         return 2

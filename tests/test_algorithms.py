@@ -245,3 +245,22 @@ def test_anil_adapts_only_the_head_and_equals_maml_when_the_head_is_everything()
         linear_loss, linear_params, task,
         get_algorithm("maml").make_settings(inner_steps=2, inner_lr=0.05))
     assert_trees_close(anil_grad, maml_grad, rtol=1e-12, atol=1e-14)
+
+
+def test_reptile_with_its_own_inner_adam_is_theta_minus_torch_adam():
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(num_tasks=1).task(0)
+    method = get_algorithm("reptile").make(inner_steps=4, inner_lr=0.003, inner_optimizer="adam",
+                                           inner_batch=5)
+    direction, _ = method.meta_gradient(loss, params, task)
+    weights = {n: p.clone().requires_grad_() for n, p in params.items()}
+    optimizer = torch.optim.Adam(weights.values(), lr=0.003, betas=(0.0, 0.999))
+    x = torch.cat([task.support_x, task.query_x])  # all of the task's data, 17 examples
+    y = torch.cat([task.support_y, task.query_y])
+    for step in range(4):
+        index = (torch.arange(5) + 5 * step) % 17
+        optimizer.zero_grad()
+        loss(weights, x[index], y[index]).backward()
+        optimizer.step()
+    assert_trees_close(direction, {n: params[n] - weights[n].detach() for n in params},
+                       rtol=1e-10, atol=1e-12)

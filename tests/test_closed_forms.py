@@ -10,6 +10,7 @@ import torch
 
 from metazoo.algorithms import get_algorithm
 from metazoo.models import make_loss
+from metazoo.types import TaskBatch
 from tests.conftest import linear_batch
 
 
@@ -107,3 +108,30 @@ def test_cg_damping_solves_the_damped_system():
                                query_a @ phi - query_b)
     gradient, _ = get_algorithm("imaml").meta_gradient(loss, params, task, settings)
     np.testing.assert_allclose(flat(gradient), expected, atol=1e-9)
+
+
+def test_imaml_authors_scheme_is_plain_steps_then_one_proximal_step_and_a_damped_operator():
+    """The authors' form, written out: k plain SGD steps, φ ← φ − αλ(φ − θ), then CG on
+    (1 + δ)I + H/(λ + λ_d). On a quadratic the solve is exact with dim + 1 CG steps."""
+    dim, lam, delta, lam_d, lr, steps = 3, 2.0, 1.0, 10.0, 0.1, 4
+    model = torch.nn.Linear(dim, 1, bias=False).double()
+    loss = make_loss(model)
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(8, dim, generator=generator, dtype=torch.float64)
+    y = torch.randn(8, 1, generator=generator, dtype=torch.float64)
+    xq = torch.randn(6, dim, generator=generator, dtype=torch.float64)
+    yq = torch.randn(6, 1, generator=generator, dtype=torch.float64)
+    theta = {"weight": torch.randn(1, dim, generator=generator, dtype=torch.float64)}
+    method = get_algorithm("imaml").make(
+        inner_steps=steps, inner_lr=lr, lam=lam, cg_steps=dim + 1, cg_damping=delta,
+        lam_damping=lam_d, inner_proximal=False)
+    gradient, _ = method.meta_gradient(loss, theta, TaskBatch(x, y, xq, yq))
+    hessian = 2 * x.T @ x / 8  # of ‖xw − y‖²/n
+    w = theta["weight"].reshape(-1)
+    for _ in range(steps):
+        w = w - lr * (hessian @ w - 2 * x.T @ y.reshape(-1) / 8)
+    w = w - lr * lam * (w - theta["weight"].reshape(-1))
+    query_grad = 2 * xq.T @ (xq @ w - yq.reshape(-1)) / 6
+    operator = (1 + delta) * torch.eye(dim, dtype=torch.float64) + hessian / (lam + lam_d)
+    expected = torch.linalg.solve(operator, query_grad)
+    torch.testing.assert_close(gradient["weight"].reshape(-1), expected, rtol=1e-9, atol=1e-12)

@@ -135,3 +135,36 @@ def test_unknown_task_and_strategy():
         mean_over_tasks(lambda p, t: ({}, {}), params, sinusoid_batch(2), strategy="threads")
     with pytest.raises(ValueError, match="chunk_size"):
         mean_over_tasks(lambda p, t: ({}, {}), params, sinusoid_batch(2), chunk_size=0)
+
+
+def test_adam_without_momentum_in_mini_batches_matches_torch_optim():
+    """adapt's Adam(β1 = 0) over mini-batches is torch.optim.Adam(betas=(0, β2)) on the same
+    batches, step by step (Reptile's inner optimizer)."""
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(num_tasks=1, k_shot=10).task(0)
+    result = adapt(loss, params, task.support_x, task.support_y, 7, 0.01, batch_size=4,
+                   rms_decay=0.99, keep=[0, 3, 7])
+    weights = {n: p.clone().requires_grad_() for n, p in params.items()}
+    optimizer = torch.optim.Adam(weights.values(), lr=0.01, betas=(0.0, 0.99), eps=1e-8)
+    x, y = task.support_x, task.support_y
+    for step in range(7):
+        index = (torch.arange(4) + 4 * step) % 10  # consecutive batches, cycling
+        optimizer.zero_grad()
+        loss(weights, x[index], y[index]).backward()
+        optimizer.step()
+        if step == 2:
+            for name in params:
+                torch.testing.assert_close(result.iterates[1][name], weights[name].detach(),
+                                           rtol=1e-10, atol=1e-12)
+    for name in params:
+        torch.testing.assert_close(result.params[name], weights[name].detach(), rtol=1e-10,
+                                   atol=1e-12)
+        assert torch.equal(result.iterates[2][name], result.params[name])
+        assert torch.equal(result.iterates[0][name], params[name])
+
+
+def test_adapt_refuses_a_task_without_examples():
+    _, loss, params = double_mlp()
+    empty = torch.zeros(0, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="no examples"):
+        adapt(loss, params, empty, empty, 1, 0.1)

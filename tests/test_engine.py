@@ -14,7 +14,7 @@ from metazoo.engine import Estimate, NonFiniteError, TrainConfig, evaluate, load
 from metazoo.engine.train import build
 from tests.conftest import double_mlp, sinusoid_batch
 
-TINY = {"iterations": 12, "meta_batch": 4, "log_every": 3, "checkpoint_every": 4, "eval_tasks": 20,
+TINY = {"strategy": "vmap", "iterations": 12, "meta_batch": 4, "log_every": 3, "checkpoint_every": 4, "eval_tasks": 20,
             "eval_query_shots": 10, "eval_steps": [0, 2]}
 
 
@@ -49,8 +49,15 @@ def test_evaluate_uses_the_methods_own_test_time_adaptation():
     tasks = sinusoid_batch(num_tasks=3)
     plain = evaluate(loss, params, tasks, steps=[2], method=make_method("maml", inner_lr=0.05))
     proximal = evaluate(loss, params, tasks, steps=[2],
-                        method=make_method("imaml", inner_lr=0.05, lam=2.0))
+                        method=make_method("imaml", inner_lr=0.05, lam=2.0, test_proximal=True))
     assert plain[2]["loss"].mean != pytest.approx(proximal[2]["loss"].mean, rel=1e-6)
+    # without the proximal term iMAML adapts exactly as MAML does
+    without = evaluate(loss, params, tasks, steps=[2], method=make_method("imaml", inner_lr=0.05))
+    assert without[2]["loss"].mean == plain[2]["loss"].mean
+    # Meta-SGD takes its learned step sizes for the k steps they were learned for, no more
+    metasgd = make_method("metasgd", inner_steps=1, inner_lr=0.05)
+    capped = evaluate(loss, metasgd.init(params), tasks, steps=[1, 5], method=metasgd)
+    assert capped[5]["loss"].mean == capped[1]["loss"].mean
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "imaml"])
@@ -119,7 +126,7 @@ def test_nonfinite_stops_with_iteration_and_keeps_checkpoint(tmp_path):
     ({"task": "cifar"}, "unknown task"),
     ({"inner_lr": -0.1}, "inner_lr must be a finite number > 0"),
     ({"inner_lr": float("nan")}, "inner_lr must be a finite number > 0"),
-    ({"inner_steps": -1}, "inner_steps must be an integer >= 0"),
+    ({"inner_steps": -2}, "inner_steps must be an integer >= 0"),
     ({"meta_batch": 0}, "meta_batch must be a positive integer"),
     ({"iterations": 0}, "iterations must be a positive integer"),
     ({"outer_lr": 0.0}, "outer_lr must be a positive number"),
@@ -167,7 +174,9 @@ def test_cli_algorithm_options_and_resume(tmp_path, capsys):
                           "--no-progress", "--out", out], capsys)
     assert code == 0
     stored = json.loads((out / "config.json").read_text())
-    assert stored["algorithm_options"] == {"lam": 3.0, "cg_steps": 2, "cg_damping": 0.0}
+    assert stored["algorithm_options"] == {"lam": 3.0, "cg_steps": 2, "cg_damping": 0.0,
+                                           "lam_damping": 0.0, "inner_proximal": True,
+                                           "test_proximal": False}
     code, _, err = run_cli(["train", "--resume", out, "--cg-steps", 5, "--no-progress"], capsys)
     assert code == 2 and "algorithm_options" in err
     code, _, err = run_cli(["train", "--resume", out, "--iterations", 6, "--no-progress"], capsys)
@@ -271,3 +280,24 @@ def test_tf32_is_off_unless_asked(tmp_path):
     assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     build(TrainConfig(**TINY))
     assert not torch.backends.cudnn.allow_tf32
+
+
+def test_validation_curve_is_logged_and_resumes_without_duplicates(tmp_path):
+    config = TrainConfig(**{**TINY, "val_every": 4, "val_tasks": 6})
+    whole = train(config, tmp_path / "whole", progress=False, evaluate_at_end=False)
+    curve = [json.loads(line) for line in
+             (tmp_path / "whole" / "validation.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in curve] == [4, 8, 12]
+    assert all(r["train_seconds"] > 0 and "loss@2" in r for r in curve)
+    assert curve[0]["train_seconds"] < curve[-1]["train_seconds"]
+    assert whole["iterations"] == 12
+    short = TrainConfig(**{**TINY, "val_every": 4, "val_tasks": 6, "iterations": 8})
+    train(short, tmp_path / "part", progress=False, evaluate_at_end=False)
+    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    state["config"]["iterations"] = 12
+    torch.save(state, tmp_path / "part" / "checkpoint.pt")
+    train(config, tmp_path / "part", resume=True, progress=False, evaluate_at_end=False)
+    resumed = [json.loads(line) for line in
+               (tmp_path / "part" / "validation.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in resumed] == [4, 8, 12]
+    assert resumed[-1]["loss@2"] == pytest.approx(curve[-1]["loss@2"], rel=1e-12)

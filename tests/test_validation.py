@@ -16,7 +16,7 @@ CASES = [
     (["--task", "cifar"], "invalid choice: 'cifar'"),
     (["--inner-lr", "-1"], "inner_lr must be a finite number > 0"),
     (["--inner-lr", "nan"], "inner_lr must be a finite number > 0"),
-    (["--inner-steps", "-1"], "inner_steps must be an integer >= 0"),
+    (["--inner-steps", "-2"], "inner_steps must be an integer >= 0"),
     (["--inner-steps", "two"], "invalid int value: 'two'"),
     (["--meta-batch", "0"], "meta_batch must be a positive integer"),
     (["--iterations", "0"], "iterations must be a positive integer"),

@@ -7,6 +7,12 @@ the inner solver (:func:`adapt` with the proximal term), the optimality conditio
 Jacobian gives the operator below) and the linear solver (conjugate gradient with
 Hessian-vector products). Memory does not grow with k: nothing is differentiated through
 the inner loop.
+
+The authors' released code (aravindr93/imaml_dev, Omniglot) departs from that textbook form
+in three ways, each a setting here: its inner loop takes k plain steps on the support loss and
+then one step on the proximal term alone (``inner_proximal=False``); its CG operator is
+(1 + δ)I + H/(λ + λ_d) with δ = 1, λ_d = 10 (``cg_damping``, ``lam_damping``); and it
+evaluates without the proximal term (``test_proximal=False``, the default here too).
 """
 
 from __future__ import annotations
@@ -32,6 +38,14 @@ class IMAMLSettings(Settings):
     lam: float = option(1.0, "proximal strength λ of the inner problem", formerly="imaml_lambda")
     cg_steps: int = option(5, "conjugate-gradient steps (fixed; exact at the dimension)")
     cg_damping: float = option(0.0, "damping δ: CG solves ((1 + δ)I + H/λ) g = ∇L_query(φ)")
+    lam_damping: float = option(
+        0.0, "λ_d: CG solves ((1 + δ)I + H/(λ + λ_d)) g = ∇L_query(φ) (the authors' code: 10)")
+    inner_proximal: bool = option(
+        True, "take the k inner steps on the proximal objective (off: k plain steps on the "
+        "support loss, then one step on the proximal term alone, as the authors' code does)")
+    test_proximal: bool = option(
+        False, "adapt at test time with the proximal term (off: plain steps on the support "
+        "loss, as the authors evaluate)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -41,6 +55,7 @@ class IMAMLSettings(Settings):
         if self.cg_steps > MAX_CG_STEPS:
             raise ValueError(f"cg_steps must be at most {MAX_CG_STEPS}, got {self.cg_steps}")
         positive_float("cg_damping", self.cg_damping, allow_zero=True)
+        positive_float("lam_damping", self.lam_damping, allow_zero=True)
 
 
 #: A bound on ``cg_steps``: beyond a few dozen steps, rounding dominates anyway.
@@ -48,8 +63,10 @@ MAX_CG_STEPS = 10_000
 
 
 def test_adapt(settings: IMAMLSettings, loss, meta, x, y, steps):
-    """Test-time adaptation on iMAML's own inner objective, with the proximal term at θ."""
-    return sgd_path(loss, meta, x, y, steps, settings.inner_lr, regularization=settings.lam)
+    """Test-time adaptation: plain steps on the support loss by default, or iMAML's own inner
+    objective with the proximal term at θ (``test_proximal``)."""
+    lam = settings.lam if settings.test_proximal else 0.0
+    return sgd_path(loss, meta, x, y, steps, settings.inner_lr, regularization=lam)
 
 
 def variants(settings: IMAMLSettings):
@@ -64,14 +81,18 @@ def variants(settings: IMAMLSettings):
 
 
 @register("imaml", IMAMLSettings, "implicit MAML: CG solve of (I + H/λ) g = ∇L_query(φ)",
-          adapt=test_adapt, variants=variants, approximates="maml")
+          adapt=test_adapt, variants=variants, approximates="maml", rivals=("reptile",))
 def imaml(loss, params, task, settings: IMAMLSettings):
     theta = tree_detach(params)
-    # 1. Inner solver: k steps on the proximally regularised support loss.
+    # 1. Inner solver: k steps on the proximally regularised support loss, or (the authors'
+    # scheme) k plain steps, then one step on the proximal term alone: φ ← φ − αλ(φ − θ).
     adapted = adapt(
         loss, theta, task.support_x, task.support_y, settings.inner_steps, settings.inner_lr,
-        anchor=theta, regularization=settings.lam,
+        anchor=theta, regularization=settings.lam if settings.inner_proximal else 0.0,
     ).params
+    if not settings.inner_proximal:
+        pull = settings.inner_lr * settings.lam
+        adapted = {name: phi - pull * (phi - theta[name]) for name, phi in adapted.items()}
 
     # 2. Optimality condition ∇L_support(φ) + λ(φ − θ) = 0; its Jacobian in φ is H + λI.
     # H is symmetric, so H v is the vector-Jacobian product of the gradient map; one
@@ -79,10 +100,10 @@ def imaml(loss, params, task, settings: IMAMLSettings):
     hessian = hessian_vector_product(loss, adapted, task.support_x, task.support_y)
 
     def operator(vector):
-        # ((1 + δ) I + H/λ) v
+        # ((1 + δ) I + H/(λ + λ_d)) v
         hessian_vector = hessian(vector)
         return tree_axpy(
-            1.0 / settings.lam, hessian_vector,
+            1.0 / (settings.lam + settings.lam_damping), hessian_vector,
             {name: (1.0 + settings.cg_damping) * v for name, v in vector.items()},
         )
 

@@ -45,13 +45,17 @@ def model_params(settings: MetaSGDSettings, meta):
 
 
 def test_adapt(settings: MetaSGDSettings, loss, meta, x, y, steps):
-    """Test-time adaptation with the learned per-parameter step sizes."""
+    """Test-time adaptation as trained: the learned per-parameter step sizes, for the k steps
+    they were learned for. The step sizes are fitted to exactly those k steps (the paper
+    evaluates with one step after training with one); taking more with them is outside the
+    method, and on sinusoid it diverges. So asking for more than k steps returns φ_k."""
     theta, rates = split(meta)
-    return sgd_path(loss, theta, x, y, steps, rates)
+    return sgd_path(loss, theta, x, y, [min(s, settings.inner_steps) for s in steps], rates)
 
 
 @register("metasgd", MetaSGDSettings, "Meta-SGD: MAML with learned per-parameter step sizes",
-          init=init, model_params=model_params, adapt=test_adapt)
+          init=init, model_params=model_params, adapt=test_adapt,
+          own_test_steps=lambda settings: settings.inner_steps)
 def metasgd(loss, params, task, settings: MetaSGDSettings):
     def query_loss(meta):
         theta, rates = split(meta)

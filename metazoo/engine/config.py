@@ -37,12 +37,14 @@ class TrainConfig:
                                "or a cache for omniglot, $METAZOO_AIR_QUALITY_DIR for air-quality)")
     split: str = option("", "how the data set is split into train and test tasks (empty: the "
                             "task's default: vinyals for omniglot, years for air-quality)")
-    inner_steps: int = option(1, "inner SGD steps k while meta-training")
-    inner_lr: float = option(0.01, "inner SGD step size α")
+    inner_steps: int = option(-1, "inner steps k while meta-training (-1: the algorithm's own "
+                                  "default)")
+    inner_lr: float = option(0.0, "inner step size α (0: the algorithm's own default)")
     algorithm_options: dict = option({}, "the algorithm's own settings by field name, e.g. "
                                          "{\"cg_steps\": 5} for imaml (see --help)")
     outer_optimizer: str = option("adam", "outer optimizer: adam or sgd")
     outer_lr: float = option(1e-3, "outer step size β (Reptile's ε with sgd)")
+    outer_eps: float = option(1e-8, "ε of the outer Adam (iMAML's reference code: 1e-3)")
     lr_schedule: str = option("constant", "outer step size schedule: constant, or linear decay to 0")
     meta_batch: int = option(25, "tasks per meta-iteration")
     iterations: int = option(10_000, "meta-iterations (at most, with --time-budget)")
@@ -70,6 +72,14 @@ class TrainConfig:
     eval_query_shots: int = option(0, "query examples per held-out task (0: as query_shots)")
     eval_steps: list = option([0, 1, 5, 10], "report after each of these numbers of test steps")
     eval_seed: int = option(12345, "seed of the held-out tasks (same for every run to pair results)")
+    val_every: int = option(
+        0, "every this many iterations, score θ on val_tasks fixed tasks of the split's "
+        "validation part (test part where it has none) and append it to validation.jsonl with "
+        "the budget seconds so far: a learning curve (0: never; not counted in the budget)")
+    val_tasks: int = option(100, "tasks of each validation score")
+    eval_transductive: bool = option(
+        True, "classify a task's queries together, BatchNorm statistics over all of them "
+        "(transductive); off: each query with the support set alone (non-transductive)")
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
@@ -86,7 +96,7 @@ class TrainConfig:
             if default is not None and isinstance(default.default, str):
                 object.__setattr__(self, "split", default.default)
         for name in ("n_way", "k_shot", "query_shots", "meta_batch", "iterations", "log_every",
-                     "checkpoint_every", "eval_tasks"):
+                     "checkpoint_every", "eval_tasks", "val_tasks"):
             positive(name)
         for name in ("eval_k_shot", "eval_query_shots"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
@@ -94,6 +104,8 @@ class TrainConfig:
                                  f"{getattr(self, name)!r}")
         if not (math.isfinite(self.outer_lr) and self.outer_lr > 0):
             raise ValueError(f"outer_lr must be a positive number, got {self.outer_lr!r}")
+        if not (math.isfinite(self.outer_eps) and self.outer_eps > 0):
+            raise ValueError(f"outer_eps must be a positive number, got {self.outer_eps!r}")
         if self.outer_optimizer not in ("adam", "sgd"):
             raise ValueError(f"outer_optimizer must be 'adam' or 'sgd', got {self.outer_optimizer!r}")
         if self.lr_schedule not in ("constant", "linear"):
@@ -104,6 +116,8 @@ class TrainConfig:
             raise ValueError(f"time_budget must be >= 0 seconds, got {self.time_budget!r}")
         if self.budget_clock not in ("wall", "cpu"):
             raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r}")
+        if not isinstance(self.val_every, int) or self.val_every < 0:
+            raise ValueError(f"val_every must be an integer >= 0 (0: never), got {self.val_every!r}")
         if self.chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0 (0 means no chunking), got {self.chunk_size}")
         if self.dtype not in ("float32", "float64"):
@@ -120,6 +134,8 @@ class TrainConfig:
         resolved = {name: value for name, value in dataclasses.asdict(settings).items()
                     if name not in shared}
         object.__setattr__(self, "algorithm_options", resolved)
+        object.__setattr__(self, "inner_steps", settings.inner_steps)
+        object.__setattr__(self, "inner_lr", settings.inner_lr)
 
     @property
     def model_name(self) -> str:
@@ -132,20 +148,29 @@ class TrainConfig:
     def method(self) -> Method:
         """The algorithm bound to its settings (inner loop plus its own options).
 
-        An option the algorithm does not take is refused, naming the algorithm's options.
+        ``inner_steps`` −1 and ``inner_lr`` 0 take the algorithm's own defaults. An option the
+        algorithm does not take is refused, naming the algorithm's options.
         """
-        return get_algorithm(self.algorithm).make(
-            inner_steps=self.inner_steps, inner_lr=self.inner_lr, **self.algorithm_options)
+        inner = {}
+        if self.inner_steps != -1:
+            inner["inner_steps"] = self.inner_steps
+        if self.inner_lr != 0:
+            inner["inner_lr"] = self.inner_lr
+        return get_algorithm(self.algorithm).make(**inner, **self.algorithm_options)
 
-    def task_options(self, evaluation: bool = False) -> dict[str, Any]:
-        """Options for the task factory: only those its signature takes."""
+    def task_options(self, evaluation: bool = False, part: str = "") -> dict[str, Any]:
+        """Options for the task factory: only those its signature takes.
+
+        Training tasks come from the split's train part, held-out ones (``evaluation``) from
+        its test part, or from ``part`` when given (the validation curve uses ``"val"``).
+        """
         options = {
             "n_way": self.n_way,
             "k_shot": (self.eval_k_shot or self.k_shot) if evaluation else self.k_shot,
             "query_shots": (self.eval_query_shots or self.query_shots) if evaluation
             else self.query_shots,
             "root": self.data_dir or None,
-            "part": "test" if evaluation else "train",
+            "part": part or ("test" if evaluation else "train"),
         }
         if self.split:
             options["split"] = self.split

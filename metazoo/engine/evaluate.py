@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torch.func import vmap
 
 from metazoo.algorithms import Method
 from metazoo.core.batch import map_tasks
@@ -24,6 +26,7 @@ def per_task_metrics(
     predict: Callable[[Params, torch.Tensor], torch.Tensor] | None = None,
     strategy: str = "vmap",
     chunk_size: int | None = None,
+    transductive: bool = True,
 ) -> dict[int, dict[str, torch.Tensor]]:
     """Per-task query loss (and accuracy, given ``predict``) after each step count.
 
@@ -40,6 +43,11 @@ def per_task_metrics(
         predict: ``(params, x) -> logits``; when given, accuracy is reported too.
         strategy: ``"vmap"`` over tasks, or ``"loop"`` (one task at a time).
         chunk_size: at most this many tasks in one vmap call.
+        transductive: classify a task's queries in one batch (BatchNorm's statistics over all
+            of them). When False, each query is classified in a batch with the support set
+            alone and its own logits kept (the non-transductive protocol of Nichol et al.,
+            2018); query loss is then the cross-entropy of those logits. Regression is the
+            same either way.
 
     Returns:
         ``{step: {"loss": [T], ["accuracy": [T]]}}``: one value per task.
@@ -51,10 +59,21 @@ def per_task_metrics(
         results = {}
         iterates = method.adapt(loss, params, task.support_x, task.support_y, ordered)
         for target, adapted in zip(ordered, iterates):
-            results[f"loss/{target}"] = loss(adapted, task.query_x, task.query_y)
-            if predict is not None:
-                hits = predict(adapted, task.query_x).argmax(-1) == task.query_y
-                results[f"accuracy/{target}"] = hits.float().mean()
+            if predict is None:
+                results[f"loss/{target}"] = loss(adapted, task.query_x, task.query_y)
+                continue
+            if transductive:
+                results[f"loss/{target}"] = loss(adapted, task.query_x, task.query_y)
+                logits = predict(adapted, task.query_x)  # [Q, N]
+            else:
+                def alone(query, phi=adapted):  # one query beside the support set
+                    batch = torch.cat([task.support_x, query[None]])  # [S+1, ...]
+                    return predict(phi, batch)[-1]
+
+                logits = vmap(alone)(task.query_x)  # [Q, N]
+                results[f"loss/{target}"] = F.cross_entropy(logits, task.query_y)
+            hits = logits.argmax(-1) == task.query_y
+            results[f"accuracy/{target}"] = hits.float().mean()
         return results
 
     per_task = map_tasks(one_task, tasks, strategy=strategy, chunk_size=chunk_size)

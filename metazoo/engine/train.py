@@ -30,6 +30,7 @@ from metazoo.tasks import TaskDistribution, make_task
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 LOG = "log.jsonl"
+VALIDATION = "validation.jsonl"
 
 
 class NonFiniteError(RuntimeError):
@@ -48,6 +49,7 @@ class Setup:
     loss: LossFn
     predict: Callable | None
     strategy: str
+    val_tasks: TaskDistribution | None = None
 
 
 def build(config: TrainConfig) -> Setup:
@@ -110,14 +112,24 @@ def check_device(device: str) -> None:
         raise ValueError(f"device {device!r} is not available here ({error}); use --device cpu") from error
 
 
-def _make_optimizer(config: TrainConfig, params: Params):
+def _make_optimizer(config: TrainConfig, params: Params, spent=lambda: 0.0):
+    """The outer optimizer and its step-size schedule.
+
+    The linear schedule decays to 0 over the run: over ``iterations``, or, with a time budget,
+    over whichever runs out first, so that a protocol sized to a CPU by ``time_budget`` still
+    anneals (Reptile's ε → 0). ``spent()`` gives the budget's seconds used so far.
+    """
     tensors = list(params.values())
     if config.outer_optimizer == "adam":
-        optimizer = torch.optim.Adam(tensors, lr=config.outer_lr)
+        optimizer = torch.optim.Adam(tensors, lr=config.outer_lr, eps=config.outer_eps)
     else:
         optimizer = torch.optim.SGD(tensors, lr=config.outer_lr)
     if config.lr_schedule == "linear":
-        schedule = lambda i: max(0.0, 1.0 - i / config.iterations)
+        def schedule(i: int) -> float:
+            done = i / config.iterations
+            if config.time_budget:
+                done = max(done, spent() / config.time_budget)
+            return max(0.0, 1.0 - done)
     else:
         schedule = lambda i: 1.0
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -142,7 +154,7 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         probe.unlink()
     except OSError as error:
         raise ValueError(f"--out {out} is not writable ({error}); choose another --out") from error
-    for stale in (CHECKPOINT, LOG, "results.json", "results.md", "config.json"):
+    for stale in (CHECKPOINT, LOG, VALIDATION, "results.json", "results.md", "config.json"):
         (out / stale).unlink(missing_ok=True)
 
 
@@ -225,7 +237,8 @@ def train(
         dist.barrier()
     params = {name: p.to(device=device, dtype=config.torch_dtype)
               for name, p in setup.method.init(initial_params(setup.model)).items()}
-    optimizer, scheduler = _make_optimizer(config, params)
+    spent = {"seconds": 0.0}  # the budget clock, for a schedule that follows the time budget
+    optimizer, scheduler = _make_optimizer(config, params, lambda: spent["seconds"])
     generator = torch.Generator().manual_seed(config.seed)
     start = 0
     if resume:
@@ -248,6 +261,7 @@ def train(
         start = state["iteration"]
         if lead:
             _truncate_log(out / LOG, start)
+            _truncate_log(out / VALIDATION, start)
     elif lead:
         write_json(out / "config.json", config.to_dict())
     if resume and config.strategy == "auto" and "strategy" in state:
@@ -255,6 +269,7 @@ def train(
     else:
         setup.strategy = choose_strategy(setup, params, device)
     trained_seconds = state.get("train_seconds", 0.0) if resume else 0.0
+    spent["seconds"] = trained_seconds
 
     def checkpoint(iteration: int) -> None:
         if lead:
@@ -309,6 +324,7 @@ def train(
             scheduler.step()
             seconds.append(time.perf_counter() - began)
             trained_seconds += clock() - began_budget
+            spent["seconds"] = trained_seconds
             done = iteration + 1
             out_of_time = bool(config.time_budget) and trained_seconds >= config.time_budget
             if ranks.world > 1 and config.time_budget:
@@ -324,6 +340,8 @@ def train(
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if lead and config.val_every and (done % config.val_every == 0 or last):
+                _validate(setup, params, out / VALIDATION, done, trained_seconds)
             if done % config.checkpoint_every == 0 or last:
                 checkpoint(done)
             if out_of_time:
@@ -348,6 +366,30 @@ def train(
     if ranks.world > 1:
         dist.barrier()
     return summary
+
+
+def validation_tasks(setup: Setup) -> TaskDistribution:
+    """The held-out tasks of the learning curve: the split's validation part, or its test part
+    where it has none (e.g. sinusoid, which has no parts)."""
+    config = setup.config
+    try:
+        return make_task(config.task, **config.task_options(evaluation=True, part="val"))
+    except ValueError:
+        return setup.eval_tasks
+
+
+def _validate(setup: Setup, params: Params, path: Path, iteration: int, seconds: float) -> None:
+    """Append θ's score on the fixed validation tasks to the learning curve at ``path``."""
+    config = setup.config
+    if setup.val_tasks is None:
+        setup.val_tasks = validation_tasks(setup)
+    report = evaluate_params(setup, params, num_tasks=config.val_tasks,
+                             eval_tasks=setup.val_tasks)
+    record = {"iteration": iteration, "train_seconds": seconds,
+              **{f"{metric}@{step}": estimate.mean for step, values in report.items()
+                 for metric, estimate in values.items()}}
+    with open(path, "a") as file:
+        file.write(json.dumps(record) + "\n")
 
 
 def _median(values: list[float]) -> float:
@@ -379,6 +421,7 @@ def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = N
     return (per_task_metrics if per_task else evaluate)(
         setup.loss, params, tasks.to(config.device, config.torch_dtype),
         steps=list(steps or config.eval_steps), method=setup.method, predict=setup.predict,
+        transductive=config.eval_transductive,
         # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
         strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
     )
@@ -389,9 +432,17 @@ def report_to_dict(report) -> dict[str, dict[str, dict[str, float]]]:
             for step, values in report.items()}
 
 
+def protocol_name(config: TrainConfig, report) -> str:
+    """How queries were classified, for a title (BatchNorm makes the two differ)."""
+    if "accuracy" not in next(iter(report.values())):
+        return ""
+    return ", transductive" if config.eval_transductive else ", non-transductive"
+
+
 def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any]) -> None:
     title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
-             f"K={config.eval_k_shot or config.k_shot}, test step size {config.inner_lr}")
+             f"K={config.eval_k_shot or config.k_shot}, test step size {config.inner_lr}"
+             + protocol_name(config, report))
     write_json(out / "results.json", {
         "config": config.to_dict(), "evaluation": report_to_dict(report),
         **{key: summary[key] for key in ("median_seconds_per_iteration", "strategy",
