@@ -378,7 +378,7 @@ def report(args, inner_lr: float, pilot_scores: dict, summaries: dict, seconds: 
          f"evaluation with every baseline {seconds / 60:.1f} CPU minutes. {args.inner_steps} "
          f"inner steps while training, α = {inner_lr:g} chosen on the validation year from "
          + ", ".join(f"{r} ({v:.2f} µg/m³)" for r, v in pilot_scores.items())
-         + f"). A task: one station-month, K support hours, {args.eval_query_shots} query "
+         + f". A task: one station-month, K support hours, {args.eval_query_shots} query "
          "hours; inputs CO, NO2, SO2, O3, weather, wind direction and hour (not PM10; see "
          "`metazoo/tasks/air_quality.py`)."), "",
         (f"Cells: query RMSE in µg/m³ on the same {args.eval_tasks} test tasks for every "
