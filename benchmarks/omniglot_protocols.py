@@ -38,6 +38,24 @@ def run(preset: str, args) -> dict:
     name = preset.split("-")[0]
     out = args.runs / f"omniglot-{name}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    curve_path = out / "validation.jsonl"
+    if args.partial:
+        # Report runs stopped before their budget: their last checkpoint, on fewer tasks.
+        evaluation = {}
+        for protocol in ("--transductive", "--no-transductive"):
+            path = out / f"partial{protocol.replace('--', '-')}.json"
+            if not path.is_file():
+                metazoo("eval", str(out), "--tasks", str(args.partial), protocol, "--json",
+                        str(path), env=env)
+            evaluation[protocol] = json.loads(path.read_text())
+        log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()
+               if line.strip()]
+        curve = [json.loads(line) for line in curve_path.read_text().splitlines()
+                 if line.strip()] if curve_path.is_file() else []
+        results = {"evaluation": evaluation["--transductive"], "iterations": log[-1]["iteration"],
+                   "train_seconds": curve[-1]["train_seconds"] if curve else float("nan")}
+        return {"name": name, "preset": preset, "results": results, "curve": curve,
+                "non_transductive": evaluation["--no-transductive"]}
     if not (out / "results.json").is_file():
         if (out / "checkpoint.pt").is_file():
             metazoo("train", "--resume", str(out), "--no-progress", env=env)
@@ -50,8 +68,7 @@ def run(preset: str, args) -> dict:
     if not other.is_file():
         metazoo("eval", str(out), "--no-transductive", "--json", str(other), env=env)
     results = json.loads((out / "results.json").read_text())
-    curve = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()
-             if line.strip()]
+    curve = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()]
     return {"name": name, "preset": preset, "results": results, "curve": curve,
             "non_transductive": json.loads(other.read_text())}
 
@@ -61,6 +78,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "omniglot-protocols")
     parser.add_argument("--time-budget", type=float, default=1800.0)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "omniglot")
+    parser.add_argument("--partial", type=int, default=0, metavar="TASKS",
+                        help="report runs stopped before their budget (killed): score each "
+                             "last checkpoint on this many test tasks")
     args = parser.parse_args()
     with ThreadPoolExecutor(len(PRESETS)) as pool:
         entries = list(pool.map(lambda p: run(p, args), PRESETS))

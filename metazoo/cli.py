@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -392,6 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     128 + N for a stop by signal N (130 for Ctrl-C, 143 for SIGTERM).
     """
     parser = build_parser()
+    # `--model package.module:factory` may name a module in the current folder, as it would
+    # under `python -m`; appended, so it never shadows an installed module.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # usage errors (status 2) and --help (status 0)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from metazoo.analysis.compare import CompareConfig, run_grid
+from metazoo.analysis.compare import CompareConfig, train_grid
 from metazoo.cli import main
 
 TINY = ["--algorithms", "maml", "fomaml", "reptile", "imaml", "--train-steps", "1", "2",
@@ -36,6 +36,8 @@ def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
     markdown = (report / "index.md").read_text()
     for cheap in ("fomaml", "reptile", "imaml"):  # each paired with the method it approximates
         assert f"maml − {cheap}" in markdown
+    assert "## 1b. imaml or reptile?" in markdown  # the contest the registry declares
+    assert "nan" not in markdown.lower().replace("nan-", "")
     assert "Control by perturbation" in markdown and "From the same starting loss" in markdown
     assert (out / "runs.csv").read_text().count("\n") == 17
 
@@ -72,8 +74,8 @@ def test_parallel_runs_match_serial_runs_and_take_their_own_options(tmp_path):
     config = CompareConfig(algorithms=["maml", "imaml"], train_steps=[1], seeds=[0, 1],
                            iterations=6, meta_batch=4, eval_tasks=16, test_steps=[0, 1],
                            algorithm_options={"imaml": {"cg_damping": 0.5}})
-    serial = run_grid(dataclasses.replace(config, jobs=1), tmp_path / "serial", progress=False)
-    parallel = run_grid(dataclasses.replace(config, jobs=2), tmp_path / "parallel",
+    serial = train_grid(dataclasses.replace(config, jobs=1), tmp_path / "serial", progress=False)
+    parallel = train_grid(dataclasses.replace(config, jobs=2), tmp_path / "parallel",
                         progress=False)
     assert [r["name"] for r in serial] == [r["name"] for r in parallel]
     for one, other in zip(serial, parallel, strict=True):
@@ -88,7 +90,7 @@ def test_parallel_runs_match_serial_runs_and_take_their_own_options(tmp_path):
 
 
 def test_common_start_leaves_out_a_theta_far_above_the_others():
-    from metazoo.analysis.compare import common_start
+    from metazoo.analysis.questions import common_start
 
     # Omniglot, train k = 1: first-order MAML's θ starts at 6.09, the others near ln 5.
     levels = {"joint": 1.61, "maml": 1.64, "fomaml": 6.09, "imaml": 1.69, "anil": 1.62}
@@ -97,3 +99,20 @@ def test_common_start_leaves_out_a_theta_far_above_the_others():
     assert common_start({"joint": 2.74, "maml": 2.81, "imaml": 3.77}) == (3.77, [])
     # All at zero loss: nothing to leave out.
     assert common_start({"a": 0.0, "b": 0.0}) == (0.0, [])
+
+
+def test_a_diverged_method_is_named_with_its_last_finite_value(tmp_path):
+    from metazoo.analysis import report as rpt
+    from metazoo.analysis.questions import _cell, question1
+
+    assert _cell([1.0, float("inf"), float("nan")]) == "diverged (2 of 3 tasks)"
+    assert _cell([1.0, 3.0]).startswith("2 ± ")
+    config = CompareConfig(algorithms=["maml", "fomaml"], train_steps=[1], seeds=[0, 1],
+                           test_steps=[0, 1, 10])
+    records = [{"algorithm": a, "k": 1, "seed": seed, "loss@0": 3.0, "loss@1": 1.0 + seed,
+                "loss@10": float("inf") if a == "fomaml" else 0.5}
+               for a in ("maml", "fomaml") for seed in (0, 1)]
+    text = rpt.to_markdown(question1(config, records, "loss", tmp_path))
+    row = next(line for line in text.splitlines() if line.startswith("| fomaml"))
+    assert "diverged (2 of 2 seeds); last finite: 1.5 ± 6.4 after 1 steps" in row
+    assert "inf" not in text and "nan" not in text

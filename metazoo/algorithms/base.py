@@ -17,7 +17,11 @@ benchmarks loop over the registry without ever naming a method:
   (Reptile's θ − φ divided by kα), for the fidelity analysis;
 * ``variants(settings)``: the settings to compare in that analysis (e.g. several CG depths);
 * ``approximates``: the name of the exact method whose meta-gradient this one estimates
-  cheaply (the analysis pairs them).
+  cheaply (the analysis pairs them);
+* ``rivals``: methods the report sets against this one head to head (iMAML, the principled
+  implicit gradient, against Reptile, the heuristic first-order one);
+* ``own_test_steps(settings)``: the number of test steps its own protocol takes, where that
+  is part of the method (Meta-SGD: the k steps its step sizes were learned for), else None.
 
 :meth:`Algorithm.make` binds settings to the entry and returns a :class:`Method`, the object
 callers use. Settings are frozen dataclasses with plain field names and errors that name
@@ -152,6 +156,10 @@ def _itself(settings: Settings) -> dict[str, Settings]:
     return {"": settings}
 
 
+def _any_steps(settings: Settings) -> int | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Algorithm:
     """A registry entry: the whole contract of one method (see the module docstring)."""
@@ -166,6 +174,8 @@ class Algorithm:
     as_gradient: Callable[[Settings, Params], Params] = _unchanged
     variants: Callable[[Settings], dict[str, Settings]] = _itself
     approximates: str = ""
+    rivals: tuple[str, ...] = ()
+    own_test_steps: Callable[[Settings], int | None] = _any_steps
 
     def options(self) -> dict[str, dataclasses.Field]:
         """The settings fields of this algorithm beyond the shared inner-loop ones."""
@@ -242,6 +252,11 @@ class Method:
     def as_gradient(self, direction: Params) -> Params:
         """The per-task direction as an estimate of a gradient of the model's parameters."""
         return self.algorithm.as_gradient(self.settings, direction)
+
+    def own_test_steps(self, default: int) -> int:
+        """Test steps of the method's own protocol, or ``default`` where it has none."""
+        steps = self.algorithm.own_test_steps(self.settings)
+        return default if steps is None else steps
 
     def variants(self) -> dict[str, Method]:
         """Labelled settings to compare in the fidelity analysis (this method's own)."""

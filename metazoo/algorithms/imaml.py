@@ -81,7 +81,7 @@ def variants(settings: IMAMLSettings):
 
 
 @register("imaml", IMAMLSettings, "implicit MAML: CG solve of (I + H/λ) g = ∇L_query(φ)",
-          adapt=test_adapt, variants=variants, approximates="maml")
+          adapt=test_adapt, variants=variants, approximates="maml", rivals=("reptile",))
 def imaml(loss, params, task, settings: IMAMLSettings):
     theta = tree_detach(params)
     # 1. Inner solver: k steps on the proximally regularised support loss, or (the authors'

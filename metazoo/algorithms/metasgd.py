@@ -54,7 +54,8 @@ def test_adapt(settings: MetaSGDSettings, loss, meta, x, y, steps):
 
 
 @register("metasgd", MetaSGDSettings, "Meta-SGD: MAML with learned per-parameter step sizes",
-          init=init, model_params=model_params, adapt=test_adapt)
+          init=init, model_params=model_params, adapt=test_adapt,
+          own_test_steps=lambda settings: settings.inner_steps)
 def metasgd(loss, params, task, settings: MetaSGDSettings):
     def query_loss(meta):
         theta, rates = split(meta)

@@ -31,6 +31,11 @@ from metazoo.core import adapt, tree_detach, tree_sub
 
 @dataclass(frozen=True)
 class ReptileSettings(Settings):
+    # With k = 1 Reptile's direction is joint training's (see the module docstring): its own
+    # protocol takes several steps. On sinusoid, 5 SGD steps of 0.02 over the task's data
+    # (the step size of the paper's sinusoid code) learn (results/sinusoid.md).
+    inner_steps: int = option(5, "inner steps k per task while meta-training")
+    inner_lr: float = option(0.02, "inner step size α")
     data: str = option("all", "data of the inner steps: 'all' (support ∪ query) or 'support'",
                        formerly="reptile_data")
     inner_optimizer: str = option(

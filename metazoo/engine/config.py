@@ -21,7 +21,8 @@ MAX_SEED = 2**62
 MAX_STEPS = 10_000
 
 #: Default model for each built-in task.
-DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride"}
+DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride",
+                 "air-quality": "mlp"}
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,17 @@ class TrainConfig:
 
     algorithm: str = option("maml", "meta-learner")
     task: str = option("sinusoid", "task family")
-    model: str = option("", "model (empty: the task's default, mlp for sinusoid)")
+    model: str = option(
+        "", "model: mlp, linear, conv4, conv4-stride, or package.module:factory from your own "
+        "code, called as factory(input_shape=..., output_size=...) and returning an nn.Module "
+        "(empty: the task's default, mlp for sinusoid)")
     n_way: int = option(5, "classes per task (classification tasks only)")
     k_shot: int = option(10, "support examples per task (per class for classification)")
     query_shots: int = option(10, "query examples per task (per class for classification)")
-    data_dir: str = option("", "data folder (Omniglot; empty: $METAZOO_OMNIGLOT_DIR or a cache)")
-    split: str = option("vinyals", "class split of a classification data set")
+    data_dir: str = option("", "data folder (omniglot, air-quality; empty: $METAZOO_OMNIGLOT_DIR "
+                               "or a cache for omniglot, $METAZOO_AIR_QUALITY_DIR for air-quality)")
+    split: str = option("", "how the data set is split into train and test tasks (empty: the "
+                            "task's default: vinyals for omniglot, years for air-quality)")
     inner_steps: int = option(-1, "inner steps k while meta-training (-1: the algorithm's own "
                                   "default)")
     inner_lr: float = option(0.0, "inner step size α (0: the algorithm's own default)")
@@ -90,6 +96,10 @@ class TrainConfig:
         get_algorithm(self.algorithm)
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of: {', '.join(sorted(TASKS))}")
+        if not self.split:  # record the task's own default, so config.json names the split used
+            default = inspect.signature(TASKS[self.task]).parameters.get("split")
+            if default is not None and isinstance(default.default, str):
+                object.__setattr__(self, "split", default.default)
         for name in ("n_way", "k_shot", "query_shots", "meta_batch", "iterations", "log_every",
                      "checkpoint_every", "eval_tasks", "val_tasks"):
             positive(name)
@@ -193,9 +203,10 @@ class TrainConfig:
             "query_shots": (self.eval_query_shots or self.query_shots) if evaluation
             else self.query_shots,
             "root": self.data_dir or None,
-            "split": self.split,
             "part": part or ("test" if evaluation else "train"),
         }
+        if self.split:
+            options["split"] = self.split
         accepted = inspect.signature(TASKS[self.task]).parameters
         return {name: value for name, value in options.items() if name in accepted}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from metazoo.tasks.air_quality import AirQuality
 from metazoo.tasks.base import TaskBatch, TaskDistribution
 from metazoo.tasks.linear import LinearRegression
 from metazoo.tasks.omniglot import Omniglot
@@ -15,6 +16,7 @@ TASKS: dict[str, Callable[..., TaskDistribution]] = {
     "sinusoid": Sinusoid,
     "linear": LinearRegression,
     "omniglot": Omniglot,
+    "air-quality": AirQuality,
 }
 
 
@@ -25,4 +27,4 @@ def make_task(name: str, **options: Any) -> TaskDistribution:
     return TASKS[name](**options)
 
 
-__all__ = ["TASKS", "LinearRegression", "Omniglot", "Sinusoid", "TaskBatch", "TaskDistribution", "make_task"]
+__all__ = ["TASKS", "AirQuality", "LinearRegression", "Omniglot", "Sinusoid", "TaskBatch", "TaskDistribution", "make_task"]
