@@ -57,7 +57,7 @@ def main() -> None:
               f"{load_both(root, cache):.3f} s")
 
         for n_way, k_shot, query_shots, tasks in SAMPLING:
-            task = Omniglot(n_way=n_way, k_shot=k_shot, query_shots=query_shots, root=root,
+            task = Omniglot(n_way=n_way, k_shot=k_shot, query_shots=query_shots, data_dir=root,
                             cache_dir=cache, download=False)
             generator = torch.Generator().manual_seed(0)
             task.sample(tasks, generator)  # warm-up

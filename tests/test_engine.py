@@ -215,7 +215,7 @@ def test_cli_config_file(tmp_path, capsys):
     assert code == 0
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["algorithm"] == "reptile" and stored["inner_steps"] == 2
-    assert stored["algorithm_options"] == {"data": "support"}  # the former name still loads
+    assert stored["algorithm_options"]["data"] == "support"  # the former name still loads
     config.write_text("{not json")
     code, _, err = run_cli(["train", "--config", config, "--out", tmp_path / "r2"], capsys)
     assert code == 2 and "cannot read it as JSON" in err

@@ -155,7 +155,7 @@ def test_built_in_models_take_the_same_signature():
 
 
 BAD_SPECS = [
-    ("nope", "unknown model 'nope'; choose one of: conv4, conv4-stride, linear, mlp, or name"),
+    ("nope", "unknown model 'nope'; choose one of: conv4, conv4-32, conv4-stride, linear, mlp, or name"),
     ("user_models", "unknown model 'user_models'"),
     (":build", "unknown model ':build'"),
     ("no_such_package_xyz:build", "cannot import module 'no_such_package_xyz' (ModuleNotFound"),

@@ -22,7 +22,8 @@ MAX_STEPS = 10_000
 
 #: Default model for each built-in task.
 DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride",
-                 "air-quality": "mlp"}
+                 "air-quality": "mlp", "folder": "conv4", "faces": "conv4",
+                 "mini-imagenet": "conv4-32", "arrays": "mlp"}
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,17 @@ class TrainConfig:
     n_way: int = option(5, "classes per task (classification tasks only)")
     k_shot: int = option(10, "support examples per task (per class for classification)")
     query_shots: int = option(10, "query examples per task (per class for classification)")
-    data_dir: str = option("", "data folder (omniglot, air-quality; empty: $METAZOO_OMNIGLOT_DIR "
-                               "or a cache for omniglot, $METAZOO_AIR_QUALITY_DIR for air-quality)")
+    data_dir: str = option("", "data folder (omniglot: empty is $METAZOO_OMNIGLOT_DIR or a "
+                               "download; air-quality: empty is $METAZOO_AIR_QUALITY_DIR; folder: "
+                               "<dir>/<class>/<image>; arrays: inputs.npy and labels.npy)")
     split: str = option("", "how the data set is split into train and test tasks (empty: the "
                             "task's default: vinyals for omniglot, years for air-quality)")
+    image_size: int = option(0, "image tasks: decode images to this many pixels square (0: the "
+                                "task's default: 84, faces 32)")
+    channels: int = option(0, "image tasks: 1 (grey) or 3 (RGB) (0: the task's default)")
+    split_seed: int = option(0, "folder, faces, arrays: seed of the class split by fractions")
+    split_fractions: list = option([0.6, 0.15, 0.25], "folder, faces, arrays: train, val, test "
+                                                      "fractions of the classes")
     inner_steps: int = option(-1, "inner steps k while meta-training (-1: the algorithm's own "
                                   "default)")
     inner_lr: float = option(0.0, "inner step size α (0: the algorithm's own default)")
@@ -202,8 +210,15 @@ class TrainConfig:
             "k_shot": (self.eval_k_shot or self.k_shot) if evaluation else self.k_shot,
             "query_shots": (self.eval_query_shots or self.query_shots) if evaluation
             else self.query_shots,
+            # Task families call their data folder data_dir (air-quality: root).
+            "data_dir": self.data_dir or None,
             "root": self.data_dir or None,
             "part": part or ("test" if evaluation else "train"),
+            "split_seed": self.split_seed,
+            "split_fractions": tuple(self.split_fractions),
+            # 0 leaves the task's own default.
+            **{name: getattr(self, name) for name in ("image_size", "channels")
+               if getattr(self, name)},
         }
         if self.split:
             options["split"] = self.split

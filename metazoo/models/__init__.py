@@ -102,8 +102,9 @@ def _flat_inputs(name: str, input_shape: tuple[int, ...]) -> int:
     return input_shape[0]
 
 
-def _conv4(downsample: str):
-    name = "conv4" if downsample == "max" else "conv4-stride"
+def _conv4(downsample: str, hidden: int = 64):
+    name = {("max", 64): "conv4", ("stride", 64): "conv4-stride"}.get((downsample, hidden),
+                                                                       f"conv4-{hidden}")
 
     def build(input_shape: tuple[int, ...], output_size: int) -> nn.Module:
         if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
@@ -111,7 +112,8 @@ def _conv4(downsample: str):
                              f"inputs have shape {list(input_shape)}; choose mlp or linear for "
                              "vectors (--model)")
         channels, size, _ = input_shape
-        return Conv4(output_size, in_channels=channels, downsample=downsample, image_size=size)
+        return Conv4(output_size, in_channels=channels, hidden=hidden, downsample=downsample,
+                     image_size=size)
 
     return build
 
@@ -125,6 +127,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
         _flat_inputs("linear", input_shape), output_size),
     "conv4": _conv4("max"),
     "conv4-stride": _conv4("stride"),
+    # The MAML paper's mini-ImageNet net (Finn et al., 2017, section 5.2): 32 filters, max-pooling.
+    "conv4-32": _conv4("max", hidden=32),
 }
 
 

@@ -6,9 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from metazoo.tasks.air_quality import AirQuality
-from metazoo.tasks.base import TaskBatch, TaskDistribution
+from metazoo.tasks.arrays import ArrayTasks, array_tasks
+from metazoo.tasks.base import DataError, TaskBatch, TaskDistribution
+from metazoo.tasks.folder import Faces, ImageFolderTasks
 from metazoo.tasks.linear import LinearRegression
+from metazoo.tasks.mini_imagenet import MiniImageNet
 from metazoo.tasks.omniglot import Omniglot
+from metazoo.tasks.sampler import ClassData, FewShotSampling
 from metazoo.tasks.sinusoid import Sinusoid
 
 #: name → factory(**options) returning a task distribution. Later task families register here.
@@ -17,6 +21,10 @@ TASKS: dict[str, Callable[..., TaskDistribution]] = {
     "linear": LinearRegression,
     "omniglot": Omniglot,
     "air-quality": AirQuality,
+    "folder": ImageFolderTasks,
+    "faces": Faces,
+    "mini-imagenet": MiniImageNet,
+    "arrays": array_tasks,
 }
 
 
@@ -27,4 +35,21 @@ def make_task(name: str, **options: Any) -> TaskDistribution:
     return TASKS[name](**options)
 
 
-__all__ = ["TASKS", "AirQuality", "LinearRegression", "Omniglot", "Sinusoid", "TaskBatch", "TaskDistribution", "make_task"]
+__all__ = [
+    "TASKS",
+    "AirQuality",
+    "ArrayTasks",
+    "ClassData",
+    "DataError",
+    "Faces",
+    "FewShotSampling",
+    "ImageFolderTasks",
+    "LinearRegression",
+    "MiniImageNet",
+    "Omniglot",
+    "Sinusoid",
+    "TaskBatch",
+    "TaskDistribution",
+    "array_tasks",
+    "make_task",
+]

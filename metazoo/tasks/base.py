@@ -13,6 +13,11 @@ import torch
 from metazoo.types import TaskBatch
 
 
+class DataError(ValueError):
+    """A data set is missing, unreadable or unusable; the message is one line naming the file
+    or option and the fix."""
+
+
 class TaskDistribution(Protocol):
     """What the engine needs from a task family.
 
