@@ -171,10 +171,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at most {largest:.3g}, the largest {self.dtype}, "
                                  f"got {getattr(self, name)!r}")
         accepted = set(inspect.signature(TASKS[self.task]).parameters)
-        for name, parameter in (("n_way", "n_way"), ("split", "split"), ("data_dir", "root")):
-            if parameter not in accepted and getattr(self, name) != _DEFAULTS[name]:
+        for name, parameters in _TASK_FIELDS.items():
+            if not accepted & set(parameters) and getattr(self, name) != _DEFAULTS[name]:
                 takers = sorted(task for task, factory in TASKS.items()
-                                if parameter in inspect.signature(factory).parameters)
+                                if set(inspect.signature(factory).parameters) & set(parameters))
                 raise ValueError(f"{name} does not apply to task {self.task!r} (only to "
                                  f"{', '.join(takers) or 'no task'}); leave it out")
 
@@ -244,8 +244,14 @@ class TrainConfig:
         ]
 
 
-_DEFAULTS = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)
-             if spec.default is not dataclasses.MISSING}
+#: Options that reach the task factory (see task_options), by the factory parameters they
+#: become: set on a task that takes none of them, they would be silently ignored.
+_TASK_FIELDS = {"n_way": ("n_way",), "split": ("split",), "data_dir": ("data_dir", "root"),
+                "split_seed": ("split_seed",), "split_fractions": ("split_fractions",),
+                "image_size": ("image_size",), "channels": ("channels",)}
+
+_DEFAULTS = {spec.name: spec.default if spec.default is not dataclasses.MISSING
+             else spec.default_factory() for spec in dataclasses.fields(TrainConfig)}
 
 
 def _short(value: Any, limit: int = 60) -> str:
