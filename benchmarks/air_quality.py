@@ -52,9 +52,8 @@ from pathlib import Path
 import torch
 
 from metazoo.algorithms import ALGORITHMS
-from metazoo.engine import TrainConfig, train
+from metazoo.engine import TrainConfig, load_run, train
 from metazoo.engine.evaluate import per_task_metrics
-from metazoo.engine.train import load_run
 from metazoo.models import initial_params, make_model
 from metazoo.stats import mean_ci, t_quantile
 from metazoo.tasks.air_quality import AirQuality

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -61,7 +62,8 @@ def run(args, algorithm: str, seed: int) -> dict:
     out = args.runs / f"{algorithm}-seed{seed}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     steps = [str(s) for s in sorted({0, *args.report_steps})]
-    if not (out / "results.json").is_file():
+    executed = not (out / "results.json").is_file()
+    if executed:
         began = time.time()
         command = [sys.executable, "-m", "metazoo", "train", *COMMON, *OWN.get(algorithm, []),
                    "--algorithm", algorithm, "--data-dir", str(args.data_dir),
@@ -69,7 +71,7 @@ def run(args, algorithm: str, seed: int) -> dict:
                    "--time-budget", str(args.time_budget), "--eval-steps", *steps,
                    "--eval-tasks", str(args.eval_tasks),
                    "--overwrite", "--out", str(out)]
-        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        _run_counted(command, env, out)
         print(f"{algorithm} seed {seed}: trained and tested at K=1 in {time.time() - began:.0f} s",
               flush=True)
     results = json.loads((out / "results.json").read_text())
@@ -77,13 +79,30 @@ def run(args, algorithm: str, seed: int) -> dict:
     for shots in SHOTS[1:]:
         report = out / f"eval-{shots}shot.json"
         if not report.is_file():
-            subprocess.run([sys.executable, "-m", "metazoo", "eval", str(out), "--k-shot",
-                            str(shots), "--steps", *steps, "--json", str(report)],
-                           check=True, env=env, stdout=subprocess.DEVNULL)
+            _run_counted([sys.executable, "-m", "metazoo", "eval", str(out), "--k-shot",
+                          str(shots), "--steps", *steps, "--json", str(report)], env, out)
         evaluation = json.loads(report.read_text())
         accuracy[shots] = {int(s): v["accuracy"]["mean"] for s, v in evaluation.items()}
+    cpu = out / "cpu-seconds.json"
     return {"algorithm": algorithm, "seed": seed, "accuracy": accuracy,
-            "iterations": results["iterations"], "train_seconds": results["train_seconds"]}
+            "iterations": results["iterations"], "train_seconds": results["train_seconds"],
+            "cpu_seconds": sum(json.loads(cpu.read_text())) if cpu.is_file() else None,
+            "executed": executed}
+
+
+def _run_counted(command: list[str], env: dict, out: Path) -> None:
+    """Run ``command``; add the CPU seconds it used to ``out/cpu-seconds.json``.
+
+    Children's CPU time is read from ``getrusage`` before and after, so runs must not
+    overlap for the count to be exact (``--jobs 1``).
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    record = out / "cpu-seconds.json"
+    spent = json.loads(record.read_text()) if record.is_file() else []
+    record.write_text(json.dumps([*spent, used]) + "\n")
 
 
 def nearest_neighbour(data_dir: Path, seed: int, shots: int, num_tasks: int) -> float:
@@ -95,6 +114,9 @@ def nearest_neighbour(data_dir: Path, seed: int, shots: int, num_tasks: int) -> 
     nearest = torch.cdist(query, support).argmin(-1)  # [T, N*Q]
     predicted = batch.support_y.gather(1, nearest)
     return (predicted == batch.query_y).float().mean().item()
+
+
+NEAREST = "nearest neighbour on pixels"
 
 
 def percent(values) -> str:
@@ -124,49 +146,53 @@ def main() -> None:
                          for seed in args.seeds]
                  for shots in SHOTS}
     headline = args.report_steps[-1]
-
-    def accuracies(algorithm: str, shots: int, steps: int) -> list[float]:
-        return [r["accuracy"][shots][steps] for r in runs if r["algorithm"] == algorithm]
+    steps = sorted({0, *args.report_steps})
+    methods = sorted(ALGORITHMS)
+    # Accuracy per method, K and test step count: one value per split seed, in seed order.
+    table = {(a, k, s): [r["accuracy"][k][s] for r in runs if r["algorithm"] == a]
+             for a in methods for k in SHOTS for s in steps}
+    table.update({(NEAREST, k, headline): neighbour[k] for k in SHOTS})
 
     command = "python benchmarks/faces.py " + " ".join(sys.argv[1:])
+    cpu = [r["cpu_seconds"] for r in runs]
+    executed = any(r["executed"] for r in runs)
     lines = ["# Faces: 5-way few-shot identification of people never seen in training", "",
              "Produced by:", "", f"    {command}", "",
              (f"{len(args.seeds)} split seeds ({', '.join(map(str, args.seeds))}) × "
-              f"{len(ALGORITHMS)} methods, {args.time_budget:.0f} CPU seconds of meta-training "
-              f"each, {args.eval_tasks} test tasks per K; "
-              f"{(time.time() - started) / 60:.0f} min of wall-clock time on "
-              f"{os.cpu_count()} shared CPU cores ({args.jobs} run(s) at a time)."), "",
+              f"{len(methods)} methods, {args.time_budget:.0f} CPU seconds of meta-training "
+              f"each, {args.eval_tasks} test tasks per K"
+              + (f"; {sum(cpu) / 60:.0f} CPU minutes in all (training, testing, start-up)"
+                 if args.jobs == 1 and all(c is not None for c in cpu) else "")
+              + (f"; {(time.time() - started) / 60:.0f} min of wall-clock time on "
+                 f"{os.cpu_count()} shared CPU cores ({args.jobs} run(s) at a time)"
+                 if executed else "") + "."), "",
              __doc__.split("\n\n", 2)[2].strip(), "",
              f"## Accuracy (%) after {headline} test steps, mean ± 95% CI over split seeds", "",
              "| method | iterations (mean) | 5-way 1-shot | 5-way 5-shot |", "|---|---:|---:|---:|"]
-    for algorithm in sorted(ALGORITHMS):
+    for algorithm in methods:
         iterations = [r["iterations"] for r in runs if r["algorithm"] == algorithm]
         lines.append(f"| {algorithm} | {sum(iterations) / len(iterations):.0f} | "
-                     + " | ".join(percent(accuracies(algorithm, k, headline)) for k in SHOTS)
-                     + " |")
-    lines.append("| nearest neighbour on pixels | – | "
-                 + " | ".join(percent(neighbour[k]) for k in SHOTS) + " |")
-    lines += ["", "## Meta-learning against joint training", ""]
-    # Paired by split seed: both methods are tested on the same tasks of the same people.
-    lines += ["| method | 1-shot: minus joint (points) | 5-shot: minus joint (points) |",
-              "|---|---:|---:|"]
-    gaps: dict[str, dict[int, tuple[float, float]]] = {}
-    for algorithm in sorted(set(ALGORITHMS) - {"joint"}):
-        gaps[algorithm] = {}
-        for shots in SHOTS:
-            diffs = [100 * (a - j) for a, j in zip(accuracies(algorithm, shots, headline),
-                                                  accuracies("joint", shots, headline))]
-            gaps[algorithm][shots] = mean_ci(diffs)
-        lines.append(f"| {algorithm} | " + " | ".join(
-            f"{gaps[algorithm][k][0]:+.1f} ± {gaps[algorithm][k][1]:.1f}" for k in SHOTS) + " |")
-    lines += ["", _verdict(gaps, accuracies, neighbour, headline), ""]
+                     + " | ".join(percent(table[algorithm, k, headline]) for k in SHOTS) + " |")
+    lines.append(f"| {NEAREST} | – | "
+                 + " | ".join(percent(table[NEAREST, k, headline]) for k in SHOTS) + " |")
+    verdicts = []
+    for reference in ("joint", NEAREST):
+        gaps = paired_gaps(table, [a for a in methods if a != "joint"], reference, headline)
+        name = "joint training" if reference == "joint" else reference
+        lines += ["", f"## Meta-learning against {name}, paired by split seed", "",
+                  "| method | 1-shot: difference (points) | 5-shot: difference (points) |",
+                  "|---|---:|---:|"]
+        lines += [f"| {a} | " + " | ".join(f"{gaps[a][k][0]:+.1f} ± {gaps[a][k][1]:.1f}"
+                                           for k in SHOTS) + " |" for a in gaps]
+        verdicts.append(verdict(gaps, reference, name, table, headline))
+    lines += ["", "Does meta-learning beat joint training on faces? " + " ".join(verdicts), ""]
     lines += ["## Every test step count (mean over split seeds, %)", "",
-              "| method | K | " + " | ".join(f"{s} steps" for s in sorted({0, *args.report_steps}))
-              + " |", "|---|---:|" + "---:|" * len({0, *args.report_steps})]
-    for algorithm in sorted(ALGORITHMS):
+              "| method | K | " + " | ".join(f"{s} steps" for s in steps) + " |",
+              "|---|---:|" + "---:|" * len(steps)]
+    for algorithm in methods:
         for shots in SHOTS:
-            cells = [f"{100 * sum(accuracies(algorithm, shots, s)) / len(args.seeds):.1f}"
-                     for s in sorted({0, *args.report_steps})]
+            cells = [f"{100 * sum(table[algorithm, shots, s]) / len(args.seeds):.1f}"
+                     for s in steps]
             lines.append(f"| {algorithm} | {shots} | " + " | ".join(cells) + " |")
     lines.append("")
     (ROOT / "results").mkdir(exist_ok=True)
@@ -176,29 +202,33 @@ def main() -> None:
     print("\n".join(lines))
 
 
-def _verdict(gaps, accuracies, neighbour, headline) -> str:
-    """One sentence per K, computed from the paired gaps to joint training."""
+def paired_gaps(table, methods, reference, steps) -> dict[str, dict[int, tuple[float, float]]]:
+    """Per method and K: mean ± 95% CI over split seeds of (method − reference), in points.
+
+    Paired by seed: both are tested on the same tasks of the same people.
+    """
+    return {a: {k: mean_ci([100 * (x - y) for x, y in zip(
+        table[a, k, steps], table[reference, k, steps])]) for k in SHOTS} for a in methods}
+
+
+def verdict(gaps, reference: str, name: str, table, steps) -> str:
+    """One sentence per K, computed from the paired gaps to ``reference`` (called ``name``)."""
     sentences = []
     for shots in SHOTS:
         above = sorted(a for a, g in gaps.items() if g[shots][0] - g[shots][1] > 0)
         below = sorted(a for a, g in gaps.items() if g[shots][0] + g[shots][1] < 0)
         best = max(gaps, key=lambda a: gaps[a][shots][0])
         mean, half = gaps[best][shots]
-        joint = 100 * sum(accuracies("joint", shots, headline)) / len(neighbour[shots])
-        nn = 100 * sum(neighbour[shots]) / len(neighbour[shots])
-        if above:
-            verdict = (f"yes: {len(above)} of {len(gaps)} meta-learning methods beat joint "
-                       f"training ({', '.join(above)}; paired interval above zero)")
-        else:
-            verdict = "no method resolves an advantage over joint training (every paired interval includes zero or is below it)"
+        level = 100 * sum(table[reference, shots, steps]) / len(table[reference, shots, steps])
+        found = (f"{len(above)} of {len(gaps)} methods beat {name} ({', '.join(above)}: "
+                 "paired interval above zero)" if above else
+                 f"no method resolves an advantage over {name}")
         sentences.append(
-            f"**{shots}-shot:** {verdict}; the largest mean gain is {best}'s, {mean:+.1f} ± "
-            f"{half:.1f} points over joint training's {joint:.1f}%"
-            + (f"; {', '.join(below)} {'falls' if len(below) == 1 else 'fall'} below joint "
-               "training (paired interval below zero)" if below else "")
-            + f". Nearest neighbour on pixels reaches {nn:.1f}%."
-        )
-    return "Does meta-learning beat joint training on faces? " + " ".join(sentences)
+            f"**{shots}-shot against {name} ({level:.1f}%):** {found}; the largest mean "
+            f"gain is {best}'s, {mean:+.1f} ± {half:.1f} points"
+            + (f"; {', '.join(below)} {'is' if len(below) == 1 else 'are'} below it (paired "
+               "interval below zero)" if below else "") + ".")
+    return " ".join(sentences)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 from metazoo.algorithms import ALGORITHMS
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import format_table
+from metazoo.engine.layout import RESULTS_TABLE
+from metazoo.engine.stopping import Interrupted
 from metazoo.engine.train import NonFiniteError
 from metazoo.tasks import TASKS
 from metazoo.tasks.omniglot import OmniglotDataError
@@ -53,6 +57,13 @@ def _add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default
         elif spec.name == "task":
             common["choices"] = sorted(TASKS)
         parser.add_argument(*flags, type=type(default), **common)
+
+
+def _path(text: str) -> Path:
+    """A path argument; an empty one would silently mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a file or folder")
+    return Path(text)
 
 
 def _json_object(text: str) -> dict:
@@ -110,21 +121,25 @@ def _train_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="meta-train θ, then evaluate it on held-out tasks",
         description="Meta-train an initialization on a task family and evaluate it. Writes "
-                    "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out.",
+                    "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out, "
+                    "holding its lock. Ctrl-C or SIGTERM saves the current iteration; resume "
+                    "with --resume. Exit status: 0 done, 2 refused, 3 no usable result, "
+                    "130/143 stopped by SIGINT/SIGTERM.",
     )
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=_path, default=None,
                         help="output folder (default: runs/<task>-<algorithm>-seed<seed>)")
     parser.add_argument("--preset", default=None, metavar="NAME",
                         help="start from a published protocol (see 'metazoo presets'); a "
                              "--config file and flags override its values")
-    parser.add_argument("--config", type=Path, default=None,
+    parser.add_argument("--config", type=_path, default=None,
                         help="JSON file of options (same names as the flags, with underscores); "
                              "flags given on the command line override it")
-    parser.add_argument("--resume", type=Path, default=None, metavar="DIR",
-                        help="continue the run in DIR from its checkpoint; options given must "
-                             "match the stored config")
+    parser.add_argument("--resume", type=_path, default=None, metavar="DIR",
+                        help="continue the run in DIR from its checkpoint (a finished run is left "
+                             "as it is); options given must match the stored config")
     parser.add_argument("--overwrite", action="store_true",
-                        help="allow writing into a non-empty --out (its old results are deleted)")
+                        help="replace the run in --out: its files are deleted once every option "
+                             "has been checked (other files are kept)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     group = parser.add_argument_group("run options")
     defaults = TrainConfig()
@@ -147,13 +162,13 @@ def _eval_parser(subparsers) -> None:
         description="Adapt the θ of a run on held-out tasks and report query loss (and accuracy "
                     "for classification) ± 95%% CI after each number of test steps.",
     )
-    parser.add_argument("run", type=Path, help="run folder holding checkpoint.pt")
+    parser.add_argument("run", type=_path, help="run folder holding checkpoint.pt")
     parser.add_argument("--tasks", type=int, default=None, help="held-out tasks (default: the run's eval_tasks)")
     parser.add_argument("--steps", type=int, nargs="+", default=None, metavar="N",
                         help="report after these test step counts (default: the run's eval_steps)")
     parser.add_argument("--k-shot", type=int, default=None,
                         help="support examples per held-out task (default: the run's eval_k_shot)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    parser.add_argument("--json", type=_path, default=None, help="also write the report as JSON here")
     parser.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None,
                         help="classify a task's queries together (BatchNorm statistics over all "
                              "of them), or each query with the support set alone "
@@ -224,12 +239,15 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from metazoo.engine.checkpoint import load_checkpoint
-    from metazoo.engine.train import CHECKPOINT, train
+    from metazoo.engine.run import read_run
+    from metazoo.engine.train import train
 
     if args.resume is not None:
+        if args.out is not None and args.out.absolute() != args.resume.absolute():
+            raise ValueError(f"--resume {args.resume} continues the run in its own folder; "
+                             f"drop --out {args.out}, or start a new run there without --resume")
         # The stored config plus whatever was given; train() refuses any difference.
-        stored = load_checkpoint(args.resume / CHECKPOINT)["config"]
+        stored = read_run(args.resume).config.to_dict()
         config, out, resume = _config_from(args, stored), args.resume, True
     else:
         config = _config_from(args)
@@ -237,41 +255,44 @@ def _run_train(args: argparse.Namespace) -> int:
         resume = False
     summary = train(config, out, resume=resume, overwrite=args.overwrite,
                     progress=not args.no_progress)
-    if "report" not in summary:  # a non-zero rank of a torchrun job: rank 0 reports
+    if summary["rank"] != 0:  # a torchrun job: rank 0 reports
         return 0
-    print(f"\n{config.algorithm} on {config.task}: "
-          f"{summary['median_seconds_per_iteration'] * 1e3:.2f} ms per meta-iteration "
-          f"(median, strategy {summary['strategy']}); results in {out}\n")
-    print((out / "results.md").read_text())
+    if summary.get("finished_before"):
+        print(f"{out}: the run was already finished ({summary['iterations']} meta-iterations); "
+              "nothing was changed\n")
+    else:
+        print(f"\n{config.algorithm} on {config.task}: "
+              f"{summary['median_seconds_per_iteration'] * 1e3:.2f} ms per meta-iteration "
+              f"(median, strategy {summary['strategy']}); results in {out}\n")
+    print((out / RESULTS_TABLE).read_text())
     return 0
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from metazoo.engine.train import evaluate_params, load_run, protocol_name, report_to_dict
-    from metazoo.tasks import make_task
+    from metazoo.engine.folder import check_file_target
+    from metazoo.engine.run import evaluate_params, load_run, protocol_name, report_to_dict
+    from metazoo.engine.setup import configure_process
+    from metazoo.fileio import write_json
 
-    setup, params, state = load_run(args.run)
-    if args.transductive is not None:
-        setup.config = dataclasses.replace(setup.config, eval_transductive=args.transductive)
+    if args.json is not None:  # checked before the evaluation, which may take a while
+        check_file_target(args.json, "--json")
+    if args.k_shot is not None and args.k_shot < 1:  # 0 would mean "as the run's"
+        raise ValueError(f"--k-shot must be a positive integer, got {args.k_shot}")
+    evaluation = {name: value for name, value in (("eval_tasks", args.tasks),
+                                                  ("eval_steps", args.steps),
+                                                  ("eval_k_shot", args.k_shot),
+                                                  ("eval_transductive", args.transductive))
+                  if value is not None}
+    setup, params, checkpoint = load_run(args.run, **evaluation)
+    configure_process(setup.config)
     config = setup.config
-    eval_tasks = None
-    if args.k_shot is not None:
-        if args.k_shot < 1:
-            raise ValueError(f"--k-shot must be a positive integer, got {args.k_shot}")
-        config = dataclasses.replace(config, eval_k_shot=args.k_shot)
-        eval_tasks = make_task(config.task, **config.task_options(evaluation=True))
-    if args.tasks is not None and args.tasks < 1:
-        raise ValueError(f"--tasks must be a positive integer, got {args.tasks}")
-    if args.steps is not None and any(s < 0 for s in args.steps):
-        raise ValueError(f"--steps must be >= 0, got {args.steps}")
-    report = evaluate_params(setup, params, steps=args.steps, num_tasks=args.tasks,
-                             eval_tasks=eval_tasks)
-    title = (f"{config.algorithm} on {config.task} after {state['iteration']} iterations: "
-             f"{args.tasks or config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}"
+    report = evaluate_params(setup, params)
+    title = (f"{config.algorithm} on {config.task} after {checkpoint.iteration} iterations: "
+             f"{config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}"
              f"{protocol_name(config, report)}")
     print(format_table(report, title))
     if args.json is not None:
-        args.json.write_text(json.dumps(report_to_dict(report), indent=2) + "\n")
+        write_json(args.json, report_to_dict(report))
     return 0
 
 
@@ -293,7 +314,7 @@ def _compare_parser(subparsers) -> None:
                     "meta-gradients; time and memory against k. Writes runs.jsonl, runs.csv "
                     "and report/index.{md,html} with figures to --out.",
     )
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=_path, default=None,
                         help="output folder (default: runs/compare-<task>)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     defaults = CompareConfig()
@@ -352,7 +373,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit statuses (README, "Exit statuses"): 128 + N for a stop by signal N.
+OK, REFUSED, FAILED = 0, 2, 3
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside a training loop (which defers it to the end of an iteration)."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``metazoo`` with ``argv``; returns the exit status.
+
+    Every failure ends in one line on stderr: 2 for input that is refused (nothing was
+    changed) or a file that cannot be written, 3 for a run that produced no usable result,
+    128 + N for a stop by signal N (130 for Ctrl-C, 143 for SIGTERM).
+    """
     parser = build_parser()
     # `--model package.module:factory` may name a module in the current folder, as it would
     # under `python -m`; appended, so it never shadows an installed module.
@@ -362,15 +401,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # usage errors (status 2) and --help (status 0)
         return int(exit_.code or 0)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    prefix = f"metazoo {args.command}"
     try:
         return {"train": _run_train, "eval": _run_eval, "compare": _run_compare,
                 "presets": _run_presets}[args.command](args)
-    except (ValueError, FileNotFoundError, OmniglotDataError) as error:
-        print(f"metazoo {args.command}: error: {describe_field(str(error))}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, OmniglotDataError) as error:
+        print(f"{prefix}: error: {describe_field(_one_line(error))}", file=sys.stderr)
+        return REFUSED
     except NonFiniteError as error:  # the run started; its last good checkpoint is kept
-        print(f"metazoo {args.command}: stopped: {error}", file=sys.stderr)
-        return 3
+        print(f"{prefix}: stopped: {_one_line(error)}", file=sys.stderr)
+        return FAILED
+    except Interrupted as stop:
+        resume = ("" if stop.finished else " (run the same command again to continue)"
+                  if args.command == "compare" else f" (metazoo train --resume {stop.out})")
+        print(f"{prefix}: {stop}{resume}", file=sys.stderr)
+        return stop.exit_status
+    except KeyboardInterrupt:
+        print(f"{prefix}: stopped by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except _Terminated:
+        print(f"{prefix}: stopped by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _one_line(error: BaseException) -> str:
+    """An error as one line (a message from below may hold line breaks), at most 2,000
+    characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 2000 else text[:1999] + "…"
 
 
 if __name__ == "__main__":

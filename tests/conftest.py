@@ -26,3 +26,20 @@ def sinusoid_batch(num_tasks: int = 4, seed: int = 0, k_shot: int = 10, dtype=to
 def linear_batch(num_tasks: int = 3, dim: int = 3, seed: int = 0, k_shot: int = 6):
     task = LinearRegression(dim=dim, k_shot=k_shot, query_shots=5, noise=0.1)
     return task.sample(num_tasks, torch.Generator().manual_seed(seed)).to("cpu", torch.float64)
+
+
+def read_state(run_dir):
+    """The raw dict of a run's checkpoint (loaded as data only)."""
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)
+
+
+def rewrite_run(run_dir, state, **config_changes):
+    """Save ``state`` as the run's checkpoint, with ``config_changes`` applied to its stored
+    config and to the folder's config.json alike (as if the run had been started so)."""
+    import json
+
+    state["config"].update(config_changes)
+    torch.save(state, run_dir / "checkpoint.pt")
+    written = json.loads((run_dir / "config.json").read_text())
+    written.update(config_changes)
+    (run_dir / "config.json").write_text(json.dumps(written))

@@ -11,11 +11,13 @@ from metazoo.algorithms import make_method
 from metazoo.cli import main
 from metazoo.core import adapt
 from metazoo.engine import Estimate, NonFiniteError, TrainConfig, evaluate, load_run, train
-from metazoo.engine.train import build
-from tests.conftest import double_mlp, sinusoid_batch
+from metazoo.engine.setup import build, configure_process
+from tests.conftest import double_mlp, read_state, rewrite_run, sinusoid_batch
 
-TINY = {"strategy": "vmap", "iterations": 12, "meta_batch": 4, "log_every": 3, "checkpoint_every": 4, "eval_tasks": 20,
-            "eval_query_shots": 10, "eval_steps": [0, 2]}
+# strategy vmap: "auto" times vmap against the loop, and on a busy machine two runs may
+# choose differently (the strategies agree to rounding, not bit for bit).
+TINY = {"iterations": 12, "meta_batch": 4, "log_every": 3, "checkpoint_every": 4, "eval_tasks": 20,
+        "eval_query_shots": 10, "eval_steps": [0, 2], "strategy": "vmap"}
 
 
 def test_estimate_is_mean_and_student_t_95_interval():
@@ -82,9 +84,8 @@ def test_resume_is_bit_identical(tmp_path):
     # Stop after 8 iterations (the checkpoint at 8), then resume to 12.
     short = TrainConfig(algorithm="maml", **{**TINY, "iterations": 8})
     train(short, tmp_path / "part", progress=False, evaluate_at_end=False)
-    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
-    state["config"]["iterations"] = 12  # as if it had been a 12-iteration run killed at 8
-    torch.save(state, tmp_path / "part" / "checkpoint.pt")
+    # as if it had been a 12-iteration run killed at 8
+    rewrite_run(tmp_path / "part", read_state(tmp_path / "part"), iterations=12)
     resumed = train(config, tmp_path / "part", resume=True, progress=False)
     for name in whole["params"]:
         assert torch.equal(whole["params"][name], resumed["params"][name])
@@ -104,7 +105,7 @@ def test_resume_with_a_different_config_names_the_option(tmp_path):
 def test_existing_output_is_not_overwritten(tmp_path):
     train(TrainConfig(**TINY), tmp_path / "run", progress=False, evaluate_at_end=False)
     before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
-    with pytest.raises(ValueError, match="already holds files"):
+    with pytest.raises(ValueError, match="already holds a run"):
         train(TrainConfig(**TINY), tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
 
@@ -188,8 +189,8 @@ def test_cli_algorithm_options_and_resume(tmp_path, capsys):
     (["train", "--meta-batch", "0"], "meta_batch must be a positive integer"),
     (["train", "--algorithm", "maml", "--cg-steps", "3"], "is an option of imaml, not of maml"),
     (["train", "--device", "cuda:7"], "not available"),
-    (["train", "--resume", "/nonexistent/run"], "no checkpoint"),
-    (["eval", "/nonexistent/run"], "no checkpoint"),
+    (["train", "--resume", "/nonexistent/run"], "no run in /nonexistent/run"),
+    (["eval", "/nonexistent/run"], "no run in /nonexistent/run"),
 ])
 def test_cli_errors_exit_2_with_one_clear_line(args, message, capsys, tmp_path):
     code, _, err = run_cli(args + (["--out", tmp_path / "x"] if args[0] == "train"
@@ -227,8 +228,7 @@ def test_time_budget_stops_early_and_records_it(tmp_path):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["iterations"] == summary["iterations"]
     assert results["train_seconds"] >= 0.5
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
-    assert state["iteration"] == summary["iterations"]
+    assert read_state(tmp_path / "run")["iteration"] == summary["iterations"]
 
 
 def test_cpu_budget_clock_counts_process_time(tmp_path, monkeypatch):
@@ -247,13 +247,15 @@ def test_auto_strategy_is_measured_stored_and_kept_on_resume(tmp_path):
     config = TrainConfig(**{**TINY, "iterations": 4, "checkpoint_every": 2, "strategy": "auto"})
     summary = train(config, tmp_path / "run", progress=False, evaluate_at_end=False)
     assert summary["strategy"] in ("vmap", "loop")
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = read_state(tmp_path / "run")
     assert state["strategy"] == summary["strategy"]
-    # A resumed run reuses the stored choice instead of measuring again.
+    # A resumed run reuses the stored choice instead of measuring again (the checkpoint at
+    # iteration 2 of a 6-iteration run: the state after iteration 4 stands in for it).
     state["strategy"] = "loop" if summary["strategy"] == "vmap" else "vmap"
-    state["iteration"], state["config"]["iterations"] = 2, 6
-    torch.save(state, tmp_path / "run" / "checkpoint.pt")
-    resumed = train(TrainConfig(**{**TINY, "iterations": 6, "checkpoint_every": 2}),
+    state["iteration"] = state["scheduler"]["last_epoch"] = 2
+    rewrite_run(tmp_path / "run", state, iterations=6)
+    resumed = train(TrainConfig(**{**TINY, "iterations": 6, "checkpoint_every": 2,
+                                   "strategy": "auto"}),
                     tmp_path / "run", resume=True, progress=False, evaluate_at_end=False)
     assert resumed["strategy"] == state["strategy"]
 
@@ -271,14 +273,19 @@ def test_extended_algorithms_train_and_evaluate(tmp_path, algorithm):
     assert summary["report"][2]["loss"].mean < summary["report"][0]["loss"].mean
 
 
-def test_tf32_is_off_unless_asked(tmp_path):
-    # PyTorch lets cuDNN use TF32 by default; metazoo's float32 must mean float32.
+def test_tf32_is_off_unless_asked_and_set_by_the_run_not_by_build(tmp_path):
+    # PyTorch lets cuDNN use TF32 by default; metazoo's float32 must mean float32. The switch
+    # is process-wide, so building a setup leaves it alone; the run's start sets it.
     torch.backends.cudnn.allow_tf32 = True
     build(TrainConfig(**TINY))
+    assert torch.backends.cudnn.allow_tf32
+    configure_process(TrainConfig(**TINY))
     assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
-    build(TrainConfig(**{**TINY, "tf32": True}))
+    configure_process(TrainConfig(**{**TINY, "tf32": True}))
     assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
-    build(TrainConfig(**TINY))
+    torch.backends.cudnn.allow_tf32 = True
+    train(TrainConfig(**{**TINY, "iterations": 1}), tmp_path / "run", progress=False,
+          evaluate_at_end=False)
     assert not torch.backends.cudnn.allow_tf32
 
 
@@ -293,9 +300,7 @@ def test_validation_curve_is_logged_and_resumes_without_duplicates(tmp_path):
     assert whole["iterations"] == 12
     short = TrainConfig(**{**TINY, "val_every": 4, "val_tasks": 6, "iterations": 8})
     train(short, tmp_path / "part", progress=False, evaluate_at_end=False)
-    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
-    state["config"]["iterations"] = 12
-    torch.save(state, tmp_path / "part" / "checkpoint.pt")
+    rewrite_run(tmp_path / "part", read_state(tmp_path / "part"), iterations=12)
     train(config, tmp_path / "part", resume=True, progress=False, evaluate_at_end=False)
     resumed = [json.loads(line) for line in
                (tmp_path / "part" / "validation.jsonl").read_text().splitlines()]

@@ -7,7 +7,7 @@ import torch
 
 from metazoo.cli import main
 from metazoo.engine import TrainConfig
-from metazoo.engine.train import _make_optimizer
+from metazoo.engine.setup import make_optimizer
 from metazoo.presets import preset_names, preset_options, read_preset
 
 
@@ -46,7 +46,7 @@ def test_linear_schedule_follows_the_time_budget_when_it_runs_out_first():
     spent = {"seconds": 0.0}
     config = TrainConfig(outer_optimizer="sgd", outer_lr=1.0, lr_schedule="linear",
                          iterations=1000, time_budget=10.0)
-    optimizer, scheduler = _make_optimizer(config, params, lambda: spent["seconds"])
+    optimizer, scheduler = make_optimizer(config, params, lambda: spent["seconds"])
     spent["seconds"] = 7.5  # three quarters of the budget, after one iteration
     optimizer.step()
     scheduler.step()

@@ -20,7 +20,7 @@ COMMON = ["--iterations", "8", "--meta-batch", "6", "--eval-tasks", "5", "--inne
 
 
 def final_params(run_dir):
-    return torch.load(run_dir / "checkpoint.pt", weights_only=False)["params"]
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["params"]
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "imaml"])
@@ -65,7 +65,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    state = torch.load(killed / "checkpoint.pt", weights_only=False)
+    state = torch.load(killed / "checkpoint.pt", weights_only=True)
     assert 7 <= state["iteration"] < 60, "the kill should land mid-run"
     resumed = subprocess.run([sys.executable, "-m", "metazoo", "train", "--resume", str(killed),
                               "--no-progress"], check=False, env=env, capture_output=True, text=True,

@@ -75,20 +75,20 @@ def test_existing_run_is_never_overwritten(tmp_path, capsys):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     code = main(["train", "--iterations", "1", "--out", str(out)])
-    assert code == 2 and "already holds files" in capsys.readouterr().err
+    assert code == 2 and "already holds files that are not a metazoo run" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_resume_from_missing_or_corrupt_checkpoint(tmp_path, capsys):
     code = main(["train", "--resume", str(tmp_path / "nothing")])
-    assert code == 2 and "no checkpoint" in capsys.readouterr().err
+    assert code == 2 and "no run in" in capsys.readouterr().err
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "checkpoint.pt").write_bytes(b"\x00garbage")
     code = main(["train", "--resume", str(tmp_path / "bad")])
     assert code == 2 and "corrupt or not a metazoo checkpoint" in capsys.readouterr().err
     torch.save({"weights": 1}, tmp_path / "bad" / "checkpoint.pt")
     code = main(["eval", str(tmp_path / "bad")])
-    assert code == 2 and "not a metazoo checkpoint" in capsys.readouterr().err
+    assert code == 2 and "is not a metazoo checkpoint (missing" in capsys.readouterr().err
 
 
 def test_config_file_errors(tmp_path, capsys):

@@ -22,7 +22,7 @@ from pathlib import Path
 from metazoo.algorithms import ALGORITHMS
 from metazoo.algorithms.base import check_field_types, option
 from metazoo.analysis import report as rpt
-from metazoo.analysis.grid import run_grid
+from metazoo.analysis.grid import REPORT, open_grid, run_grid
 from metazoo.analysis.questions import (
     comparison_pairs,
     contests,
@@ -120,19 +120,31 @@ class CompareConfig:
         )
 
 
+def _cells(config: CompareConfig) -> dict[str, TrainConfig]:
+    return {run_name(a, k, s): config.train_config(a, k, s) for a in config.algorithms
+            for k in config.train_steps for s in config.seeds}
+
+
 def train_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[dict]:
     """Train and evaluate every (algorithm, k, seed) not finished yet; return all records."""
-    cells = {run_name(a, k, s): config.train_config(a, k, s) for a in config.algorithms
-             for k in config.train_steps for s in config.seeds}
-    return run_grid(cells, out, jobs=config.jobs, progress=progress, desc="compare")
+    return run_grid(_cells(config), out, jobs=config.jobs, progress=progress, desc="compare")
 
 
 def compare(config: CompareConfig, out: str | Path, progress: bool = True) -> Path:
-    """Run the grid (resuming), then write the report; returns the report's ``index.md``."""
-    out = Path(out)
-    records = train_grid(config, out, progress=progress)
+    """Run the grid (resuming), then write the report; returns the report's ``index.md``.
+
+    The folder is checked before anything is written (empty, or a comparison's own whose
+    runs were made with these options) and locked until the report is written.
+    """
+    with open_grid(_cells(config), out) as grid:
+        records = grid.run(jobs=config.jobs, progress=progress, desc="compare")
+        return _report(config, grid.out, records)
+
+
+def _report(config: CompareConfig, out: Path, records: list[dict]) -> Path:
+    """Answer the questions from the runs' records and files; returns ``index.md``."""
     metric = "accuracy" if any("accuracy@0" in r for r in records) else "loss"
-    figures = out / "report"
+    figures = out / REPORT
     figures.mkdir(parents=True, exist_ok=True)
     blocks: list = [rpt.title(f"metazoo compare: {config.task}"), rpt.paragraph(
         f"{len(records)} runs: algorithms {', '.join(config.algorithms)}; train k ∈ "

@@ -12,8 +12,10 @@ allocator exists for the same reason; on the CPU PyTorch uses plain ``malloc``.
 :func:`retain_freed_memory` raises glibc's mmap and trim thresholds, so freed blocks stay in
 the heap and are reused. The computation is unchanged; the cost is that the process's
 resident memory stays at its peak instead of shrinking between iterations. The setting is
-process-wide, so the library never applies it on import: ``metazoo.engine.train`` applies it
-when ``TrainConfig.retain_memory`` is true (the default), and scripts may call it themselves.
+process-wide, so the library never applies it on import or when it builds a run: the entry
+point that starts a run applies it (``metazoo.engine.setup.configure_process``, called by
+``train`` and ``metazoo eval``) when ``TrainConfig.retain_memory`` is true (the default), and
+scripts may call it themselves.
 Measured on that benchmark, in two processes taking turns (``benchmarks/allocator.py``): page
 faults per iteration fall to ~10, and the iteration is 1.18× and 1.31× faster in two runs
 (5.76 → 4.88 s, 5.53 → 4.22 s).

@@ -15,6 +15,11 @@ from metazoo.algorithms.base import check_field_types, option
 from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
 
+#: Largest seed: generators take 64-bit seeds, and a run also seeds with seed + 1 and + 2.
+MAX_SEED = 2**62
+#: Most inner or test steps per task: each is a step of a Python loop in every iteration.
+MAX_STEPS = 10_000
+
 #: Default model for each built-in task.
 DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride",
                  "air-quality": "mlp", "folder": "conv4", "faces": "conv4",
@@ -131,7 +136,7 @@ class TrainConfig:
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.eval_steps or any(not isinstance(s, int) or s < 0 for s in self.eval_steps):
-            raise ValueError(f"eval_steps must be integers >= 0, got {self.eval_steps!r}")
+            raise ValueError(f"eval_steps must be integers >= 0, got {_short(self.eval_steps)}")
         # Validate the algorithm's own options and store them resolved (defaults filled in,
         # former names under today's), so that config.json records every setting the run used.
         shared = {"inner_steps", "inner_lr"}
@@ -144,6 +149,34 @@ class TrainConfig:
         object.__setattr__(self, "algorithm_options", resolved)
         object.__setattr__(self, "inner_steps", settings.inner_steps)
         object.__setattr__(self, "inner_lr", settings.inner_lr)
+        self._check_bounds()
+
+    def _check_bounds(self) -> None:
+        """Refuse values that pass the type checks but cannot run: seeds a generator cannot
+        take, step counts that would not finish, step sizes the dtype cannot hold, and task
+        options the task does not have (they would be silently ignored)."""
+        for name in ("seed", "eval_seed"):
+            value = getattr(self, name)
+            if not 0 <= value <= MAX_SEED:
+                raise ValueError(f"{name} must be an integer from 0 to 2**62, got {_short(value)}")
+        if self.inner_steps > MAX_STEPS:
+            raise ValueError(f"inner_steps must be at most {MAX_STEPS:,}, got "
+                             f"{_short(self.inner_steps)}")
+        if any(isinstance(s, bool) or s > MAX_STEPS for s in self.eval_steps):
+            raise ValueError(f"eval_steps must be integers from 0 to {MAX_STEPS:,}, got "
+                             f"{_short(self.eval_steps)}")
+        largest = torch.finfo(self.torch_dtype).max
+        for name in ("inner_lr", "outer_lr"):
+            if getattr(self, name) > largest:
+                raise ValueError(f"{name} must be at most {largest:.3g}, the largest {self.dtype}, "
+                                 f"got {getattr(self, name)!r}")
+        accepted = set(inspect.signature(TASKS[self.task]).parameters)
+        for name, parameters in _TASK_FIELDS.items():
+            if not accepted & set(parameters) and getattr(self, name) != _DEFAULTS[name]:
+                takers = sorted(task for task, factory in TASKS.items()
+                                if set(inspect.signature(factory).parameters) & set(parameters))
+                raise ValueError(f"{name} does not apply to task {self.task!r} (only to "
+                                 f"{', '.join(takers) or 'no task'}); leave it out")
 
     @property
     def model_name(self) -> str:
@@ -209,3 +242,18 @@ class TrainConfig:
             f.name for f in dataclasses.fields(self)
             if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)
         ]
+
+
+#: Options that reach the task factory (see task_options), by the factory parameters they
+#: become: set on a task that takes none of them, they would be silently ignored.
+_TASK_FIELDS = {"n_way": ("n_way",), "split": ("split",), "data_dir": ("data_dir", "root"),
+                "split_seed": ("split_seed",), "split_fractions": ("split_fractions",),
+                "image_size": ("image_size",), "channels": ("channels",)}
+
+_DEFAULTS = {spec.name: spec.default if spec.default is not dataclasses.MISSING
+             else spec.default_factory() for spec in dataclasses.fields(TrainConfig)}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -1,206 +1,60 @@
 """The outer loop: sample tasks, average per-task meta-gradients, step θ; checkpoint and resume.
 
-State lives here and only here: θ, the outer optimizer, the task generator and the log.
+State lives here and only here: θ, the outer optimizer, the task generator and the log. What
+the loop stands on has its own module: the run folder's names (:mod:`~metazoo.engine.layout`),
+its checks and lock (:mod:`~metazoo.engine.folder`), the checkpoint reader
+(:mod:`~metazoo.engine.checkpoint`), ranks under ``torchrun``
+(:mod:`~metazoo.engine.distributed`), signals (:mod:`~metazoo.engine.stopping`).
+
+Every check comes first: options, the folder, the data, the checkpoint to resume, and one
+rehearsal step of the algorithm on one task. Only then does the run delete or write a file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
+import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-from torch import nn
 from tqdm import tqdm
 
 import metazoo
-from metazoo.algorithms import Method, meta_gradient
-from metazoo.engine.allocator import retain_freed_memory
-from metazoo.engine.checkpoint import load_checkpoint, save_checkpoint, write_json
+from metazoo.algorithms import meta_gradient
+from metazoo.engine.checkpoint import FORMAT, Checkpoint, save_checkpoint
 from metazoo.engine.config import TrainConfig
-from metazoo.engine.evaluate import evaluate, format_table, per_task_metrics
-from metazoo.models import LossFn, Params, initial_params, make_loss, make_model, make_predict
-from metazoo.tasks import TaskDistribution, make_task
-
-CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
-LOG = "log.jsonl"
-VALIDATION = "validation.jsonl"
+from metazoo.engine.distributed import Ranks, all_reduce_mean, any_rank, barrier, init_ranks
+from metazoo.engine.folder import check_out, locked_folder, prepare_new_run
+from metazoo.engine.layout import CHECKPOINT, CONFIG, LOG, RESULTS, VALIDATION, log_text, read_log
+from metazoo.engine.run import (
+    NOT_RESULTS,
+    evaluate_params,
+    non_finite,
+    read_run,
+    validation_tasks,
+    write_results,
+)
+from metazoo.engine.setup import (
+    Setup,
+    build,
+    check_device,
+    choose_strategy,
+    configure_process,
+    initial_meta_params,
+    make_optimizer,
+)
+from metazoo.engine.stopping import Interrupted, deferred_signals
+from metazoo.fileio import append_line, atomic_write_data, write_json
+from metazoo.messages import brief
+from metazoo.types import Params
 
 
 class NonFiniteError(RuntimeError):
-    """A meta-gradient or loss was NaN or infinite."""
-
-
-@dataclass
-class Setup:
-    """Everything a run builds from its config."""
-
-    config: TrainConfig
-    method: Method
-    tasks: TaskDistribution
-    eval_tasks: TaskDistribution
-    model: nn.Module
-    loss: LossFn
-    predict: Callable | None
-    strategy: str
-    val_tasks: TaskDistribution | None = None
-
-
-def build(config: TrainConfig) -> Setup:
-    """Build tasks, model and loss for ``config``.
-
-    The meta-parameters to train start at ``setup.method.init(initial_params(setup.model))``.
-    """
-    tasks = make_task(config.task, **config.task_options())
-    eval_tasks = make_task(config.task, **config.task_options(evaluation=True))
-    # PyTorch lets cuDNN convolutions use TF32 by default. On an H200 that changed MAML's
-    # Conv4 meta-gradients by up to 30% (results/gpu-h200.md), so float32 means float32 here
-    # unless asked otherwise. These are process-wide switches; they do nothing on a CPU.
-    torch.backends.cudnn.allow_tf32 = config.tf32
-    torch.backends.cuda.matmul.allow_tf32 = config.tf32
-    if config.retain_memory and torch.device(config.device).type == "cpu":
-        retain_freed_memory()
-    # Initialise weights from the run's seed without touching the global RNG.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = make_model(config.model_name, tasks)
-    model = model.to(device=config.device, dtype=config.torch_dtype)
-    classification = tasks.loss == "cross_entropy"
-    return Setup(
-        config, config.method(), tasks, eval_tasks, model,
-        make_loss(model, tasks.loss), make_predict(model) if classification else None,
-        config.strategy,
-    )
-
-
-def choose_strategy(setup: Setup, params: Params, device: str) -> str:
-    """Resolve ``strategy="auto"`` by timing both strategies on one batch.
-
-    Which is faster depends on the workload: for fully connected nets vmap wins by ~10×,
-    but per-task weights turn convolutions into grouped ones, which on CPU can lose to a
-    loop of ordinary convolutions once query sets are large. The batch comes from its own
-    generator, so the training stream is unchanged; the choice is stored in the checkpoint
-    so that a resumed run keeps it.
-    """
-    if setup.strategy != "auto":
-        return setup.strategy
-    config = setup.config
-    generator = torch.Generator().manual_seed(config.seed + 1)
-    batch = setup.tasks.sample(min(config.meta_batch, 8), generator).to(device, config.torch_dtype)
-    timings = {}
-    for strategy in ("vmap", "loop"):
-        for _ in range(2):  # the first call warms up (allocations, kernel selection)
-            began = time.perf_counter()
-            meta_gradient(setup.method, setup.loss, params, batch, strategy=strategy, chunk_size=config.chunk_size or None)
-            if torch.device(device).type == "cuda":
-                torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them
-            timings[strategy] = time.perf_counter() - began
-    return min(timings, key=timings.get)
-
-
-def check_device(device: str) -> None:
-    """Fail early and clearly on a device this machine does not have."""
-    try:
-        torch.empty(0, device=device)
-    except Exception as error:
-        raise ValueError(f"device {device!r} is not available here ({error}); use --device cpu") from error
-
-
-def _make_optimizer(config: TrainConfig, params: Params, spent=lambda: 0.0):
-    """The outer optimizer and its step-size schedule.
-
-    The linear schedule decays to 0 over the run: over ``iterations``, or, with a time budget,
-    over whichever runs out first, so that a protocol sized to a CPU by ``time_budget`` still
-    anneals (Reptile's ε → 0). ``spent()`` gives the budget's seconds used so far.
-    """
-    tensors = list(params.values())
-    if config.outer_optimizer == "adam":
-        optimizer = torch.optim.Adam(tensors, lr=config.outer_lr, eps=config.outer_eps)
-    else:
-        optimizer = torch.optim.SGD(tensors, lr=config.outer_lr)
-    if config.lr_schedule == "linear":
-        def schedule(i: int) -> float:
-            done = i / config.iterations
-            if config.time_budget:
-                done = max(done, spent() / config.time_budget)
-            return max(0.0, 1.0 - done)
-    else:
-        schedule = lambda i: 1.0
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-
-
-def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
-    if resume:
-        if not (out / CHECKPOINT).is_file():
-            raise ValueError(f"cannot resume: no {CHECKPOINT} in {out}")
-        return
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(
-            f"--out {out} already holds files; resume it with --resume, pass --overwrite, "
-            "or choose another --out"
-        )
-    probe = out / ".write-test"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f"--out {out} is not writable ({error}); choose another --out") from error
-    for stale in (CHECKPOINT, LOG, VALIDATION, "results.json", "results.md", "config.json"):
-        (out / stale).unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place in a ``torchrun`` job (rank 0 of 1 when run alone)."""
-
-    rank: int = 0
-    world: int = 1
-
-    def shard(self, total: int) -> tuple[int, int]:
-        """Tasks ``[start, stop)`` of a global batch of ``total`` that this rank computes."""
-        return total * self.rank // self.world, total * (self.rank + 1) // self.world
-
-
-def init_ranks(config: TrainConfig) -> tuple[Ranks, str]:
-    """Join the process group ``torchrun`` describes (gloo on CPU, NCCL on GPU), if any.
-
-    Returns the ranks and this process's device (``cuda:<local rank>`` for a CUDA run).
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Ranks(), config.device
-    if config.meta_batch < world:
-        raise ValueError(f"meta_batch {config.meta_batch} is smaller than the {world} processes; "
-                         "give every process at least one task (--meta-batch)")
-    cuda = config.device.startswith("cuda")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    device = config.device
-    if cuda:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        torch.cuda.set_device(device)
-    return Ranks(dist.get_rank(), dist.get_world_size()), device
-
-
-def _all_reduce_mean(grads: Params, stats: dict[str, torch.Tensor], weight: int, total: int):
-    """Turn per-rank means over ``weight`` tasks into the global mean over ``total`` tasks."""
-    names, stat_names = list(grads), list(stats)
-    flat = torch.cat([grads[n].reshape(-1) for n in names]
-                     + [stats[n].reshape(1).to(grads[names[0]].dtype) for n in stat_names])
-    flat = flat * (weight / total)
-    dist.all_reduce(flat)
-    pieces = flat.split([grads[n].numel() for n in names] + [1] * len(stat_names))
-    reduced = {n: piece.view_as(grads[n]) for n, piece in zip(names, pieces)}
-    return reduced, {n: piece[0] for n, piece in zip(stat_names, pieces[len(names):])}
+    """The run produced no usable θ: a NaN or infinite meta-gradient or loss, every batch
+    skipped, or results that are not finite."""
 
 
 def train(
@@ -215,66 +69,120 @@ def train(
     """Meta-train θ and (by default) evaluate it on held-out tasks.
 
     Writes ``config.json``, ``log.jsonl``, ``checkpoint.pt`` (atomically, at the start, every
-    ``checkpoint_every`` iterations and at the end) and ``results.{json,md}`` to ``out``.
-    With ``resume=True`` it continues from ``out/checkpoint.pt``; the result is bit-identical
-    to an uninterrupted run on the same machine.
+    ``checkpoint_every`` iterations and at the end) and ``results.{json,md}`` to ``out``, and
+    holds the folder's lock while it runs. With ``resume=True`` it continues from
+    ``out/checkpoint.pt``; the result is bit-identical to an uninterrupted run on the same
+    machine. Resuming a finished run changes nothing. ``overwrite=True`` deletes a previous
+    run's files in ``out``, once everything else has been checked.
 
     Under ``torchrun`` every process draws the same global batch from the seeded task stream
     and computes its own disjoint share of it; the meta-gradients are all-reduced, so θ does
     not depend on the number of processes (to float rounding). Rank 0 alone writes files.
 
     Returns:
-        A summary with the final θ, the evaluation report and timings.
+        A summary with the final θ, the evaluation report (``report``) and timings;
+        ``finished_before: True`` when the run had already finished.
+
+    Raises:
+        ValueError: an option, the folder or the checkpoint is refused (nothing was changed).
+        NonFiniteError: the run produced no usable θ (its last good checkpoint is kept).
+        Interrupted: SIGINT or SIGTERM stopped it, after writing a checkpoint.
     """
-    out = Path(out)
+    out = check_out(out)
     check_device(config.device)
-    ranks, device = init_ranks(config)
-    lead = ranks.rank == 0
-    setup = build(config)  # before touching --out: impossible tasks or missing data fail first
-    if lead:
-        _prepare_out(out, resume, overwrite)
-    if ranks.world > 1:
-        dist.barrier()
-    params = {name: p.to(device=device, dtype=config.torch_dtype)
-              for name, p in setup.method.init(initial_params(setup.model)).items()}
+    ranks, device = init_ranks(config.device, config.meta_batch)
+    setup = build(config)  # before touching the folder: impossible tasks or missing data fail first
+    configure_process(config)
+    params = initial_meta_params(setup, device)
+    rehearse(setup, params, device)
+    if ranks.lead and resume:  # refuse what can be refused before the folder gets a lock file
+        _resumable(out, setup)
+    elif ranks.lead:
+        prepare_new_run(out, overwrite, check_only=True)
+    with locked_folder(out, ranks.lead), deferred_signals() as signalled:
+        checkpoint = None
+        if ranks.lead:  # again, under the lock: another process may have changed the folder
+            checkpoint = _resumable(out, setup) if resume else prepare_new_run(out, overwrite)
+        barrier(ranks)
+        if resume and not ranks.lead:
+            checkpoint = read_run(out)
+        if checkpoint is not None and checkpoint.finished:
+            return _finished(setup, out, checkpoint, params, ranks, evaluate_at_end)
+        return _run(setup, out, checkpoint, params, device, ranks, signalled, progress,
+                    evaluate_at_end)
+
+
+def rehearse(setup: Setup, params: Params, device: str) -> None:
+    """One meta-gradient and one test-time step on one task, drawn from generators of their
+    own (the training stream does not move): whatever fails for this algorithm, model and
+    task fails here, before the run changes its folder."""
+    config = setup.config
+    strategy = "loop" if setup.strategy == "loop" else "vmap"
+    batch = setup.tasks.sample(1, torch.Generator().manual_seed(config.seed + 2))
+    meta_gradient(setup.method, setup.loss, params, batch.to(device, config.torch_dtype),
+                  strategy=strategy)
+    evaluate_params(dataclasses.replace(setup, strategy=strategy), params, steps=[1],
+                    num_tasks=1)
+
+
+def _resumable(out: Path, setup: Setup) -> Checkpoint:
+    """The checkpoint to resume from, checked against the folder and the config given."""
+    checkpoint = read_run(out)
+    stored, config = checkpoint.config, setup.config
+    differing = stored.differences(config, ignore=NOT_RESULTS)
+    if differing:
+        raise ValueError(
+            "cannot resume with a different config; option(s) "
+            + brief([f"{name} (stored {getattr(stored, name)!r}, given {getattr(config, name)!r})"
+                     for name in differing], width=120))
+    checkpoint.check_fits(setup)
+    return checkpoint
+
+
+def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, ranks: Ranks,
+              evaluate_at_end: bool) -> dict[str, Any]:
+    """A finished run, resumed: change nothing; evaluate only if its results are missing."""
+    params = {name: value.to(params[name]) for name, value in checkpoint.params.items()}
+    summary = _summary(setup, out, checkpoint.iteration, checkpoint.train_seconds, [], params,
+                       ranks)
+    summary["finished_before"] = True
+    if ranks.lead and evaluate_at_end and not (out / RESULTS).is_file():
+        report = evaluate_params(setup, params)
+        summary["report"] = report
+        write_results(out, setup.config, report, summary)
+    return summary
+
+
+def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params, device: str,
+         ranks: Ranks, signalled, progress: bool, evaluate_at_end: bool) -> dict[str, Any]:
+    config, lead = setup.config, ranks.lead
     spent = {"seconds": 0.0}  # the budget clock, for a schedule that follows the time budget
-    optimizer, scheduler = _make_optimizer(config, params, lambda: spent["seconds"])
+    optimizer, scheduler = make_optimizer(config, params, lambda: spent["seconds"])
     generator = torch.Generator().manual_seed(config.seed)
-    start = 0
-    if resume:
-        state = load_checkpoint(out / CHECKPOINT)
-        stored = TrainConfig.from_dict(state["config"])
-        # retain_memory changes speed and resident memory, not results.
-        differing = stored.differences(config, ignore=("retain_memory",))
-        if differing:
-            raise ValueError(
-                "cannot resume with a different config; option(s) "
-                + ", ".join(f"{name} (stored {getattr(stored, name)!r}, "
-                            f"given {getattr(config, name)!r})" for name in differing)
-            )
+    start, trained_seconds, skipped = 0, 0.0, 0
+    if checkpoint is not None:
         with torch.no_grad():
             for name, p in params.items():
-                p.copy_(state["params"][name])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        start = state["iteration"]
-        if lead:
-            _truncate_log(out / LOG, start)
-            _truncate_log(out / VALIDATION, start)
+                p.copy_(checkpoint.params[name])
+        optimizer.load_state_dict(checkpoint.optimizer)
+        scheduler.load_state_dict(dict(checkpoint.scheduler))
+        generator.set_state(checkpoint.generator)
+        start, trained_seconds, skipped = (checkpoint.iteration, checkpoint.train_seconds,
+                                           checkpoint.skipped)
+        spent["seconds"] = trained_seconds
+        if config.strategy == "auto":
+            setup.strategy = checkpoint.strategy  # keep the measured choice: bit-identical resume
+    setup.strategy = choose_strategy(setup, params, device)
+    if lead and checkpoint is not None:
+        _truncate_log(out / LOG, start)
+        _truncate_log(out / VALIDATION, start)
     elif lead:
-        write_json(out / "config.json", config.to_dict())
-    if resume and config.strategy == "auto" and "strategy" in state:
-        setup.strategy = state["strategy"]  # keep the measured choice: bit-identical resume
-    else:
-        setup.strategy = choose_strategy(setup, params, device)
-    trained_seconds = state.get("train_seconds", 0.0) if resume else 0.0
-    spent["seconds"] = trained_seconds
+        write_json(out / CONFIG, config.to_dict())
 
-    def checkpoint(iteration: int) -> None:
+    def save(iteration: int) -> None:
         if lead:
             save_checkpoint(out / CHECKPOINT, {
-                "format": CHECKPOINT_FORMAT,
+                "format": FORMAT,
                 "version": metazoo.__version__,
                 "config": config.to_dict(),
                 "iteration": iteration,
@@ -284,13 +192,17 @@ def train(
                 "generator": generator.get_state(),
                 "strategy": setup.strategy,
                 "train_seconds": trained_seconds,
+                "skipped": skipped,
             })
 
-    if not resume:
-        checkpoint(0)  # a run that fails at its first iteration still leaves θ₀ to resume from
+    if checkpoint is None:
+        save(0)  # a run that fails at its first iteration still leaves θ₀ to resume from
+    if any_rank(ranks, bool(signalled()))[0]:  # asked to stop while it was being set up
+        raise Interrupted(signalled() or 2, start, out)
     low, high = ranks.shard(config.meta_batch)
     chunk = config.chunk_size or None
     seconds: list[float] = []
+    done = start
     bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
                disable=not (progress and lead), desc=f"{config.algorithm} on {config.task}",
                unit="it")
@@ -307,14 +219,14 @@ def train(
             grads, stats = meta_gradient(setup.method, setup.loss, params, batch,
                                          strategy=setup.strategy, chunk_size=chunk)
             if ranks.world > 1:
-                grads, stats = _all_reduce_mean(grads, stats, high - low, config.meta_batch)
+                grads, stats = all_reduce_mean(grads, stats, high - low, config.meta_batch)
             finite = all(torch.isfinite(g).all() for g in grads.values()) and all(
                 torch.isfinite(s) for s in stats.values())
             if not finite and not config.skip_nonfinite:
                 raise NonFiniteError(
                     f"non-finite meta-gradient or loss at iteration {iteration + 1}; the last "
-                    f"good checkpoint is kept in {out}. Lower --outer-lr or --inner-lr, or pass "
-                    "--skip-nonfinite to drop such batches"
+                    f"good checkpoint is kept in {out}. Lower outer_lr or inner_lr, or set "
+                    "skip_nonfinite to drop such batches"
                 )
             for name, p in params.items():
                 # A dropped batch leaves every grad None: the optimizer then changes nothing,
@@ -322,143 +234,92 @@ def train(
                 p.grad = grads[name] if finite else None
             optimizer.step()
             scheduler.step()
+            skipped += not finite
             seconds.append(time.perf_counter() - began)
             trained_seconds += clock() - began_budget
             spent["seconds"] = trained_seconds
             done = iteration + 1
+            # Rank 0's clock decides the budget; a signal to any rank stops every rank.
             out_of_time = bool(config.time_budget) and trained_seconds >= config.time_budget
-            if ranks.world > 1 and config.time_budget:
-                # Every rank must stop at the same iteration: rank 0's clock decides.
-                flag = torch.tensor([float(out_of_time)])
-                dist.broadcast(flag, 0)
-                out_of_time = bool(flag.item())
+            out_of_time, stop = any_rank(ranks, out_of_time and lead, bool(signalled()))
             last = done == config.iterations or out_of_time
-            if log is not None and (done % config.log_every == 0 or last):
+            if log is not None and (done % config.log_every == 0 or last or stop):
                 record = {"iteration": done, "seconds_per_iteration": seconds[-1],
                           "skipped": not finite,
                           **{name: float(value) for name, value in stats.items()}}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+                append_line(log, json.dumps(record))
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
-            if lead and config.val_every and (done % config.val_every == 0 or last):
+            if lead and config.val_every and (done % config.val_every == 0 or last or stop):
                 _validate(setup, params, out / VALIDATION, done, trained_seconds)
-            if done % config.checkpoint_every == 0 or last:
-                checkpoint(done)
-            if out_of_time:
+            if done % config.checkpoint_every == 0 or last or stop:
+                save(done)
+            if stop and not last:
+                raise Interrupted(signalled() or 15, done, out)
+            if last:
                 break
     finally:
         bar.close()
         if log is not None:
             log.close()
 
-    summary: dict[str, Any] = {
-        "params": params,
-        "median_seconds_per_iteration": _median(seconds),
-        "strategy": setup.strategy,
-        "world_size": ranks.world,
-        "iterations": done if seconds else start,
-        "train_seconds": trained_seconds,
-    }
+    summary = _summary(setup, out, done, trained_seconds, seconds, params, ranks)
+    if skipped and skipped == done:
+        raise NonFiniteError(
+            f"every one of the {done} meta-iterations had a non-finite meta-gradient and was "
+            f"skipped (skip_nonfinite), so θ is still θ₀; lower outer_lr or inner_lr")
     if evaluate_at_end and lead:
         report = evaluate_params(setup, params)
         summary["report"] = report
         write_results(out, config, report, summary)
-    if ranks.world > 1:
-        dist.barrier()
+        problem = non_finite(report)
+        if problem:
+            raise NonFiniteError(f"the results in {out} are not finite ({problem}): θ diverged; "
+                                 "lower outer_lr or inner_lr")
+    barrier(ranks)
+    if signalled():  # the run finished while it was being asked to stop
+        raise Interrupted(signalled(), done, out, finished=True)
     return summary
-
-
-def validation_tasks(setup: Setup) -> TaskDistribution:
-    """The held-out tasks of the learning curve: the split's validation part, or its test part
-    where it has none (e.g. sinusoid, which has no parts)."""
-    config = setup.config
-    try:
-        return make_task(config.task, **config.task_options(evaluation=True, part="val"))
-    except ValueError:
-        return setup.eval_tasks
 
 
 def _validate(setup: Setup, params: Params, path: Path, iteration: int, seconds: float) -> None:
     """Append θ's score on the fixed validation tasks to the learning curve at ``path``."""
-    config = setup.config
     if setup.val_tasks is None:
         setup.val_tasks = validation_tasks(setup)
-    report = evaluate_params(setup, params, num_tasks=config.val_tasks,
+    report = evaluate_params(setup, params, num_tasks=setup.config.val_tasks,
                              eval_tasks=setup.val_tasks)
     record = {"iteration": iteration, "train_seconds": seconds,
               **{f"{metric}@{step}": estimate.mean for step, values in report.items()
                  for metric, estimate in values.items()}}
     with open(path, "a") as file:
-        file.write(json.dumps(record) + "\n")
+        append_line(file, json.dumps(record))
 
 
-def _median(values: list[float]) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
+def _summary(setup: Setup, out: Path, iterations: int, trained_seconds: float,
+             seconds: list[float], params: Params, ranks: Ranks) -> dict[str, Any]:
+    if not seconds:  # nothing ran in this process: the run's own log has the timings
+        seconds = [record["seconds_per_iteration"] for record in read_log(out / LOG)
+                   if "seconds_per_iteration" in record]
+    return {
+        "params": params,
+        "median_seconds_per_iteration": statistics.median_high(seconds) if seconds
+        else float("nan"),
+        "strategy": setup.strategy,
+        "world_size": ranks.world,
+        "rank": ranks.rank,
+        "iterations": iterations,
+        "train_seconds": trained_seconds,
+    }
 
 
 def _truncate_log(path: Path, iteration: int) -> None:
-    """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+    """Drop log records written after the checkpoint we resume from (they will be redone),
+    and a record torn by a kill mid-write."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["iteration"] <= iteration]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = [record for record in read_log(path) if record["iteration"] <= iteration]
+    text = log_text(kept)
+    if path.read_text() != text:
+        atomic_write_data(path, text.encode())
 
 
-def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = None,
-                    num_tasks: int | None = None, eval_tasks: TaskDistribution | None = None,
-                    per_task: bool = False):
-    """Evaluate θ on the run's held-out tasks (seeded by ``eval_seed``, shared by all runs).
-
-    Returns mean ± CI per step count, or with ``per_task=True`` the values of every task.
-    """
-    config = setup.config
-    generator = torch.Generator().manual_seed(config.eval_seed)
-    tasks = (eval_tasks or setup.eval_tasks).sample(num_tasks or config.eval_tasks, generator)
-    return (per_task_metrics if per_task else evaluate)(
-        setup.loss, params, tasks.to(config.device, config.torch_dtype),
-        steps=list(steps or config.eval_steps), method=setup.method, predict=setup.predict,
-        transductive=config.eval_transductive,
-        # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
-        strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
-    )
-
-
-def report_to_dict(report) -> dict[str, dict[str, dict[str, float]]]:
-    return {str(step): {metric: {"mean": e.mean, "ci95": e.ci95} for metric, e in values.items()}
-            for step, values in report.items()}
-
-
-def protocol_name(config: TrainConfig, report) -> str:
-    """How queries were classified, for a title (BatchNorm makes the two differ)."""
-    if "accuracy" not in next(iter(report.values())):
-        return ""
-    return ", transductive" if config.eval_transductive else ", non-transductive"
-
-
-def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any]) -> None:
-    title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
-             f"K={config.eval_k_shot or config.k_shot}, test step size {config.inner_lr}"
-             + protocol_name(config, report))
-    write_json(out / "results.json", {
-        "config": config.to_dict(), "evaluation": report_to_dict(report),
-        **{key: summary[key] for key in ("median_seconds_per_iteration", "strategy",
-                                         "iterations", "train_seconds", "world_size")},
-    })
-    (out / "results.md").write_text(format_table(report, title) + "\n")
-
-
-def load_run(run_dir: str | Path) -> tuple[Setup, Params, dict[str, Any]]:
-    """Rebuild a finished (or checkpointed) run: its setup and θ."""
-    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    config = TrainConfig.from_dict(state["config"])
-    setup = build(config)
-    setup.strategy = state.get("strategy", "vmap" if config.strategy == "auto" else config.strategy)
-    params = {name: t.to(config.device, config.torch_dtype) for name, t in state["params"].items()}
-    return setup, params, state
-
-
-__all__ = ["NonFiniteError", "Setup", "build", "evaluate_params", "load_run", "train"]
+__all__ = ["Interrupted", "NonFiniteError", "train"]

@@ -1,0 +1,149 @@
+"""A run folder read back: its checked checkpoint and setup (``load_run``), the evaluation of
+its θ on held-out tasks, and the results files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metazoo.engine.checkpoint import Checkpoint, read_checkpoint
+from metazoo.engine.config import TrainConfig
+from metazoo.engine.evaluate import evaluate, format_table, per_task_metrics
+from metazoo.engine.folder import missing_checkpoint_message
+from metazoo.engine.layout import CHECKPOINT, CONFIG, RESULTS, RESULTS_TABLE
+from metazoo.engine.setup import Setup, build
+from metazoo.fileio import atomic_write_data, write_json
+from metazoo.messages import brief
+from metazoo.tasks import TaskDistribution, make_task
+from metazoo.types import Params
+
+#: Options that change speed or memory, not results: a resume may change them.
+NOT_RESULTS = ("retain_memory",)
+
+
+def read_run(run_dir: str | Path) -> Checkpoint:
+    """The checkpoint of the run in ``run_dir``, checked (:func:`read_checkpoint`) and matched
+    against the folder's ``config.json``, so that a checkpoint copied from another run is
+    refused rather than resumed or scored as this one.
+
+    Raises:
+        FileNotFoundError: no checkpoint in ``run_dir``.
+        ValueError: one line naming the file and the problem.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        raise FileNotFoundError(missing_checkpoint_message(run_dir))
+    checkpoint = read_checkpoint(run_dir / CHECKPOINT)
+    path = run_dir / CONFIG
+    if not path.is_file():  # a checkpoint shared on its own: its stored config is the run's
+        return checkpoint
+    try:
+        written = TrainConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
+        raise ValueError(f"{path} is damaged ({brief([str(error)], width=120)}); the checkpoint "
+                         "holds the run's config: delete the file to use that one") from None
+    differing = written.differences(checkpoint.config, ignore=NOT_RESULTS)
+    if differing:
+        name = differing[0]
+        raise ValueError(
+            f"{checkpoint.path} does not belong to the run in {run_dir}: its {brief(differing)} "
+            f"differ from {CONFIG} (e.g. {name}: {getattr(checkpoint.config, name)!r} in the "
+            f"checkpoint, {getattr(written, name)!r} in {CONFIG}); put back the run's own "
+            "checkpoint")
+    return checkpoint
+
+
+def load_run(run_dir: str | Path, **evaluation: Any) -> tuple[Setup, Params, Checkpoint]:
+    """Rebuild a finished (or checkpointed) run: its setup, θ and checkpoint.
+
+    Args:
+        run_dir: the run folder.
+        **evaluation: options of the held-out evaluation to change (``eval_tasks``,
+            ``eval_k_shot``, ``eval_steps``…), checked like any option.
+
+    Raises:
+        FileNotFoundError: no checkpoint in ``run_dir``.
+        ValueError: one line, for any checkpoint or option that is refused.
+    """
+    checkpoint = read_run(run_dir)
+    config = checkpoint.config
+    if evaluation:
+        changed = [name for name in evaluation if not name.startswith("eval_")]
+        if changed:
+            raise ValueError(f"only evaluation options can be changed, not {brief(changed)}")
+        config = dataclasses.replace(config, **evaluation)
+    setup = build(config)
+    setup.strategy = checkpoint.strategy
+    checkpoint.check_fits(setup)
+    params = {name: checkpoint.params[name].to(config.device, config.torch_dtype)
+              for name in checkpoint.params}
+    return setup, params, checkpoint
+
+
+def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = None,
+                    num_tasks: int | None = None, eval_tasks: TaskDistribution | None = None,
+                    per_task: bool = False):
+    """Evaluate θ on the run's held-out tasks (seeded by ``eval_seed``, shared by all runs).
+
+    Returns mean ± CI per step count, or with ``per_task=True`` the values of every task.
+    """
+    config = setup.config
+    generator = torch.Generator().manual_seed(config.eval_seed)
+    tasks = (eval_tasks or setup.eval_tasks).sample(num_tasks or config.eval_tasks, generator)
+    return (per_task_metrics if per_task else evaluate)(
+        setup.loss, params, tasks.to(config.device, config.torch_dtype),
+        steps=list(steps or config.eval_steps), method=setup.method, predict=setup.predict,
+        transductive=config.eval_transductive,
+        # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
+        strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
+    )
+
+
+def validation_tasks(setup: Setup) -> TaskDistribution:
+    """The held-out tasks of the learning curve: the split's validation part, or its test part
+    where it has none (e.g. sinusoid, which has no parts)."""
+    config = setup.config
+    try:
+        return make_task(config.task, **config.task_options(evaluation=True, part="val"))
+    except ValueError:
+        return setup.eval_tasks
+
+
+def report_to_dict(report) -> dict[str, dict[str, dict[str, float]]]:
+    """An evaluation report as plain JSON-ready numbers."""
+    return {str(step): {metric: {"mean": e.mean, "ci95": e.ci95} for metric, e in values.items()}
+            for step, values in report.items()}
+
+
+def non_finite(report) -> str:
+    """The first mean of ``report`` that is not finite, described ("" if all are)."""
+    for step, values in report.items():
+        for metric, estimate in values.items():
+            if not math.isfinite(estimate.mean):
+                return f"query {metric} after {step} test steps is {estimate.mean}"
+    return ""
+
+
+def protocol_name(config: TrainConfig, report) -> str:
+    """How queries were classified, for a title (BatchNorm makes the two differ)."""
+    if "accuracy" not in next(iter(report.values())):
+        return ""
+    return ", transductive" if config.eval_transductive else ", non-transductive"
+
+
+def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any]) -> None:
+    """Write ``results.json`` and ``results.md`` (atomically)."""
+    title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
+             f"K={config.eval_k_shot or config.k_shot}, test step size {config.inner_lr}"
+             + protocol_name(config, report))
+    write_json(out / RESULTS, {
+        "config": config.to_dict(), "evaluation": report_to_dict(report),
+        **{key: summary[key] for key in ("median_seconds_per_iteration", "strategy",
+                                         "iterations", "train_seconds", "world_size")},
+    })
+    atomic_write_data(out / RESULTS_TABLE, (format_table(report, title) + "\n").encode())

@@ -1,0 +1,207 @@
+"""What a run is built from its config: tasks, model, loss, optimizer and execution strategy.
+
+Building changes nothing outside the objects it returns. The process-wide switches a run
+needs (TF32, the allocator) are set by :func:`configure_process`, which the entry point
+that starts a run calls (``train``, ``metazoo eval``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from metazoo.algorithms import Method, meta_gradient
+from metazoo.engine.allocator import retain_freed_memory
+from metazoo.engine.config import TrainConfig
+from metazoo.messages import brief
+from metazoo.models import initial_params, make_loss, make_model, make_predict
+from metazoo.tasks import TaskDistribution, make_task
+from metazoo.types import LossFn, Params
+
+#: Device types a run may use (``meta`` tensors hold no data; others are untested).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+@dataclass
+class Setup:
+    """Everything a run builds from its config."""
+
+    config: TrainConfig
+    method: Method
+    tasks: TaskDistribution
+    eval_tasks: TaskDistribution
+    model: nn.Module
+    loss: LossFn
+    predict: Callable | None
+    strategy: str
+    val_tasks: TaskDistribution | None = None
+
+
+def build(config: TrainConfig) -> Setup:
+    """Build tasks, model and loss for ``config``, refusing what cannot run.
+
+    Impossible tasks, missing data and batches larger than this machine's memory fail here,
+    with the option named, before a run touches its folder. The meta-parameters to train
+    start at :func:`initial_meta_params`.
+    """
+    # The held-out tasks first: an impossible evaluation is refused before data is loaded.
+    eval_tasks = _make_tasks(config, evaluation=True)
+    tasks = _make_tasks(config, evaluation=False)
+    for evaluation in (False, True):
+        _check_memory(config, evaluation)
+    # Initialise weights from the run's seed without touching the global RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = make_model(config.model_name, tasks)
+    model = model.to(device=config.device, dtype=config.torch_dtype)
+    classification = tasks.loss == "cross_entropy"
+    return Setup(
+        config, config.method(), tasks, eval_tasks, model,
+        make_loss(model, tasks.loss), make_predict(model) if classification else None,
+        config.strategy,
+    )
+
+
+def initial_meta_params(setup: Setup, device: str | None = None) -> Params:
+    """θ₀: the meta-parameters the algorithm trains, from the model's initial parameters."""
+    config = setup.config
+    return {name: p.to(device=device or config.device, dtype=config.torch_dtype)
+            for name, p in setup.method.init(initial_params(setup.model)).items()}
+
+
+def _make_tasks(config: TrainConfig, evaluation: bool) -> TaskDistribution:
+    try:
+        return make_task(config.task, **config.task_options(evaluation=evaluation))
+    except ValueError as error:
+        if not evaluation:
+            raise
+        # The held-out tasks differ from the training ones only by these options: name them.
+        raise ValueError(f"held-out tasks (eval_k_shot={config.eval_k_shot}, eval_query_shots="
+                         f"{config.eval_query_shots}, 0 meaning as k_shot and query_shots): "
+                         f"{error}") from error
+
+
+def _check_memory(config: TrainConfig, evaluation: bool) -> None:
+    """Refuse a batch of tasks larger than this machine's memory, before one is drawn."""
+    options = config.task_options(evaluation=evaluation)
+    # The held-out tasks are drawn all at once: the final evaluation's, or the validation
+    # curve's (from the same options, another part of the split).
+    count = max(config.eval_tasks, config.val_tasks if config.val_every else 0) if evaluation \
+        else config.meta_batch
+    needed = count * _bytes_per_task(config, options)
+    available = _physical_memory()
+    if available and needed > available:
+        names = ("eval_tasks, eval_k_shot, eval_query_shots"
+                 + (" or val_tasks" if config.val_every else "")) if evaluation \
+            else "meta_batch, k_shot, query_shots"
+        raise ValueError(f"{'the held-out tasks' if evaluation else 'one meta-batch'} would take "
+                         f"{needed / 2**30:.3g} GiB, more than this machine's "
+                         f"{available / 2**30:.3g} GiB of memory; lower {names}")
+
+
+def _bytes_per_task(config: TrainConfig, options: dict) -> int:
+    """The size of one sampled task, from a task of one support and one query example (per
+    class), so that it is known before a batch that might not fit is drawn."""
+    probe = make_task(config.task, **{**options, "k_shot": 1, "query_shots": 1})
+    one = probe.sample(1, torch.Generator().manual_seed(0))
+    item = max(torch.empty((), dtype=config.torch_dtype).element_size(),
+               one.support_x.element_size())
+
+    def size(x: torch.Tensor, y: torch.Tensor) -> int:
+        return x.numel() * item + y.numel() * y.element_size()
+
+    return (options["k_shot"] * size(one.support_x, one.support_y)
+            + options["query_shots"] * size(one.query_x, one.query_y))
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no bound
+        return 0
+
+
+def configure_process(config: TrainConfig) -> None:
+    """Set the process-wide switches a run asks for; the entry point that starts a run calls it.
+
+    PyTorch lets cuDNN convolutions and CUDA matrix products use TF32 by default. On an H200
+    that changed MAML's Conv4 meta-gradients by up to 30% (results/gpu-h200.md), so float32
+    means float32 unless ``config.tf32``. On the CPU, freed memory is kept for reuse when
+    ``config.retain_memory`` (see :mod:`metazoo.engine.allocator`).
+    """
+    torch.backends.cudnn.allow_tf32 = config.tf32
+    torch.backends.cuda.matmul.allow_tf32 = config.tf32
+    if config.retain_memory and torch.device(config.device).type == "cpu":
+        retain_freed_memory()
+
+
+def check_device(device: str) -> None:
+    """Fail early and clearly on a device this machine does not have."""
+    usable = "use cpu, cuda, cuda:N (the N-th GPU) or mps"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {device!r} is not available here (not a torch device); "
+                         f"{usable}") from None
+    if kind not in DEVICE_TYPES:
+        raise ValueError(f"device {device!r} is not available here (a run computes on "
+                         f"{', '.join(DEVICE_TYPES)}); {usable}")
+    try:
+        torch.empty(0, device=device)
+    except Exception as error:
+        raise ValueError(f"device {device!r} is not available here ({brief([str(error)])}); "
+                         "use cpu") from error
+
+
+def make_optimizer(config: TrainConfig, params: Params, spent=lambda: 0.0):
+    """The outer optimizer over ``params`` and its step-size schedule.
+
+    The linear schedule decays to 0 over the run: over ``iterations``, or, with a time budget,
+    over whichever runs out first, so that a protocol sized to a CPU by ``time_budget`` still
+    anneals (Reptile's ε → 0). ``spent()`` gives the budget's seconds used so far.
+    """
+    tensors = list(params.values())
+    if config.outer_optimizer == "adam":
+        optimizer = torch.optim.Adam(tensors, lr=config.outer_lr, eps=config.outer_eps)
+    else:
+        optimizer = torch.optim.SGD(tensors, lr=config.outer_lr)
+    if config.lr_schedule == "linear":
+        def schedule(i: int) -> float:
+            done = i / config.iterations
+            if config.time_budget:
+                done = max(done, spent() / config.time_budget)
+            return max(0.0, 1.0 - done)
+    else:
+        schedule = lambda i: 1.0
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def choose_strategy(setup: Setup, params: Params, device: str) -> str:
+    """Resolve ``strategy="auto"`` by timing both strategies on one batch.
+
+    Which is faster depends on the workload: for fully connected nets vmap wins by ~10×,
+    but per-task weights turn convolutions into grouped ones, which on CPU can lose to a
+    loop of ordinary convolutions once query sets are large. The batch comes from its own
+    generator, so the training stream is unchanged; the choice is stored in the checkpoint
+    so that a resumed run keeps it.
+    """
+    if setup.strategy != "auto":
+        return setup.strategy
+    config = setup.config
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    batch = setup.tasks.sample(min(config.meta_batch, 8), generator).to(device, config.torch_dtype)
+    timings = {}
+    for strategy in ("vmap", "loop"):
+        for _ in range(2):  # the first call warms up (allocations, kernel selection)
+            began = time.perf_counter()
+            meta_gradient(setup.method, setup.loss, params, batch, strategy=strategy,
+                          chunk_size=config.chunk_size or None)
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them
+            timings[strategy] = time.perf_counter() - began
+    return min(timings, key=timings.get)
