@@ -124,8 +124,12 @@ def config_for(args, split: str, k_shot: int, algorithm: str, inner_lr: float,
 
 
 def trained(config: TrainConfig, out: Path):
-    """Train ``config`` into ``out`` unless a finished run is there; return (setup, θ)."""
-    if not (out / "results.json").is_file():
+    """Train ``config`` into ``out`` unless a finished run of the same configuration is
+    there (its stored options resolved as today's, e.g. a changed default retrains it);
+    return (setup, θ)."""
+    finished = (out / "results.json").is_file() and not TrainConfig.from_dict(
+        json.loads((out / "config.json").read_text())).differences(config)
+    if not finished:
         began = time.process_time()
         summary = train(config, out, overwrite=True, progress=False)
         print(f"  {out.relative_to(out.parents[1])}: {summary['iterations']} iterations in "

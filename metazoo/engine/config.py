@@ -33,7 +33,7 @@ class TrainConfig:
     algorithm: str = option("maml", "meta-learner")
     task: str = option("sinusoid", "task family")
     model: str = option(
-        "", "model: mlp, linear, conv4, conv4-stride, or package.module:factory from your own "
+        "", "model: mlp, linear, conv4, conv4-stride, conv4-32, or package.module:factory from your "
         "code, called as factory(input_shape=..., output_size=...) and returning an nn.Module "
         "(empty: the task's default, mlp for sinusoid)")
     n_way: int = option(5, "classes per task (classification tasks only)")
