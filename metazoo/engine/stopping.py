@@ -19,7 +19,7 @@ from pathlib import Path
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(Exception):  # noqa: N818 - a request, not an error
+class Interrupted(Exception):
     """The run stopped on a signal after writing a checkpoint it can resume from."""
 
     def __init__(self, signum: int, iteration: int | None, out: str | Path,

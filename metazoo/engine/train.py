@@ -28,12 +28,24 @@ from metazoo.engine.checkpoint import FORMAT, Checkpoint, save_checkpoint
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.distributed import Ranks, all_reduce_mean, any_rank, barrier, init_ranks
 from metazoo.engine.folder import check_out, locked_folder, prepare_new_run
-from metazoo.engine.layout import CHECKPOINT, CONFIG, LOG, RESULTS, VALIDATION, log_text, \
-    read_log
-from metazoo.engine.run import NOT_RESULTS, evaluate_params, non_finite, read_run, \
-    validation_tasks, write_results
-from metazoo.engine.setup import Setup, build, check_device, choose_strategy, configure_process, \
-    initial_meta_params, make_optimizer
+from metazoo.engine.layout import CHECKPOINT, CONFIG, LOG, RESULTS, VALIDATION, log_text, read_log
+from metazoo.engine.run import (
+    NOT_RESULTS,
+    evaluate_params,
+    non_finite,
+    read_run,
+    validation_tasks,
+    write_results,
+)
+from metazoo.engine.setup import (
+    Setup,
+    build,
+    check_device,
+    choose_strategy,
+    configure_process,
+    initial_meta_params,
+    make_optimizer,
+)
 from metazoo.engine.stopping import Interrupted, deferred_signals
 from metazoo.fileio import append_line, atomic_write_data, write_json
 from metazoo.messages import brief

@@ -1,0 +1,43 @@
+"""Defaults that learn: with no option but the algorithm, every registered method learns on
+sinusoid, judged on the same held-out tasks at its own protocol's test steps (10, or fewer
+where the method fixes them: Meta-SGD's step sizes are learned for its k steps).
+
+At the full default budget a method learns when its loss there is below joint training's and
+at most 1.5× MAML's at the same number of test steps (``python benchmarks/defaults.py``). This
+is the small-budget guard, 2,000 meta-iterations (a fifth of the default): below joint
+training, and within 3× MAML, which converges faster than the rest early on.
+"""
+
+import pytest
+import torch
+
+from metazoo.algorithms import ALGORITHMS
+from metazoo.engine import TrainConfig, train
+
+ITERATIONS = 2000
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    torch.set_num_threads(1)
+    found = {}
+    for name in sorted(ALGORITHMS):
+        config = TrainConfig(algorithm=name, iterations=ITERATIONS, eval_tasks=300,
+                             eval_steps=[0, 1, 10], strategy="vmap", log_every=ITERATIONS,
+                             checkpoint_every=ITERATIONS)
+        summary = train(config, tmp_path_factory.mktemp(name), progress=False)
+        found[name] = (config.method(), summary["report"])
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_every_algorithm_learns_with_its_own_defaults(reports, name):
+    method, report = reports[name]
+    steps = method.own_test_steps(10)
+    loss = report[steps]["loss"].mean
+    joint = reports["joint"][1][steps]["loss"].mean
+    maml = reports["maml"][1][steps]["loss"].mean
+    assert loss < report[0]["loss"].mean  # adaptation helps
+    if name != "joint":
+        assert loss < joint, f"{name}: {loss:.3f} after {steps} steps, joint {joint:.3f}"
+    assert loss <= 3 * maml, f"{name}: {loss:.3f} after {steps} steps, MAML {maml:.3f}"
