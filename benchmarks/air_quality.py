@@ -52,9 +52,8 @@ from pathlib import Path
 import torch
 
 from metazoo.algorithms import ALGORITHMS
-from metazoo.engine import TrainConfig, train
+from metazoo.engine import TrainConfig, load_run, train
 from metazoo.engine.evaluate import per_task_metrics
-from metazoo.engine.train import load_run
 from metazoo.models import initial_params, make_model
 from metazoo.stats import mean_ci, t_quantile
 from metazoo.tasks.air_quality import AirQuality
@@ -125,8 +124,12 @@ def config_for(args, split: str, k_shot: int, algorithm: str, inner_lr: float,
 
 
 def trained(config: TrainConfig, out: Path):
-    """Train ``config`` into ``out`` unless a finished run is there; return (setup, θ)."""
-    if not (out / "results.json").is_file():
+    """Train ``config`` into ``out`` unless a finished run of the same configuration is
+    there (its stored options resolved as today's, e.g. a changed default retrains it);
+    return (setup, θ)."""
+    finished = (out / "results.json").is_file() and not TrainConfig.from_dict(
+        json.loads((out / "config.json").read_text())).differences(config)
+    if not finished:
         began = time.process_time()
         summary = train(config, out, overwrite=True, progress=False)
         print(f"  {out.relative_to(out.parents[1])}: {summary['iterations']} iterations in "
@@ -378,7 +381,7 @@ def report(args, inner_lr: float, pilot_scores: dict, summaries: dict, seconds: 
          f"evaluation with every baseline {seconds / 60:.1f} CPU minutes. {args.inner_steps} "
          f"inner steps while training, α = {inner_lr:g} chosen on the validation year from "
          + ", ".join(f"{r} ({v:.2f} µg/m³)" for r, v in pilot_scores.items())
-         + f"). A task: one station-month, K support hours, {args.eval_query_shots} query "
+         + f". A task: one station-month, K support hours, {args.eval_query_shots} query "
          "hours; inputs CO, NO2, SO2, O3, weather, wind direction and hour (not PM10; see "
          "`metazoo/tasks/air_quality.py`)."), "",
         (f"Cells: query RMSE in µg/m³ on the same {args.eval_tasks} test tasks for every "

@@ -3,6 +3,7 @@ with no other flag (sinusoid), for every A in the registry, then one table on th
 held-out tasks: query MSE after 0, 1, 5 and 10 test steps, against joint training and MAML.
 
     python benchmarks/defaults.py --jobs 2            # writes results/sinusoid-defaults.md
+    python benchmarks/defaults.py --iterations 2000   # the small budget of tests/test_defaults.py
 
 A method "learns" here when, after 10 test steps, its loss is below joint training's and at
 most 1.5× MAML's.
@@ -43,8 +44,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "sinusoid-defaults.md")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("extra", nargs="*", help="flags passed to every run (none: defaults)")
+    parser.add_argument("--iterations", type=int, default=0,
+                        help="meta-iterations of every run (0: the default, 10,000)")
     args = parser.parse_args()
+    args.extra = ["--iterations", str(args.iterations)] if args.iterations else []
     began = time.time()
     names = sorted(ALGORITHMS)
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -58,9 +61,11 @@ def main() -> None:
     lines = [
         "# Every algorithm with its own defaults, on sinusoid",
         "",
-        (f"`python benchmarks/defaults.py --jobs {args.jobs} {' '.join(args.extra)}`"
+        (f"`python benchmarks/defaults.py --jobs {args.jobs}"
+         + "".join(f" {flag}" for flag in args.extra) + "`"
          f" ({(time.time() - began) / 60:.1f} min on this machine). Each run is `metazoo train "
-         "--algorithm A` with no other flag; all are scored on the same 600 held-out tasks."),
+         "--algorithm A` with no other flag but the iterations shown; all are scored on the "
+         "same 600 held-out tasks."),
         "",
         ("| algorithm | k | α | options | loss at θ | 1 step | 5 steps | 10 steps | ÷ MAML | "
          "below joint |"),

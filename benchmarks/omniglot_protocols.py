@@ -41,6 +41,16 @@ def run(preset: str, args) -> dict:
     curve_path = out / "validation.jsonl"
     if args.partial:
         # Report runs stopped before their budget: their last checkpoint, on fewer tasks.
+        from metazoo.engine import read_run
+
+        log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()
+               if line.strip()]
+        curve = [json.loads(line) for line in curve_path.read_text().splitlines()
+                 if line.strip()] if curve_path.is_file() else []
+        saved = read_run(out).iteration
+        if saved == 0:  # no checkpoint after θ₀: only its learning curve says anything
+            return {"name": name, "preset": preset, "curve": curve, "results": None,
+                    "iterations": log[-1]["iteration"], "saved": 0}
         evaluation = {}
         for protocol in ("--transductive", "--no-transductive"):
             path = out / f"partial{protocol.replace('--', '-')}.json"
@@ -48,14 +58,12 @@ def run(preset: str, args) -> dict:
                 metazoo("eval", str(out), "--tasks", str(args.partial), protocol, "--json",
                         str(path), env=env)
             evaluation[protocol] = json.loads(path.read_text())
-        log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()
-               if line.strip()]
-        curve = [json.loads(line) for line in curve_path.read_text().splitlines()
-                 if line.strip()] if curve_path.is_file() else []
-        results = {"evaluation": evaluation["--transductive"], "iterations": log[-1]["iteration"],
-                   "train_seconds": curve[-1]["train_seconds"] if curve else float("nan")}
+        seconds = [r["train_seconds"] for r in curve if r["iteration"] <= saved]
+        results = {"evaluation": evaluation["--transductive"], "iterations": saved,
+                   "train_seconds": seconds[-1] if seconds else float("nan")}
         return {"name": name, "preset": preset, "results": results, "curve": curve,
-                "non_transductive": evaluation["--no-transductive"]}
+                "non_transductive": evaluation["--no-transductive"],
+                "iterations": log[-1]["iteration"], "saved": saved}
     if not (out / "results.json").is_file():
         if (out / "checkpoint.pt").is_file():
             metazoo("train", "--resume", str(out), "--no-progress", env=env)
@@ -71,6 +79,11 @@ def run(preset: str, args) -> dict:
     curve = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()]
     return {"name": name, "preset": preset, "results": results, "curve": curve,
             "non_transductive": json.loads(other.read_text())}
+
+
+def _own_step(entry: dict) -> int:
+    """The largest test-step count the learning curve records (the protocol's own)."""
+    return max(int(key.split("@")[1]) for key in entry["curve"][0] if key.startswith("accuracy@"))
 
 
 def main() -> None:
@@ -91,12 +104,16 @@ def main() -> None:
         "```bash",
         "METAZOO_OMNIGLOT_DIR=../shared/data/omniglot python benchmarks/omniglot_protocols.py \\",
         f"    --time-budget {args.time_budget:g} --runs runs/omniglot-protocols",
+        *([(f"# runs stopped early, then: ... omniglot_protocols.py --time-budget "
+            f"{args.time_budget:g} --runs runs/omniglot-protocols --partial {args.partial}")]
+          if args.partial else []),
         "```",
         "",
         (f"Each method runs its preset (`metazoo presets NAME` lists every value and its source) "
          f"for {args.time_budget:g} CPU seconds of meta-training (one thread, `--budget-clock "
          "cpu`; the linear schedule of Reptile's ε anneals over the budget), then is scored on "
-         "600 test-split tasks (15 query drawings per class) at its own protocol's test steps. "
+         f"{args.partial or 600} test-split tasks (15 query drawings per class) at its own "
+         "protocol's test steps. "
          "Transductive: a task's queries are classified together (BatchNorm statistics over "
          "them); non-transductive: each query with the support set alone."),
         "",
@@ -105,6 +122,11 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for entry in entries:
+        if entry["results"] is None:
+            lines.append(f"| {entry['name']} | `{entry['preset']}` | {entry['iterations']} | "
+                         f"{entry['curve'][-1]['train_seconds']:.0f} | — | no checkpoint after "
+                         "θ₀ when stopped: see its learning curve | — | — | — |")
+            continue
         results, other = entry["results"], entry["non_transductive"]
         step = str(max(int(s) for s in results["evaluation"]))
         main_acc = results["evaluation"][step]["accuracy"]
@@ -117,14 +139,19 @@ def main() -> None:
             f"{100 * main_acc['mean']:.1f} ± {100 * main_acc['ci95']:.1f} | "
             f"{100 * other_acc['mean']:.1f} ± {100 * other_acc['ci95']:.1f} | "
             f"{'' if target is None else f'{100 * target:.0f}'} | {met} |")
+    marks = (60, 120, 180, 240, 300) if args.partial else (300, 600, 900, 1200, 1500, 1800)
+    if args.partial:
+        lines += ["", (f"**Stopped early.** These runs were stopped before their "
+                       f"{args.time_budget:g}-second budget (see the CPU seconds column); each "
+                       f"last checkpoint is scored on {args.partial} test tasks.")]
     lines += ["", ("Learning curves (validation split, 100 fixed tasks, at each method's own "
                    "test steps): `omniglot-curve.png`."), "", "| method | " + " | ".join(
-                  f"acc. after {s:g} CPU s" for s in (300, 600, 900, 1200, 1500, 1800)) + " |",
-              "|---|" + "---:|" * 6]
+                  f"acc. after {s:g} CPU s" for s in marks) + " |",
+              "|---|" + "---:|" * len(marks)]
     for entry in entries:
-        step = max(int(s) for s in entry["results"]["evaluation"])
+        step = _own_step(entry)
         cells = []
-        for mark in (300, 600, 900, 1200, 1500, 1800):
+        for mark in marks:
             before = [r for r in entry["curve"] if r["train_seconds"] <= mark]
             cells.append(f"{100 * before[-1][f'accuracy@{step}']:.1f}" if before else "—")
         lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
@@ -138,7 +165,7 @@ def main() -> None:
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for entry in entries:
-        step = max(int(s) for s in entry["results"]["evaluation"])
+        step = _own_step(entry)
         axis.plot([r["train_seconds"] for r in entry["curve"]],
                   [100 * r[f"accuracy@{step}"] for r in entry["curve"]], "o-", ms=3,
                   label=f"{entry['name']} ({step} test steps)")

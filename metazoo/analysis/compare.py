@@ -115,8 +115,9 @@ class CompareConfig:
     def train_config(self, algorithm: str, steps: int, seed: int) -> TrainConfig:
         own = self.algorithm_options.get(algorithm, {})
         if not isinstance(own, dict):
-            raise ValueError(  # noqa: TRY004 - a bad option value, reported as suchf"algorithm_options of {algorithm} must be an object of its "
-                             f"settings, got {str(own)[:80]}")
+            raise ValueError(  # noqa: TRY004 - a bad option value, reported as such
+                f"algorithm_options of {algorithm} must be an object of its settings, got "
+                f"{str(own)[:80]}")
         return TrainConfig(
             algorithm=algorithm, task=self.task, inner_steps=steps, inner_lr=self.inner_lr,
             outer_lr=self.outer_lr, meta_batch=self.meta_batch, iterations=self.iterations,

@@ -132,7 +132,7 @@ def _load_data_only(path: Path) -> dict[str, Any]:
     scan = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", lambda path: [])
     try:
         code = scan(path)
-    except Exception as error:  # not a zip written by torch.save: never unpickled
+    except Exception as error:  # noqa: BLE001 - not a zip written by torch.save: never unpickled
         raise ValueError(f"refused checkpoint {path}: it is corrupt or not a metazoo checkpoint "
                          f"({_first_line(error)})") from None
     if code:
@@ -140,7 +140,7 @@ def _load_data_only(path: Path) -> dict[str, Any]:
                          " which a metazoo checkpoint never holds; it was not loaded")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # whatever the restricted unpickler refuses or cannot read
+    except Exception as error:  # noqa: BLE001 - whatever the restricted unpickler refuses
         raise ValueError(f"refused checkpoint {path}: it is corrupt or not a metazoo checkpoint "
                          f"({_first_line(error)})") from None
 

@@ -33,7 +33,7 @@ class TrainConfig:
     algorithm: str = option("maml", "meta-learner")
     task: str = option("sinusoid", "task family")
     model: str = option(
-        "", "model: mlp, linear, conv4, conv4-stride, or package.module:factory from your own "
+        "", "model: mlp, linear, conv4, conv4-stride, conv4-32, or package.module:factory from your "
         "code, called as factory(input_shape=..., output_size=...) and returning an nn.Module "
         "(empty: the task's default, mlp for sinusoid)")
     n_way: int = option(5, "classes per task (classification tasks only)")
@@ -171,15 +171,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at most {largest:.3g}, the largest {self.dtype}, "
                                  f"got {getattr(self, name)!r}")
         accepted = set(inspect.signature(TASKS[self.task]).parameters)
-        # Option → the task parameters that take it (the data folder is root in air-quality).
-        for name, parameters in (("n_way", {"n_way"}), ("split", {"split"}),
-                                 ("data_dir", {"data_dir", "root"}),
-                                 ("image_size", {"image_size"}), ("channels", {"channels"}),
-                                 ("split_seed", {"split_seed"}),
-                                 ("split_fractions", {"split_fractions"})):
-            if not parameters & accepted and getattr(self, name) != _default(name):
+        for name, parameters in _TASK_FIELDS.items():
+            if not accepted & set(parameters) and getattr(self, name) != _DEFAULTS[name]:
                 takers = sorted(task for task, factory in TASKS.items()
-                                if parameters & set(inspect.signature(factory).parameters))
+                                if set(inspect.signature(factory).parameters) & set(parameters))
                 raise ValueError(f"{name} does not apply to task {self.task!r} (only to "
                                  f"{', '.join(takers) or 'no task'}); leave it out")
 
@@ -249,14 +244,14 @@ class TrainConfig:
         ]
 
 
-_DEFAULTS = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)
-             if spec.default is not dataclasses.MISSING}
+#: Options that reach the task factory (see task_options), by the factory parameters they
+#: become: set on a task that takes none of them, they would be silently ignored.
+_TASK_FIELDS = {"n_way": ("n_way",), "split": ("split",), "data_dir": ("data_dir", "root"),
+                "split_seed": ("split_seed",), "split_fractions": ("split_fractions",),
+                "image_size": ("image_size",), "channels": ("channels",)}
 
-
-def _default(name: str) -> Any:
-    """The default of option ``name``, also for options whose default is a factory (lists)."""
-    spec = next(spec for spec in dataclasses.fields(TrainConfig) if spec.name == name)
-    return spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+_DEFAULTS = {spec.name: spec.default if spec.default is not dataclasses.MISSING
+             else spec.default_factory() for spec in dataclasses.fields(TrainConfig)}
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -83,4 +83,4 @@ def spawn(*args, preexec_fn=None, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "metazoo", *map(str, args)], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=preexec_fn, **kwargs)
+                            preexec_fn=preexec_fn, **kwargs)  # noqa: PLW1509 - single-threaded test

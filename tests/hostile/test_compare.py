@@ -2,7 +2,6 @@
 writes into a folder that is not a comparison's, and checks every option before training."""
 
 import json
-
 import os
 
 from metazoo.analysis.compare import CompareConfig, train_grid

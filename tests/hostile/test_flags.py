@@ -145,3 +145,10 @@ def test_impossible_held_out_tasks_name_the_evaluation_options(tmp_path):
 def test_conjugate_gradient_steps_that_would_not_finish(tmp_path):
     refused("train", *TINY, "--algorithm", "imaml", "--imaml-cg-steps", BIG, "--out",
             tmp_path / "new", watch=tmp_path, message="cg_steps must be at most")
+
+
+def test_a_model_that_does_not_fit_the_task(tmp_path):
+    refused("train", *TINY, "--model", "conv4", "--out", tmp_path / "new", watch=tmp_path,
+            absent=[tmp_path / "new"], message="model 'conv4' takes square images")
+    refused("train", *TINY, "--model", "no_such_module:factory", "--out", tmp_path / "new",
+            watch=tmp_path, absent=[tmp_path / "new"], message="cannot import module")

@@ -8,7 +8,6 @@ import signal
 import stat
 import time
 
-import pytest
 import torch
 
 from metazoo.engine import TrainConfig, train
