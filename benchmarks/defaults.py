@@ -64,7 +64,8 @@ def main() -> None:
         (f"`python benchmarks/defaults.py --jobs {args.jobs}"
          + "".join(f" {flag}" for flag in args.extra) + "`"
          f" ({(time.time() - began) / 60:.1f} min on this machine). Each run is `metazoo train "
-         "--algorithm A` with no other flag; all are scored on the same 600 held-out tasks."),
+         "--algorithm A` with no other flag but the iterations shown; all are scored on the "
+         "same 600 held-out tasks."),
         "",
         ("| algorithm | k | α | options | loss at θ | 1 step | 5 steps | 10 steps | ÷ MAML | "
          "below joint |"),

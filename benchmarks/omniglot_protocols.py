@@ -104,12 +104,16 @@ def main() -> None:
         "```bash",
         "METAZOO_OMNIGLOT_DIR=../shared/data/omniglot python benchmarks/omniglot_protocols.py \\",
         f"    --time-budget {args.time_budget:g} --runs runs/omniglot-protocols",
+        *([(f"# runs stopped early, then: ... omniglot_protocols.py --time-budget "
+            f"{args.time_budget:g} --runs runs/omniglot-protocols --partial {args.partial}")]
+          if args.partial else []),
         "```",
         "",
         (f"Each method runs its preset (`metazoo presets NAME` lists every value and its source) "
          f"for {args.time_budget:g} CPU seconds of meta-training (one thread, `--budget-clock "
          "cpu`; the linear schedule of Reptile's ε anneals over the budget), then is scored on "
-         "600 test-split tasks (15 query drawings per class) at its own protocol's test steps. "
+         f"{args.partial or 600} test-split tasks (15 query drawings per class) at its own "
+         "protocol's test steps. "
          "Transductive: a task's queries are classified together (BatchNorm statistics over "
          "them); non-transductive: each query with the support set alone."),
         "",

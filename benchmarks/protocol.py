@@ -2,19 +2,15 @@
 
 Suites:
 
-``sinusoid`` (Finn et al., 2017, section 5.1): K = 10 support points while training, inner
-step size α = 0.01, one inner step, meta-batch 25, Adam 1e-3. Test: the same 600 held-out
+``sinusoid`` (Finn et al., 2017, section 5.1): K = 10 support points while training,
+meta-batch 25, Adam 1e-3, each algorithm with its own inner-loop defaults (MAML's: α = 0.01,
+one inner step). Test: the same 600 held-out
 tasks for every algorithm, K = 5 and K = 10 support points, 100 query points, MSE after 1, 5
 and 10 steps of size α.
 
-``omniglot`` (Finn et al., 2017, section 5.2, 5-way 1-shot): Vinyals split, Conv4 with strided
-convolutions, α = 0.4, one inner step while training (query = 1 drawing per class, as in the
-paper's code), meta-batch 32, Adam 1e-3, a fixed CPU time budget per algorithm. Test: 600
-tasks of the test characters, 15 query drawings per class, accuracy after 0, 1, 3, 5, 10 steps.
+Omniglot, each method under its own published protocol, is ``benchmarks/omniglot_protocols.py``.
 
     python benchmarks/protocol.py sinusoid --iterations 30000 --jobs 2
-    METAZOO_OMNIGLOT_DIR=../shared/data/omniglot python benchmarks/protocol.py omniglot \\
-        --time-budget 900 --jobs 2
 
 Runs go to ``runs/<suite>-protocol/<name>`` (an interrupted run is resumed); the table goes to
 ``results/<suite>.md`` and ``results/<suite>.json``.
@@ -31,34 +27,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ALGORITHMS = ["joint", "maml", "fomaml", "reptile", "imaml"]
+from metazoo.algorithms import ALGORITHMS
 
+ROOT = Path(__file__).resolve().parent.parent
 SUITES = {
     "sinusoid": {
         "flags": ["--task", "sinusoid", "--eval-steps", "0", "1", "5", "10",
                   "--eval-k-shot", "5", "--eval-query-shots", "100"],
-        # Reptile with k = 1 is (by construction) joint training's direction: show k = 5 too.
-        "runs": {**{a: ["--algorithm", a] for a in ALGORITHMS},
-                 "reptile-k5": ["--algorithm", "reptile", "--inner-steps", "5"]},
+        # Every registered algorithm, each with its own inner-loop defaults.
+        "runs": {name: ["--algorithm", name] for name in sorted(ALGORITHMS)},
         "extra_eval": ["--k-shot", "10"],  # also report K = 10 at test
         "metric": "loss", "steps": ["0", "1", "5", "10"],
-    },
-    "omniglot": {
-        "flags": ["--task", "omniglot", "--n-way", "5", "--k-shot", "1", "--query-shots", "1",
-                  "--inner-lr", "0.4", "--meta-batch", "32", "--eval-query-shots", "15",
-                  "--eval-steps", "0", "1", "3", "5", "10", "--log-every", "20",
-                  "--checkpoint-every", "100", "--budget-clock", "cpu"],
-        "runs": {**{a: ["--algorithm", a] for a in ALGORITHMS},
-                 "reptile-k5": ["--algorithm", "reptile", "--inner-steps", "5"],
-                 # iMAML's defaults (λ = 1, δ = 0, k = 1) do not train here: with one step φ is
-                 # far from the inner minimiser and I + H/λ is indefinite, so CG diverges.
-                 # This is the operator of the authors' released code, 2I + H/(λ + 10), up
-                 # to a scale Adam ignores: (1 + δ)I + H/λ with λ = 1, δ = 21.
-                 "imaml-k5": ["--algorithm", "imaml", "--inner-steps", "5",
-                              "--imaml-lambda", "1", "--cg-damping", "21"]},
-        "extra_eval": None,
-        "metric": "accuracy", "steps": ["0", "1", "3", "5", "10"],
     },
 }
 

@@ -38,6 +38,7 @@ def test_every_algorithm_learns_with_its_own_defaults(reports, name):
     joint = reports["joint"][1][steps]["loss"].mean
     maml = reports["maml"][1][steps]["loss"].mean
     assert loss < report[0]["loss"].mean  # adaptation helps
-    if name != "joint":
-        assert loss < joint, f"{name}: {loss:.3f} after {steps} steps, joint {joint:.3f}"
+    if name == "joint":  # the reference the others are judged against
+        return
+    assert loss < joint, f"{name}: {loss:.3f} after {steps} steps, joint {joint:.3f}"
     assert loss <= 3 * maml, f"{name}: {loss:.3f} after {steps} steps, MAML {maml:.3f}"

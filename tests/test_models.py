@@ -291,3 +291,16 @@ def test_a_missing_parameter_is_refused_inside_the_algorithms(strategy):
     batch = Sinusoid().sample(2, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="missing 4.bias"):
         meta_gradient("maml", make_loss(model), params, batch, strategy=strategy)
+
+
+def test_a_target_shaped_unlike_the_prediction_is_refused():
+    """[S] targets against [S, 1] predictions would broadcast to an [S, S] loss."""
+    from metazoo.models import MLP, initial_params, make_loss
+
+    model = MLP()
+    loss = make_loss(model, "mse")
+    params = initial_params(model)
+    x = torch.zeros(4, 1)
+    assert torch.isfinite(loss(params, x, torch.zeros(4, 1)))
+    with pytest.raises(ValueError, match=r"predicts shape \[4, 1\] but the targets have shape \[4\]"):
+        loss(params, x, torch.zeros(4))

@@ -14,15 +14,17 @@ scored on the same held-out tasks. Each finished run is appended to ``runs.jsonl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from metazoo.algorithms import ALGORITHMS
 from metazoo.algorithms.base import check_field_types, option
 from metazoo.analysis import report as rpt
-from metazoo.analysis.grid import REPORT, open_grid, run_grid
+from metazoo.analysis.grid import RECORDS, RUNS, TABLE, run_grid, stored_records
 from metazoo.analysis.questions import (
     comparison_pairs,
     contests,
@@ -36,6 +38,16 @@ from metazoo.analysis.questions import (
 from metazoo.analysis.stats import t_quantile
 from metazoo.analysis.toy import toy_blocks
 from metazoo.engine.config import TrainConfig
+from metazoo.engine.folder import check_out, locked_folder
+from metazoo.engine.layout import LOCK
+from metazoo.fileio import write_json
+from metazoo.messages import brief
+
+#: What a comparison folder holds. ``compare.json`` (the options) marks a folder as one; a
+#: folder holding anything else is never written into.
+MARKER = "compare.json"
+REPORT = "report"
+COMPARE_FILES = (MARKER, RECORDS, TABLE, RUNS, REPORT, LOCK)
 
 
 @dataclass(frozen=True)
@@ -103,8 +115,9 @@ class CompareConfig:
     def train_config(self, algorithm: str, steps: int, seed: int) -> TrainConfig:
         own = self.algorithm_options.get(algorithm, {})
         if not isinstance(own, dict):
-            raise ValueError(  # noqa: TRY004 - a bad option value, reported as suchf"algorithm_options of {algorithm} must be an object of its "
-                             f"settings, got {str(own)[:80]}")
+            raise ValueError(  # noqa: TRY004 - a bad option value, reported as such
+                f"algorithm_options of {algorithm} must be an object of its settings, got "
+                f"{str(own)[:80]}")
         return TrainConfig(
             algorithm=algorithm, task=self.task, inner_steps=steps, inner_lr=self.inner_lr,
             outer_lr=self.outer_lr, meta_batch=self.meta_batch, iterations=self.iterations,
@@ -120,29 +133,59 @@ class CompareConfig:
         )
 
 
-def _cells(config: CompareConfig) -> dict[str, TrainConfig]:
+def grid_cells(config: CompareConfig) -> dict[str, TrainConfig]:
+    """Every run of the comparison, by name: algorithm × k × seed."""
     return {run_name(a, k, s): config.train_config(a, k, s) for a in config.algorithms
             for k in config.train_steps for s in config.seeds}
 
 
-def train_grid(config: CompareConfig, out: Path, progress: bool = True) -> list[dict]:
-    """Train and evaluate every (algorithm, k, seed) not finished yet; return all records."""
-    return run_grid(_cells(config), out, jobs=config.jobs, progress=progress, desc="compare")
+def _check_compare_folder(out: Path) -> None:
+    """Refuse a folder that is neither empty nor a comparison's (it has no ``compare.json``)."""
+    if not out.is_dir():
+        return
+    entries = sorted(path.name for path in out.iterdir() if path.name != LOCK)
+    if entries and not (out / MARKER).is_file():
+        raise ValueError(f"{out} holds files that are not a comparison ({brief(entries)}); "
+                         "choose another out folder")
+
+
+@contextlib.contextmanager
+def _comparison_folder(config: CompareConfig, out: str | Path) -> Iterator[Path]:
+    """Check ``out`` (writable, empty or a comparison's own, its runs made with these
+    options), then hold its lock for the block; nothing is written before the checks."""
+    out = check_out(out)
+    _check_compare_folder(out)
+    stored_records(grid_cells(config), out)
+    with locked_folder(out, files=(MARKER, TABLE)):
+        _check_compare_folder(out)  # again, under the lock
+        write_json(out / MARKER, dataclasses.asdict(config))
+        yield out
+
+
+def train_grid(config: CompareConfig, out: str | Path, progress: bool = True) -> list[dict]:
+    """Train and evaluate every (algorithm, k, seed) not finished yet; return all records.
+
+    Holds the folder's lock while it runs (see :func:`~metazoo.analysis.grid.run_grid`).
+    """
+    with _comparison_folder(config, out) as folder:
+        return run_grid(grid_cells(config), folder, jobs=config.jobs, progress=progress,
+                        desc="compare")
 
 
 def compare(config: CompareConfig, out: str | Path, progress: bool = True) -> Path:
     """Run the grid (resuming), then write the report; returns the report's ``index.md``.
 
-    The folder is checked before anything is written (empty, or a comparison's own whose
-    runs were made with these options) and locked until the report is written.
+    Everything is checked before anything is written: the options of every run, the folder
+    (empty, or a comparison's own), and the runs it already holds (made with these options).
+    The folder's lock is held throughout.
     """
-    with open_grid(_cells(config), out) as grid:
-        records = grid.run(jobs=config.jobs, progress=progress, desc="compare")
-        return _report(config, grid.out, records)
+    with _comparison_folder(config, out) as folder:
+        records = run_grid(grid_cells(config), folder, jobs=config.jobs, progress=progress,
+                           desc="compare")
+        return _report(config, folder, records)
 
 
 def _report(config: CompareConfig, out: Path, records: list[dict]) -> Path:
-    """Answer the questions from the runs' records and files; returns ``index.md``."""
     metric = "accuracy" if any("accuracy@0" in r for r in records) else "loss"
     figures = out / REPORT
     figures.mkdir(parents=True, exist_ok=True)
@@ -150,7 +193,7 @@ def _report(config: CompareConfig, out: Path, records: list[dict]) -> Path:
         f"{len(records)} runs: algorithms {', '.join(config.algorithms)}; train k ∈ "
         f"{config.train_steps}; seeds {config.seeds}. Options: "
         + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items()) + "."),
-        rpt.paragraph(f"95% intervals: Student t over seeds (question 1) or normal over tasks; "
+        rpt.paragraph(f"95% intervals: Student t over seeds (question 1) or over tasks; "
                       f"t quantile for {len(config.seeds)} seeds = "
                       f"{t_quantile(len(config.seeds) - 1):.3f}.")]
     blocks += question1(config, records, metric, figures)
@@ -165,5 +208,7 @@ def _report(config: CompareConfig, out: Path, records: list[dict]) -> Path:
     (figures / "index.md").write_text(rpt.to_markdown(blocks))
     (figures / "index.html").write_text(rpt.to_html(blocks, f"metazoo compare: {config.task}"))
     (figures / "summary.json").write_text(json.dumps(
-        {"config": dataclasses.asdict(config), "runs": records}, indent=2) + "\n")
+        {"config": dataclasses.asdict(config),
+         "runs": [{k: v for k, v in r.items() if k != "config"} for r in records]},
+        indent=2) + "\n")
     return figures / "index.md"

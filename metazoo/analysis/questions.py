@@ -188,8 +188,7 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
     for k in config.train_steps:
         pre, post = {}, {}
         for algorithm in config.algorithms:
-            values = [torch.load(out / RUNS / run_name(algorithm, k, s) / PER_TASK,
-                                 weights_only=True)
+            values = [torch.load(out / RUNS / run_name(algorithm, k, s) / PER_TASK, weights_only=True)
                       for s in config.seeds]
             pre[algorithm] = torch.cat([v[0]["loss"] for v in values]).double()
             post[algorithm] = torch.cat([v[final]["loss"] for v in values]).double()

@@ -231,6 +231,11 @@ def _mean_squared_error(prediction: torch.Tensor, target: torch.Tensor) -> torch
     # Written out rather than F.mse_loss: in torch 2.13 the forward-mode derivative of
     # mse_loss's backward fails ("ZeroTensors are immutable"), which breaks the
     # forward-over-reverse Hessian-vector products that iMAML and the analysis use.
+    if prediction.shape != target.shape:
+        # Broadcasting [S, 1] against [S] would silently give an [S, S] loss.
+        raise ValueError(f"the model predicts shape {list(prediction.shape)} but the targets have "
+                         f"shape {list(target.shape)}; regression targets carry a trailing "
+                         "output axis, [S, 1] for one output")
     return (prediction - target).pow(2).mean()
 
 
