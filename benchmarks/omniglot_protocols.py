@@ -8,7 +8,7 @@ CPU time: accuracy ± 95% CI, transductive and non-transductive, and a learning 
 All runs start at once, one thread each, and each stops after ``--time-budget`` seconds of its
 own CPU time (``--budget-clock cpu``), so runs sharing the cores get equal compute. A run that
 exists is resumed (or, when finished, only reported). Writes ``results/omniglot.md``,
-``results/omniglot.json`` and ``results/omniglot-curve.png``.
+``results/omniglot.json`` and ``docs/omniglot-curve.png``.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def main() -> None:
                        f"{args.time_budget:g}-second budget (see the CPU seconds column); each "
                        f"last checkpoint is scored on {args.partial} test tasks.")]
     lines += ["", ("Learning curves (validation split, 100 fixed tasks, at each method's own "
-                   "test steps): `omniglot-curve.png`."), "", "| method | " + " | ".join(
+                   "test steps): [`docs/omniglot-curve.png`](../docs/omniglot-curve.png)."), "", "| method | " + " | ".join(
                   f"acc. after {s:g} CPU s" for s in marks) + " |",
               "|---|" + "---:|" * len(marks)]
     for entry in entries:
@@ -175,7 +175,7 @@ def main() -> None:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(args.out.parent / "omniglot-curve.png", dpi=110)
+    figure.savefig(ROOT / "docs" / "omniglot-curve.png", dpi=110)
     print("\n".join(lines))
 
 
