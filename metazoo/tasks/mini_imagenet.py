@@ -18,6 +18,7 @@ channels, into the user's cache folder.
 from __future__ import annotations
 
 import csv
+import gzip
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -35,7 +36,8 @@ LAYOUTS = ("images/{filename}", "{filename}", "{label}/{filename}", "{part}/{lab
 
 
 def shipped_lists() -> Path:
-    """The folder of the shipped ``train.csv``, ``val.csv`` and ``test.csv``."""
+    """The folder of the shipped lists, ``train.csv``, ``val.csv`` and ``test.csv`` (stored
+    gzip-compressed as ``<part>.csv.gz``; :func:`read_lists` reads either form)."""
     return Path(str(resources.files("metazoo.tasks") / "data" / "mini-imagenet-ravi"))
 
 
@@ -51,10 +53,13 @@ def read_lists(folder: Path) -> dict[str, list[tuple[str, list[str]]]]:
     owner: dict[str, str] = {}  # label → part
     for part in PARTS[:3]:
         path = folder / f"{part}.csv"
+        if not path.is_file() and path.with_suffix(".csv.gz").is_file():
+            path = path.with_suffix(".csv.gz")  # the shipped lists are stored compressed
         try:
-            with open(path, newline="") as file:
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rt", newline="") as file:
                 rows = list(csv.reader(file))
-        except (OSError, UnicodeDecodeError, csv.Error) as error:
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as error:
             raise DataError(f"cannot read the split list {path} ({error}); point split_dir at "
                             "a folder holding train.csv, val.csv and test.csv") from error
         if not rows or rows[0] != ["filename", "label"]:
