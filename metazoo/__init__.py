@@ -1,3 +1,17 @@
-"""metazoo: gradient-based meta-learning on one verified, vectorised functional core."""
+"""metazoo: gradient-based meta-learning on one verified, vectorised functional core.
+
+``metazoo.load_run(DIR)`` reads a trained run back for adaptation and prediction
+(:mod:`metazoo.predict`); it is imported on first use, so ``import metazoo`` stays light.
+"""
 
 __version__ = "0.1.0"
+
+__all__ = ["load_run"]
+
+
+def __getattr__(name: str):
+    if name == "load_run":
+        from metazoo.predict import load_run
+
+        return load_run
+    raise AttributeError(f"module 'metazoo' has no attribute {name!r}")

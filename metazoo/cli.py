@@ -1,4 +1,4 @@
-"""Command line: ``metazoo train`` and ``metazoo eval``.
+"""Command line: ``metazoo train``, ``eval``, ``compare``, ``presets`` and ``predict``.
 
 Flags are generated from :class:`~metazoo.engine.config.TrainConfig` and from every
 registered algorithm's settings, so a new option or algorithm needs no edit here.
@@ -270,7 +270,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_eval(args: argparse.Namespace) -> int:
     from metazoo.engine.folder import check_file_target
-    from metazoo.engine.run import evaluate_params, load_run, protocol_name, report_to_dict
+    from metazoo.engine.run import evaluate_params, protocol_name, rebuild_run, report_to_dict
     from metazoo.engine.setup import configure_process
     from metazoo.fileio import write_json
 
@@ -283,7 +283,7 @@ def _run_eval(args: argparse.Namespace) -> int:
                                                   ("eval_k_shot", args.k_shot),
                                                   ("eval_transductive", args.transductive))
                   if value is not None}
-    setup, params, checkpoint = load_run(args.run, **evaluation)
+    setup, params, checkpoint = rebuild_run(args.run, **evaluation)
     configure_process(setup.config)
     config = setup.config
     report = evaluate_params(setup, params)
@@ -293,6 +293,51 @@ def _run_eval(args: argparse.Namespace) -> int:
     print(format_table(report, title))
     if args.json is not None:
         write_json(args.json, report_to_dict(report))
+    return 0
+
+
+def _predict_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="adapt a trained run to a new task and predict its queries",
+        description="Adapt the θ of a run on a new task's support set, with its method's own "
+                    "test-time adaptation and its task's own preprocessing, then predict the "
+                    "queries. Images (classification runs): --support is a class-per-folder "
+                    "tree, --query a folder of images (those in sub-folders named after support "
+                    "classes are labelled, and accuracy is printed). Tables (regression runs): "
+                    "CSV files with a header row, the inputs then the targets (--query may omit "
+                    "the targets). Writes a CSV of the predictions to --out. Exit status: 0 "
+                    "done, 2 refused.",
+    )
+    parser.add_argument("run", type=_path, help="run folder holding checkpoint.pt")
+    parser.add_argument("--support", type=_path, required=True, metavar="DIR|CSV",
+                        help="the new task's labelled examples")
+    parser.add_argument("--query", type=_path, required=True, metavar="DIR|CSV",
+                        help="the examples to predict")
+    parser.add_argument("--steps", type=int, default=None, metavar="S",
+                        help="test-time steps (default: the method's own protocol, else the "
+                             "run's largest eval_steps)")
+    parser.add_argument("--out", type=_path, default=Path("predictions.csv"),
+                        help="CSV of the predictions: file, label, score [, true] for images; "
+                             "the query's columns and prediction for tables "
+                             "(default: predictions.csv)")
+    parser.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None,
+                        help="classify the queries together (BatchNorm statistics over all of "
+                             "them), or each with the support set alone (--no-transductive); "
+                             "default: the run's eval_transductive")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from metazoo.engine.folder import check_file_target
+    from metazoo.fileio import atomic_write_data
+    from metazoo.predict import load_run, predict_files
+
+    check_file_target(args.out, "--out")
+    if args.steps is not None and args.steps < 0:
+        raise ValueError(f"--steps must be an integer >= 0, got {args.steps}")
+    table, summary = predict_files(load_run(args.run), args.support, args.query,
+                                   steps=args.steps, transductive=args.transductive)
+    atomic_write_data(args.out, table.to_csv(index=False).encode())
+    print(f"{summary}\npredictions: {args.out}")
     return 0
 
 
@@ -370,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_parser(subparsers)
     _compare_parser(subparsers)
     _presets_parser(subparsers)
+    _predict_parser(subparsers)
     return parser
 
 
@@ -406,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = f"metazoo {args.command}"
     try:
         return {"train": _run_train, "eval": _run_eval, "compare": _run_compare,
-                "presets": _run_presets}[args.command](args)
+                "presets": _run_presets, "predict": _run_predict}[args.command](args)
     except (ValueError, OSError, OmniglotDataError) as error:
         print(f"{prefix}: error: {describe_field(_one_line(error))}", file=sys.stderr)
         return REFUSED

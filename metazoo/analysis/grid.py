@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from metazoo.engine import evaluate_params, load_run, train
+from metazoo.engine import evaluate_params, rebuild_run, train
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.layout import CHECKPOINT, LOG, read_log, read_records
 from metazoo.engine.run import NOT_RESULTS
@@ -45,7 +45,7 @@ def train_run(name: str, config: TrainConfig, run_dir: Path, threads: int = 0) -
     resume = (run_dir / CHECKPOINT).is_file()
     summary = train(config, run_dir, resume=resume, overwrite=not resume, progress=False,
                     evaluate_at_end=False)
-    setup, params, _ = load_run(run_dir)
+    setup, params, _ = rebuild_run(run_dir)
     values = evaluate_params(setup, params, per_task=True)
     atomic_write_bytes(run_dir / PER_TASK, lambda file: torch.save(values, file))
     skipped = sum(bool(record.get("skipped")) for record in read_log(run_dir / LOG))

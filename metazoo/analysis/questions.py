@@ -28,7 +28,7 @@ from metazoo.analysis.cost import measure
 from metazoo.analysis.grid import PER_TASK, RUNS
 from metazoo.analysis.metrics import fidelity, matched_start, path_metrics
 from metazoo.analysis.stats import matched_gain, mean_ci
-from metazoo.engine import build, load_run
+from metazoo.engine import build, rebuild_run
 from metazoo.models import initial_params
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ def _perturbed_start(config: CompareConfig, out: Path, final: int) -> list:
     k, seed = config.train_steps[0], config.seeds[0]
     runs = {}
     for algorithm in config.algorithms:
-        setup, params, _ = load_run(out / RUNS / run_name(algorithm, k, seed))
+        setup, params, _ = rebuild_run(out / RUNS / run_name(algorithm, k, seed))
         runs[algorithm] = (setup, params, _analysis_tasks(setup, config))
 
     def control(algorithm: str, target: float) -> dict:
@@ -326,7 +326,7 @@ def question3(config: CompareConfig, out: Path, figures: Path):
              "first_grad_norm", "path_curvature", "top_eigenvalue"]
     rows, summary = [], {}
     for algorithm in config.algorithms:
-        setup, params, _ = load_run(out / RUNS / run_name(algorithm, k_train, seed))
+        setup, params, _ = rebuild_run(out / RUNS / run_name(algorithm, k_train, seed))
         tasks = _analysis_tasks(setup, config)
         per_task = vmap(lambda task, p=params, s=setup: path_metrics(
             s.loss, p, task, steps, s.method))(tasks)
@@ -364,7 +364,7 @@ def question4(config: CompareConfig, out: Path, figures: Path, source: str):
     the same θ and tasks: every compared method whose registry entry ``approximates``
     ``source``, in each of its own variants."""
     blocks: list = [rpt.heading(f"4. How faithful is each cheap meta-gradient to {source}'s?")]
-    setup, params, _ = load_run(out / RUNS / run_name(source, config.train_steps[0],
+    setup, params, _ = rebuild_run(out / RUNS / run_name(source, config.train_steps[0],
                                                          config.seeds[0]))
     params = setup.method.model_params(params)
     start = {n: p.to(params[n]) for n, p in initial_params(setup.model).items()}

@@ -10,11 +10,11 @@ writes, the one safe reader), ``distributed`` (ranks under ``torchrun``), ``stop
 from metazoo.engine.checkpoint import Checkpoint, read_checkpoint
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import Estimate, evaluate, format_table
-from metazoo.engine.run import evaluate_params, load_run, read_run
+from metazoo.engine.run import evaluate_params, read_run, rebuild_run
 from metazoo.engine.setup import build
 from metazoo.engine.stopping import Interrupted
 from metazoo.engine.train import NonFiniteError, train
 
 __all__ = ["Checkpoint", "Estimate", "Interrupted", "NonFiniteError", "TrainConfig", "build",
-           "evaluate", "evaluate_params", "format_table", "load_run", "read_checkpoint",
-           "read_run", "train"]
+           "evaluate", "evaluate_params", "format_table", "read_checkpoint", "read_run",
+           "rebuild_run", "train"]

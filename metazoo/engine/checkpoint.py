@@ -3,7 +3,7 @@
 A checkpoint is shared between people (posted with a paper, copied between machines), so
 reading one must never run code, and must not quietly resume or score the wrong run. The one
 reader, :func:`read_checkpoint`, serves ``train --resume``, ``metazoo eval`` and
-:func:`metazoo.engine.load_run`:
+:func:`metazoo.engine.rebuild_run`:
 
 1. the pickle is scanned, without running it, for references to code: a metazoo checkpoint
    holds none (only tensors, numbers, strings, lists and dicts), so any is refused;
@@ -88,7 +88,7 @@ class Checkpoint:
         """
         expected = initial_meta_params(setup, "cpu")
         optimizer, scheduler = make_optimizer(setup.config, expected)
-        problems = _params_problems(self.params, expected) or _optimizer_problems(
+        problems = params_problems(self.params, expected) or _optimizer_problems(
             self.optimizer, optimizer.state_dict(), list(expected.values())) or _scheduler_problems(
             self.scheduler, scheduler.state_dict(), self.iteration)
         if problems:
@@ -232,7 +232,8 @@ def _plain_data_problem(value: Any, depth: int = 0) -> str:
     return ""
 
 
-def _params_problems(params: Params, expected: Params) -> list[str]:
+def params_problems(params: Params, expected: Params) -> list[str]:
+    """What differs between ``params`` and the ``expected`` ones: names, shapes, dtypes."""
     missing = [name for name in expected if name not in params]
     extra = [name for name in params if name not in expected]
     problems = ([f"missing parameter(s) {brief(missing)}"] if missing else []) + (

@@ -13,7 +13,7 @@ from metazoo.core.batch import map_tasks
 from metazoo.stats import Estimate
 from metazoo.types import LossFn, Params, TaskBatch
 
-__all__ = ["Estimate", "evaluate", "format_table", "per_task_metrics"]
+__all__ = ["Estimate", "evaluate", "format_table", "per_task_metrics", "query_outputs"]
 
 
 def per_task_metrics(
@@ -62,16 +62,11 @@ def per_task_metrics(
             if predict is None:
                 results[f"loss/{target}"] = loss(adapted, task.query_x, task.query_y)
                 continue
-            if transductive:
-                results[f"loss/{target}"] = loss(adapted, task.query_x, task.query_y)
-                logits = predict(adapted, task.query_x)  # [Q, N]
-            else:
-                def alone(query, phi=adapted):  # one query beside the support set
-                    batch = torch.cat([task.support_x, query[None]])  # [S+1, ...]
-                    return predict(phi, batch)[-1]
-
-                logits = vmap(alone)(task.query_x)  # [Q, N]
-                results[f"loss/{target}"] = F.cross_entropy(logits, task.query_y)
+            logits = query_outputs(predict, adapted, task.support_x, task.query_x,
+                                   transductive)  # [Q, N]
+            results[f"loss/{target}"] = (loss(adapted, task.query_x, task.query_y)
+                                         if transductive
+                                         else F.cross_entropy(logits, task.query_y))
             hits = logits.argmax(-1) == task.query_y
             results[f"accuracy/{target}"] = hits.float().mean()
         return results
@@ -82,6 +77,22 @@ def per_task_metrics(
         metric, step = key.split("/")
         report[int(step)][metric] = values.detach()
     return report
+
+
+def query_outputs(predict: Callable[[Params, torch.Tensor], torch.Tensor], params: Params,
+                  support_x: torch.Tensor, query_x: torch.Tensor,
+                  transductive: bool = True) -> torch.Tensor:
+    """The model's outputs ``[Q, ...]`` for the queries of one task, under an evaluation
+    protocol: all queries in one batch (``transductive``), or each query in a batch with the
+    support set alone, keeping its own outputs. They differ when the model normalises over
+    its batch (BatchNorm with batch statistics)."""
+    if transductive:
+        return predict(params, query_x)
+
+    def alone(query):  # one query beside the support set
+        return predict(params, torch.cat([support_x, query[None]]))[-1]  # [S+1, ...] → last
+
+    return vmap(alone)(query_x)
 
 
 def evaluate(*args, **kwargs) -> dict[int, dict[str, Estimate]]:

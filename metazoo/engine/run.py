@@ -1,4 +1,4 @@
-"""A run folder read back: its checked checkpoint and setup (``load_run``), the evaluation of
+"""A run folder read back: its checked checkpoint and setup (``rebuild_run``), the evaluation of
 its θ on held-out tasks, and the results files."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def read_run(run_dir: str | Path) -> Checkpoint:
     return checkpoint
 
 
-def load_run(run_dir: str | Path, **evaluation: Any) -> tuple[Setup, Params, Checkpoint]:
+def rebuild_run(run_dir: str | Path, **evaluation: Any) -> tuple[Setup, Params, Checkpoint]:
     """Rebuild a finished (or checkpointed) run: its setup, θ and checkpoint.
 
     Args:

@@ -203,8 +203,19 @@ def make_model(name: str, task) -> nn.Module:
         ValueError: in one line, for an unknown name, a factory that cannot be imported or
             raises, or that returns something other than a module with parameters.
     """
-    factory = resolve_factory(name)
     input_shape, output_size = task_shapes(task)
+    return build_model(name, input_shape, output_size)
+
+
+def build_model(name: str, input_shape: tuple[int, ...], output_size: int) -> nn.Module:
+    """Build the model ``name`` for inputs of ``input_shape`` and ``output_size`` outputs
+    (:func:`make_model` without a task: what a trained run is rebuilt from).
+
+    Raises:
+        ValueError: as :func:`make_model`.
+    """
+    factory = resolve_factory(name)
+    input_shape, output_size = tuple(int(n) for n in input_shape), int(output_size)
     if name in MODELS:  # ours: their ValueErrors already say what to do
         return factory(input_shape=input_shape, output_size=output_size)
     call = f"{name.partition(':')[2]}(input_shape={input_shape}, output_size={output_size})"
@@ -359,6 +370,7 @@ __all__ = [
     "MODELS",
     "LossFn",
     "Params",
+    "build_model",
     "check_buffers",
     "initial_params",
     "linear_model",

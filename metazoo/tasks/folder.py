@@ -23,6 +23,7 @@ import torch
 
 from metazoo.tasks.base import DataError, check_counts
 from metazoo.tasks.images import ClassFiles, check_image_options, load_images, scan_class_folders
+from metazoo.tasks.inputs import ImageInputs, option
 from metazoo.tasks.sampler import ClassData, FewShotSampling, check_pool, no_rotation
 from metazoo.tasks.splits import (
     DEFAULT_FRACTIONS,
@@ -147,6 +148,11 @@ class ImageFolderTasks(FewShotSampling):
         object.__setattr__(self, "examples", examples)
         object.__setattr__(self, "pool", pool)
         object.__setattr__(self, "split_source", how)
+
+    @classmethod
+    def file_inputs(cls, **options) -> ImageInputs:
+        """Images decoded as this family decodes its own (see :mod:`metazoo.tasks.inputs`)."""
+        return ImageInputs(option(cls, options, "image_size"), option(cls, options, "channels"))
 
     def root(self) -> Path:
         """``data_dir``, else the family's environment variable; refused when neither is set."""

@@ -109,18 +109,44 @@ def content_key(classes: Sequence[ClassFiles], image_size: int, channels: int,
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
+#: Pillow's resampling filters by name: ``bilinear`` for photographs (the image families),
+#: ``box`` for Omniglot's strokes (see :mod:`metazoo.tasks.omniglot.decode`).
+RESAMPLING = ("bilinear", "box")
+
+
+def decode_image(source, image_size: int, channels: int, resample: str = "bilinear") -> bytes:
+    """One image (a path or a binary file object) as ``image_size × image_size`` pixels of
+    ``channels`` channels, rows of pixels with channels last: the one decoding every image
+    task family and every prediction uses.
+
+    Raises:
+        OSError, ValueError, SyntaxError, ``PIL.Image.DecompressionBombError``: what Pillow
+            raises for a file it cannot decode.
+    """
+    from PIL import Image  # imported where used, like every optional decoder
+
+    with Image.open(source) as image:
+        image = image.convert("L" if channels == 1 else "RGB")
+        if image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size),
+                                 Image.BILINEAR if resample == "bilinear" else Image.BOX)
+        return image.tobytes()
+
+
 def decode_files(paths: Sequence[str | Path], image_size: int, channels: int,
-                 workers: int | None = None) -> torch.Tensor:
+                 workers: int | None = None, resample: str = "bilinear") -> torch.Tensor:
     """Decode ``paths`` into uint8 ``[M, channels, image_size, image_size]``.
 
     Raises:
         DataError: an image Pillow cannot decode (the message names its path).
     """
+    if resample not in RESAMPLING:
+        raise ValueError(f"resample must be one of {', '.join(RESAMPLING)}, got {resample!r}")
     out = torch.empty((len(paths), channels, image_size, image_size), dtype=torch.uint8)
 
     def decode_chunk(start: int) -> None:
         chunk = paths[start:start + CHUNK]
-        pixels = b"".join(_decode(path, image_size, channels) for path in chunk)
+        pixels = b"".join(_decode(path, image_size, channels, resample) for path in chunk)
         decoded = torch.frombuffer(bytearray(pixels), dtype=torch.uint8)
         # Pillow gives rows of pixels, channels last: [n, H, W, C] → [n, C, H, W].
         out[start:start + len(chunk)] = decoded.view(
@@ -132,15 +158,11 @@ def decode_files(paths: Sequence[str | Path], image_size: int, channels: int,
     return out
 
 
-def _decode(path: str | Path, image_size: int, channels: int) -> bytes:
-    from PIL import Image  # imported where used, like every optional decoder
+def _decode(path: str | Path, image_size: int, channels: int, resample: str) -> bytes:
+    from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            if image.size != (image_size, image_size):
-                image = image.resize((image_size, image_size), Image.BILINEAR)
-            return image.tobytes()
+        return decode_image(path, image_size, channels, resample)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise DataError(f"cannot decode image {path} ({error}); replace or remove it") from error
 

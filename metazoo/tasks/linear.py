@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from metazoo.tasks.base import TaskBatch, check_counts
+from metazoo.tasks.inputs import TableInputs, option
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class LinearRegression:
         check_counts(dim=self.dim, k_shot=self.k_shot, query_shots=self.query_shots)
         if self.noise < 0 or self.weight_scale < 0:
             raise ValueError("noise and weight_scale must be non-negative")
+
+    @classmethod
+    def file_inputs(cls, **options) -> TableInputs:
+        """A table of ``dim`` inputs and one target (see :mod:`metazoo.tasks.inputs`)."""
+        return TableInputs(features=option(cls, options, "dim"), targets=1)
 
     def sample(self, num_tasks: int, generator: torch.Generator) -> TaskBatch:
         check_counts(num_tasks=num_tasks)

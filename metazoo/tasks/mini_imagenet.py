@@ -28,6 +28,7 @@ import torch
 
 from metazoo.tasks.base import DataError, check_counts
 from metazoo.tasks.images import ClassFiles, check_image_options, load_images
+from metazoo.tasks.inputs import ImageInputs, option
 from metazoo.tasks.sampler import ClassData, FewShotSampling, check_pool, no_rotation
 from metazoo.tasks.splits import PARTS, check_part, part_rows
 
@@ -168,3 +169,8 @@ class MiniImageNet(FewShotSampling):
                    f"mini-ImageNet's {self.part} part")
         object.__setattr__(self, "examples", examples)
         object.__setattr__(self, "pool", pool)
+
+    @classmethod
+    def file_inputs(cls, **options) -> ImageInputs:
+        """Images decoded as this family decodes its own (see :mod:`metazoo.tasks.inputs`)."""
+        return ImageInputs(option(cls, options, "image_size"), option(cls, options, "channels"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from metazoo.tasks.base import TaskBatch, check_counts
+from metazoo.tasks.inputs import TableInputs
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class Sinusoid:
 
     def __post_init__(self) -> None:
         check_counts(k_shot=self.k_shot, query_shots=self.query_shots)
+
+    @classmethod
+    def file_inputs(cls, **options) -> TableInputs:
+        """A table of x and y (see :mod:`metazoo.tasks.inputs`)."""
+        return TableInputs(features=1, targets=1)
 
     def sample(self, num_tasks: int, generator: torch.Generator) -> TaskBatch:
         check_counts(num_tasks=num_tasks)

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from metazoo.tasks.images import decode_image
 from metazoo.tasks.omniglot.files import OmniglotDataError
 
 IMAGE_SIZE = 28
@@ -68,11 +69,4 @@ def decode_images(
 
 
 def _decode_chunk(pngs: list[bytes]) -> bytes:
-    from PIL import Image  # optional until Omniglot is used
-
-    out = []
-    for png in pngs:
-        with Image.open(io.BytesIO(png)) as image:
-            small = image.convert("L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX)
-        out.append(small.tobytes())
-    return b"".join(out)
+    return b"".join(decode_image(io.BytesIO(png), IMAGE_SIZE, 1, "box") for png in pngs)

@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from metazoo.tasks.base import check_counts
+from metazoo.tasks.inputs import ImageInputs
 from metazoo.tasks.omniglot.data import OmniglotData, load_omniglot
-from metazoo.tasks.omniglot.decode import DRAWINGS
+from metazoo.tasks.omniglot.decode import DRAWINGS, IMAGE_SIZE
 from metazoo.tasks.omniglot.splits import check_split, class_pool
 from metazoo.tasks.sampler import ClassData, FewShotSampling, check_pool
 
@@ -71,3 +72,8 @@ class Omniglot(FewShotSampling):
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "pool", pool)
         object.__setattr__(self, "examples", examples)
+
+    @classmethod
+    def file_inputs(cls, **options) -> ImageInputs:
+        """Drawings as Omniglot's own: grey, BOX-resized to 28, inverted (strokes 1.0)."""
+        return ImageInputs(IMAGE_SIZE, 1, resample="box", invert=True)

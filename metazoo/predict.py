@@ -1,0 +1,455 @@
+"""From a trained run to predictions on a new task: load, adapt on its support set, predict.
+
+    >>> run = metazoo.load_run("runs/omniglot-maml")
+    >>> x, y, classes = run.read_support("support/")      # class-per-folder images
+    >>> predictor = run.adapt(x, y)                        # the method's own test-time rule
+    >>> labels = predictor.predict(run.read_images(paths))
+
+A loaded run knows what a caller would otherwise have to find in the source:
+
+* its model, rebuilt from the stored config, and its meta-parameters, read with the same
+  safe, schema-checked reader as ``train --resume`` (never an unrestricted unpickle);
+* its method's test-time adaptation (:meth:`metazoo.algorithms.Method.adapt`: step sizes,
+  Meta-SGD's learned ones, iMAML's proximal rule, Reptile's inner optimizer) and its own
+  number of test steps;
+* its task family's input preprocessing (:mod:`metazoo.tasks.inputs`: for Omniglot, grey,
+  BOX resize to 28, strokes 1.0) and its loss;
+* its evaluation protocol (transductive or not), which matters when the model normalises
+  over its batch.
+
+Adaptation and prediction are those of ``metazoo eval`` (the same functions), so a run
+predicts a task exactly as its evaluation scored it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metazoo.algorithms import Method
+from metazoo.engine.checkpoint import params_problems
+from metazoo.engine.config import TrainConfig
+from metazoo.engine.evaluate import query_outputs
+from metazoo.engine.run import read_run
+from metazoo.models import build_model, initial_params, make_loss, make_predict, task_shapes
+from metazoo.tasks import TASKS, DataError, make_task
+from metazoo.tasks.images import IMAGE_EXTENSIONS, scan_class_folders
+from metazoo.tasks.inputs import ImageInputs, TableInputs, file_inputs
+from metazoo.types import LossFn, Params
+
+__all__ = ["Predictor", "TrainedRun", "images_in", "load_run", "predict_files", "read_table"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictor:
+    """A trained run adapted to one task: ``predictor(x)`` gives outputs, ``.predict(x)``
+    labels (classification) or values (regression).
+
+    Attributes:
+        run: the run it was adapted from.
+        params: the model's adapted parameters.
+        support_x: the support inputs it was adapted on (the non-transductive protocol
+            classifies each query in a batch with them).
+        classes: classes of the support set (labels ``0..classes-1``; None for regression).
+            Predictions are restricted to them when the head has more outputs.
+        steps: test-time steps taken.
+    """
+
+    run: TrainedRun
+    params: Params
+    support_x: torch.Tensor
+    classes: int | None
+    steps: int
+
+    def __call__(self, x: Any, transductive: bool | None = None) -> torch.Tensor:
+        """The model's outputs for inputs ``x`` ``[Q, *input_shape]``: logits ``[Q, n_way]``
+        for classification, predictions ``[Q, targets]`` for regression.
+
+        Args:
+            transductive: classify the queries in one batch (True) or each with the support
+                set alone (False); default: the run's own evaluation protocol. Regression
+                models do not normalise over their batch, so it changes nothing there.
+        """
+        x = self.run.check_inputs(x, "x")
+        protocol = self.run.transductive if transductive is None else transductive
+        with torch.no_grad():
+            return query_outputs(self.run.predict_fn, self.params, self.support_x, x, protocol)
+
+    def predict(self, x: Any, transductive: bool | None = None) -> torch.Tensor:
+        """Labels ``[Q]`` (int64, among the support set's classes) for classification, the
+        predicted values ``[Q, targets]`` for regression."""
+        outputs = self(x, transductive)
+        return outputs if self.classes is None else outputs[:, :self.classes].argmax(-1)
+
+    def probabilities(self, x: Any, transductive: bool | None = None) -> torch.Tensor:
+        """Softmax over the support set's classes, ``[Q, classes]`` (classification only)."""
+        if self.classes is None:
+            raise ValueError("probabilities are for classification; this run regresses: "
+                             "call the predictor for its values")
+        return self(x, transductive)[:, :self.classes].softmax(-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+    """A run folder read back for use (see the module docstring); made by :func:`load_run`.
+
+    Attributes:
+        path: the run folder.
+        config: its stored configuration.
+        iteration: meta-iterations behind its checkpoint.
+        method: its algorithm with its settings.
+        meta: its meta-parameters (the model's, and e.g. Meta-SGD's step sizes).
+        model: its model, rebuilt (its own parameters are not used; ``meta`` is).
+        loss: ``(params, x, y) -> loss``, the task family's.
+        predict_fn: ``(params, x) -> outputs``.
+        inputs: how files become inputs (None: this family cannot be fed from files).
+        input_shape: one example's shape.
+        outputs: the model's output size (the head's classes, or the targets).
+        classification: whether the run classifies.
+        steps: test steps of the method's own protocol (the default of :meth:`adapt`).
+        transductive: the run's evaluation protocol.
+        device: where it computes.
+    """
+
+    path: Path
+    config: TrainConfig
+    iteration: int
+    method: Method
+    meta: Params
+    model: torch.nn.Module
+    loss: LossFn
+    predict_fn: Any
+    inputs: ImageInputs | TableInputs | None
+    input_shape: tuple[int, ...]
+    outputs: int
+    classification: bool
+    steps: int
+    transductive: bool
+    device: str = "cpu"
+
+    @property
+    def params(self) -> Params:
+        """The model's parameters held in the meta-parameters (θ)."""
+        return self.method.model_params(self.meta)
+
+    def adapt(self, support_x: Any, support_y: Any, steps: int | None = None) -> Predictor:
+        """Adapt θ to one task's support set with the method's own test-time adaptation.
+
+        Args:
+            support_x: inputs ``[S, *input_shape]``, as the task family gives them (images:
+                float in [0, 1], see :meth:`read_images`).
+            support_y: labels ``[S]`` in ``0..classes-1`` (at most the head's outputs), or
+                targets ``[S, targets]`` (``[S]`` when there is one).
+            steps: test-time steps (default: the method's own protocol, :attr:`steps`).
+
+        Raises:
+            ValueError: one line, for inputs of the wrong shape or type, labels the head
+                cannot give, or steps that are not a count.
+        """
+        x = self.check_inputs(support_x, "support_x")
+        y, classes = self._check_targets(support_y, len(x))
+        if steps is None:
+            steps = self.steps
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        (adapted,) = self.method.adapt(self.loss, self.meta, x, y, [steps])
+        params = {name: p.detach() for name, p in adapted.items()}
+        return Predictor(self, params, x, classes, steps)
+
+    def check_inputs(self, x: Any, name: str) -> torch.Tensor:
+        """``x`` as a tensor of the run's dtype, refused in one line unless it is floating
+        point, finite and shaped ``[N, *input_shape]`` with N ≥ 1."""
+        x = torch.as_tensor(x)
+        shape = list(self.input_shape)
+        if tuple(x.shape[1:]) != tuple(shape) or x.dim() != len(shape) + 1 or not len(x):
+            raise ValueError(f"{name} has shape {list(x.shape)}; this run's inputs are "
+                             f"[N, {', '.join(map(str, shape))}] with N >= 1"
+                             + (" (read image files with run.read_images)"
+                                if isinstance(self.inputs, ImageInputs) else ""))
+        if not x.is_floating_point():
+            raise ValueError(f"{name} is {x.dtype}; inputs must be floating point, as the task "
+                             "gives them" + (" (images in [0, 1]: read files with "
+                                             "run.read_images)"
+                                             if isinstance(self.inputs, ImageInputs) else ""))
+        x = x.to(self.device, self.config.torch_dtype)
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} holds non-finite values (nan or inf)")
+        return x
+
+    def _check_targets(self, y: Any, count: int) -> tuple[torch.Tensor, int | None]:
+        y = torch.as_tensor(y)
+        if self.classification:
+            if y.dim() != 1 or len(y) != count:
+                raise ValueError(f"support_y has shape {list(y.shape)}; want one label per "
+                                 f"support example, [{count}]")
+            if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+                raise ValueError(f"support_y is {y.dtype}; labels are integers 0..classes-1")
+            y = y.to(self.device, torch.int64)
+            if int(y.min()) < 0:
+                raise ValueError(f"support_y holds label {int(y.min())}; labels are 0..classes-1")
+            classes = int(y.max()) + 1
+            if classes > self.outputs:
+                raise ValueError(f"the support set has {classes} classes, more than this run's "
+                                 f"head ({self.outputs} outputs, n_way={self.config.n_way}); "
+                                 f"use at most {self.outputs} classes, or a run trained with "
+                                 "--n-way of at least that many")
+            missing = sorted(set(range(classes)) - set(y.tolist()))
+            if missing:
+                raise ValueError(f"support_y has no example of label(s) {missing[:5]}; labels "
+                                 f"must be 0..classes-1, each with at least one example")
+            return y, classes
+        if y.dim() == 1 and self.outputs == 1:
+            y = y[:, None]
+        if list(y.shape) != [count, self.outputs]:
+            raise ValueError(f"support_y has shape {list(y.shape)}; want [{count}, "
+                             f"{self.outputs}] (one row of targets per support example)")
+        if not y.is_floating_point():
+            y = y.double()
+        y = y.to(self.device, self.config.torch_dtype)
+        if not torch.isfinite(y).all():
+            raise ValueError("support_y holds non-finite values (nan or inf)")
+        return y, None
+
+    # Files → tensors, with the task family's own preprocessing.
+
+    def _image_inputs(self) -> ImageInputs:
+        if not isinstance(self.inputs, ImageInputs):
+            raise ValueError(  # noqa: TRY004 - bad input, reported in one line (exit 2)
+                f"this run's task, {self.config.task}, does not read images; "
+                + ("give its inputs as a table" if self.inputs is not None else
+                   "give tensors prepared as the task family prepares them"))
+        return self.inputs
+
+    def read_images(self, paths: Sequence[str | Path]) -> torch.Tensor:
+        """Image files as inputs, decoded as the run's task family decodes its own.
+
+        Raises:
+            DataError: an image that cannot be read or decoded (named).
+        """
+        return self._image_inputs().read(paths).to(self.device, self.config.torch_dtype)
+
+    def read_support(self, folder: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """A class-per-folder support set, ``<folder>/<class>/<image>``, as ``(x, y,
+        class names)``: labels follow the sorted class names.
+
+        Examples come shot by shot (the first image of every class, then the second…), the
+        order of the sampler's tasks, so that a method adapting on mini-batches (Reptile's
+        ``test_batch``) sees every class in each batch as in evaluation.
+
+        Raises:
+            DataError: a missing folder, no class folders, an empty class, an image that
+                does not decode; ValueError: more classes than the run's head.
+        """
+        inputs = self._image_inputs()
+        classes = scan_class_folders(Path(folder), option="the support folder")
+        if len(classes) > self.outputs:
+            raise ValueError(f"the support folder {folder} has {len(classes)} classes, more than "
+                             f"this run's head ({self.outputs} outputs, n_way="
+                             f"{self.config.n_way}); use at most {self.outputs} classes")
+        order = [(shot, label) for shot in range(max(len(files) for _, files in classes))
+                 for label, (_, files) in enumerate(classes) if shot < len(files)]
+        paths = [classes[label][1][shot] for shot, label in order]
+        x = inputs.read(paths).to(self.device, self.config.torch_dtype)
+        y = torch.tensor([label for _, label in order], dtype=torch.int64, device=self.device)
+        return x, y, [name for name, _ in classes]
+
+
+def images_in(folder: str | Path, names: Sequence[str]) -> tuple[list[Path], list[str | None]]:
+    """The query images of ``folder``: those directly in it (label unknown) and those in
+    sub-folders named after classes in ``names`` (labelled), sorted by path.
+
+    Raises:
+        DataError: a missing folder, no images, or a sub-folder that names no class.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"the query folder {folder} "
+                        f"{'is not a folder' if folder.exists() else 'does not exist'}; "
+                        "point --query at a folder of images")
+    found: list[tuple[Path, str | None]] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if entry.name not in names:
+                raise DataError(f"query sub-folder {entry} names no class of the support set "
+                                f"({', '.join(names[:5])}{'…' if len(names) > 5 else ''}); "
+                                "put unlabelled queries directly in the query folder")
+            found += [(path, entry.name) for path in sorted(entry.iterdir())
+                      if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+                      and not path.name.startswith(".")]
+        elif entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
+            found.append((entry, None))
+    if not found:
+        raise DataError(f"the query folder {folder} holds no images "
+                        f"({', '.join(IMAGE_EXTENSIONS)})")
+    return [path for path, _ in found], [label for _, label in found]
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
+    """Load the run in ``run_dir`` for adaptation and prediction.
+
+    Its checkpoint is read with the checked reader of ``train --resume``
+    (:func:`metazoo.engine.read_run`), its model rebuilt from the stored config and checked
+    against the stored parameters. The task's data set is not needed when its family reads
+    files (:mod:`metazoo.tasks.inputs`); for the others it is loaded to learn the shapes.
+
+    Args:
+        run_dir: a run folder (``metazoo train --out``).
+        device: where to compute (default: the CPU, wherever the run was trained).
+
+    Raises:
+        FileNotFoundError: no checkpoint in ``run_dir``.
+        ValueError: one line, for a checkpoint that is refused or does not fit its model.
+    """
+    checkpoint = read_run(run_dir)
+    config = checkpoint.config
+    family = TASKS[config.task]
+    options = config.task_options(evaluation=True)
+    inputs = file_inputs(family, options)
+    if inputs is not None:
+        input_shape = inputs.shape
+        loss_name = inputs.loss
+        outputs = config.n_way if isinstance(inputs, ImageInputs) else inputs.targets
+    else:  # shapes come from the data
+        task = make_task(config.task, **options)
+        input_shape, outputs = task_shapes(task)
+        loss_name = task.loss
+    with torch.random.fork_rng(devices=[]):  # as training built it; no global RNG moves
+        torch.manual_seed(config.seed)
+        model = build_model(config.model_name, input_shape, outputs)
+    model = model.to(device=device, dtype=config.torch_dtype)
+    method = config.method()
+    expected = method.init(initial_params(model))
+    problems = params_problems(checkpoint.params, expected)
+    if problems:
+        raise ValueError(f"refused checkpoint {checkpoint.path}: it does not fit the model its "
+                         f"config builds ({'; '.join(problems[:3])})")
+    meta = {name: checkpoint.params[name].to(device, config.torch_dtype) for name in expected}
+    return TrainedRun(
+        path=Path(run_dir), config=config, iteration=checkpoint.iteration, method=method,
+        meta=meta, model=model, loss=make_loss(model, loss_name),
+        predict_fn=make_predict(model), inputs=inputs, input_shape=tuple(input_shape),
+        outputs=int(outputs), classification=loss_name == "cross_entropy",
+        steps=method.own_test_steps(max(config.eval_steps)),
+        transductive=config.eval_transductive, device=device,
+    )
+
+
+def read_table(path: str | Path, run: TrainedRun, *, targets: str) -> tuple[Any, torch.Tensor,
+                                                                         torch.Tensor | None]:
+    """A CSV table of a regression run's examples: a header row, then the run's input columns
+    and, after them, its target columns.
+
+    Args:
+        targets: ``"required"`` (a support set), or ``"optional"`` (queries, which may carry
+            their targets so the error can be reported).
+
+    Returns:
+        ``(frame, x, y)``: the pandas table, inputs ``[N, features]`` and targets ``[N,
+        targets]`` (None when the table has none).
+
+    Raises:
+        DataError: a missing or unreadable file, a cell that is not a finite number, or a
+            column count that fits neither layout.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(run.inputs, TableInputs):
+        raise ValueError(  # noqa: TRY004 - bad input, reported in one line (exit 2)
+            f"this run's task, {run.config.task}, does not read tables; "
+            + ("give its inputs as image folders" if run.inputs is not None else
+               "give tensors prepared as the task family prepares them"))
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} {'is not a file' if path.exists() else 'does not exist'}; "
+                        "give a CSV file with a header row")
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise DataError(f"cannot read {path} as CSV ({' '.join(str(error).split())[:200]})"
+                        ) from None
+    features, outputs = run.inputs.features, run.inputs.targets
+    widths = [features + outputs] + ([features] if targets == "optional" else [])
+    if frame.shape[1] not in widths or not len(frame):
+        want = " or ".join(f"{w} columns" for w in widths)
+        raise DataError(f"{path} has {frame.shape[1]} columns and {len(frame)} rows; this run "
+                        f"wants {want} ({features} input(s) then {outputs} target(s), after "
+                        "a header row) and at least one row")
+    for column in frame.columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = (~np.isfinite(values.to_numpy(dtype="float64"))).nonzero()[0]
+        if len(bad):
+            row = int(bad[0])
+            raise DataError(f"{path}: column {column!r}, row {row + 2} of the file: "
+                            f"{frame[column].iloc[row]!r} is not a finite number")
+    values = torch.tensor(frame.to_numpy(dtype="float64"))
+    x = values[:, :features].to(run.device, run.config.torch_dtype)
+    y = values[:, features:].to(run.device, run.config.torch_dtype) if values.shape[1] > features \
+        else None
+    return frame, x, y
+
+
+def predict_files(run: TrainedRun, support: str | Path, query: str | Path, *,
+                  steps: int | None = None, transductive: bool | None = None
+                  ) -> tuple[Any, str]:
+    """Adapt ``run`` on the support files and predict the query files (``metazoo predict``).
+
+    Images (a classification run): ``support`` is a class-per-folder tree; ``query`` a
+    folder of images, directly in it (unlabelled) or in sub-folders named after support
+    classes (labelled: accuracy is reported). Tables (a regression run): ``support`` and
+    ``query`` are CSV files (:func:`read_table`).
+
+    Returns:
+        ``(table, summary)``: a pandas table, one row per query (image: ``file``, ``label``,
+        ``score`` — the probability of that label among the support classes — and ``true``
+        when known; table: the query's columns then ``prediction``), and a few lines saying
+        what was done and how well it did where the truth is known.
+    """
+    import pandas as pd
+
+    if run.inputs is None:
+        raise ValueError(f"metazoo predict cannot feed this run's task, {run.config.task}: its "
+                         "inputs are derived from its data set; use metazoo.load_run(...)"
+                         ".adapt(x, y) from Python with inputs prepared as the task prepares "
+                         "them")
+    done = (f"{run.config.algorithm} run {run.path} (iteration {run.iteration}), "
+            f"{{steps}} test step(s)")
+    if isinstance(run.inputs, ImageInputs):
+        x, y, names = run.read_support(support)
+        paths, truth = images_in(query, names)
+        predictor = run.adapt(x, y, steps)
+        probabilities = predictor.probabilities(run.read_images(paths), transductive)
+        score, label = probabilities.max(-1)
+        table = pd.DataFrame({"file": [str(p) for p in paths],
+                              "label": [names[i] for i in label.tolist()],
+                              "score": score.double().numpy().round(6)})
+        labelled = [i for i, t in enumerate(truth) if t is not None]
+        lines = [f"labelled {len(paths)} image(s) among {len(names)} classes from {len(x)} "
+                 f"support image(s), by the " + done.format(steps=predictor.steps)]
+        if labelled:
+            table["true"] = [t or "" for t in truth]
+            hits = sum(table["label"][i] == truth[i] for i in labelled)
+            lines.append(f"accuracy on the {len(labelled)} labelled queries: "
+                         f"{100 * hits / len(labelled):.1f}% ({hits}/{len(labelled)})")
+        return table, "\n".join(lines)
+    _, x, y = read_table(support, run, targets="required")
+    frame, query_x, query_y = read_table(query, run, targets="optional")
+    predictor = run.adapt(x, y, steps)
+    values = predictor.predict(query_x, transductive).double().cpu()
+    table = frame.copy()
+    names = (["prediction"] if values.shape[1] == 1
+             else [f"prediction_{i}" for i in range(values.shape[1])])
+    for i, name in enumerate(names):
+        table[name] = values[:, i].numpy()
+    lines = [f"predicted {len(table)} row(s) from {len(x)} support row(s), by the "
+             + done.format(steps=predictor.steps)]
+    if query_y is not None:
+        error = float(((values - query_y.double().cpu()) ** 2).mean())
+        lines.append(f"mean squared error on the {len(table)} queries: {error:.4g}")
+    return table, "\n".join(lines)
