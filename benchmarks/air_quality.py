@@ -52,7 +52,7 @@ from pathlib import Path
 import torch
 
 from metazoo.algorithms import ALGORITHMS
-from metazoo.engine import TrainConfig, load_run, train
+from metazoo.engine import TrainConfig, rebuild_run, train
 from metazoo.engine.evaluate import per_task_metrics
 from metazoo.models import initial_params, make_model
 from metazoo.stats import mean_ci, t_quantile
@@ -135,7 +135,7 @@ def trained(config: TrainConfig, out: Path):
         print(f"  {out.relative_to(out.parents[1])}: {summary['iterations']} iterations in "
               f"{summary['train_seconds']:.1f} CPU s (+{time.process_time() - began - summary['train_seconds']:.1f} "
               "CPU s building and evaluating)", flush=True)
-    setup, params, _ = load_run(out)
+    setup, params, _ = rebuild_run(out)
     return setup, params
 
 
