@@ -10,7 +10,7 @@ import torch
 from metazoo.algorithms import make_method
 from metazoo.cli import main
 from metazoo.core import adapt
-from metazoo.engine import Estimate, NonFiniteError, TrainConfig, evaluate, load_run, train
+from metazoo.engine import Estimate, NonFiniteError, TrainConfig, evaluate, rebuild_run, train
 from metazoo.engine.setup import build, configure_process
 from tests.conftest import double_mlp, read_state, rewrite_run, sinusoid_batch
 
@@ -114,7 +114,7 @@ def test_nonfinite_stops_with_iteration_and_keeps_checkpoint(tmp_path):
     config = TrainConfig(**{**TINY, "inner_lr": 1e6, "outer_lr": 1e6, "checkpoint_every": 1})
     with pytest.raises(NonFiniteError, match=r"at iteration \d+.*last good checkpoint"):
         train(config, tmp_path / "run", progress=False)
-    _, params, _state = load_run(tmp_path / "run")
+    _, params, _state = rebuild_run(tmp_path / "run")
     assert all(torch.isfinite(p).all() for p in params.values())
     skipping = TrainConfig(**{**TINY, "inner_lr": 1e6, "outer_lr": 1e6, "skip_nonfinite": True})
     train(skipping, tmp_path / "skip", progress=False, evaluate_at_end=False)
@@ -268,7 +268,7 @@ def test_extended_algorithms_train_and_evaluate(tmp_path, algorithm):
         # the learned step sizes moved away from their initial value
         assert any((p - 0.01).abs().max() > 0 for n, p in summary["params"].items()
                    if n.startswith("inner_lr."))
-    _, params, _ = load_run(tmp_path / "run")
+    _, params, _ = rebuild_run(tmp_path / "run")
     assert params.keys() == summary["params"].keys()
     assert summary["report"][2]["loss"].mean < summary["report"][0]["loss"].mean
 
