@@ -324,6 +324,9 @@ def _predict_parser(subparsers) -> None:
                         help="classify the queries together (BatchNorm statistics over all of "
                              "them), or each with the support set alone (--no-transductive); "
                              "default: the run's eval_transductive")
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                        help="a run whose model is user code: name it again to confirm that "
+                             "importing it is wanted (a run folder alone never imports code)")
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -334,7 +337,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     check_file_target(args.out, "--out")
     if args.steps is not None and args.steps < 0:
         raise ValueError(f"--steps must be an integer >= 0, got {args.steps}")
-    table, summary = predict_files(load_run(args.run), args.support, args.query,
+    table, summary = predict_files(load_run(args.run, model=args.model), args.support, args.query,
                                    steps=args.steps, transductive=args.transductive)
     atomic_write_data(args.out, table.to_csv(index=False).encode())
     print(f"{summary}\npredictions: {args.out}")

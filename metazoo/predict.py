@@ -35,7 +35,7 @@ from metazoo.engine.checkpoint import params_problems
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import query_outputs
 from metazoo.engine.run import read_run
-from metazoo.models import build_model, initial_params, make_loss, make_predict, task_shapes
+from metazoo.models import MODELS, build_model, initial_params, make_loss, make_predict, task_shapes
 from metazoo.tasks import TASKS, DataError, make_task
 from metazoo.tasks.images import IMAGE_EXTENSIONS, scan_class_folders
 from metazoo.tasks.inputs import ImageInputs, TableInputs, file_inputs
@@ -290,7 +290,7 @@ def images_in(folder: str | Path, names: Sequence[str]) -> tuple[list[Path], lis
     return [path for path, _ in found], [label for _, label in found]
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
+def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None) -> TrainedRun:
     """Load the run in ``run_dir`` for adaptation and prediction.
 
     Its checkpoint is read with the checked reader of ``train --resume``
@@ -298,16 +298,32 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
     against the stored parameters. The task's data set is not needed when its family reads
     files (:mod:`metazoo.tasks.inputs`); for the others it is loaded to learn the shapes.
 
+    A run folder may come from someone else. As a checkpoint is never unpickled beyond plain
+    data, a model that is user code (``--model package.module:factory``) is never imported
+    because a run folder names it: the caller names it again (``model``) to confirm.
+
     Args:
         run_dir: a run folder (``metazoo train --out``).
         device: where to compute (default: the CPU, wherever the run was trained).
+        model: the run's model when it is user code, ``"package.module:factory"``, the same
+            as the run's (confirms that importing it is wanted).
 
     Raises:
         FileNotFoundError: no checkpoint in ``run_dir``.
-        ValueError: one line, for a checkpoint that is refused or does not fit its model.
+        ValueError: one line, for a checkpoint that is refused or does not fit its model, or
+            a user-code model not confirmed by ``model``.
     """
     checkpoint = read_run(run_dir)
     config = checkpoint.config
+    if config.model_name not in MODELS and model != config.model_name:
+        raise ValueError(
+            f"the run in {run_dir} uses a model of user code, {config.model_name!r}; metazoo "
+            "does not import code because a run folder names it: if you trust it, name it "
+            f"yourself: --model {config.model_name} (load_run(..., model=...))"
+            + (f", not {model!r}" if model is not None else ""))
+    if model is not None and model != config.model_name:
+        raise ValueError(f"--model {model} is not this run's model ({config.model_name}); "
+                         "drop it, or give the run's own")
     family = TASKS[config.task]
     options = config.task_options(evaluation=True)
     inputs = file_inputs(family, options)

@@ -8,6 +8,7 @@ predictions that ``metazoo eval``'s adaptation gives on that task, exactly (floa
 from __future__ import annotations
 
 import csv
+import sys
 import io
 from pathlib import Path
 
@@ -311,6 +312,8 @@ def test_library_input_checks(maml_run):
         run.adapt(x.clone().fill_(float("nan")), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="steps must be an integer >= 0"):
         run.adapt(x, torch.tensor([0, 1, 2]), steps=-1)
+    with pytest.raises(ValueError, match="--model mlp is not this run's model"):
+        metazoo.load_run(maml_run, model="mlp")
     with pytest.raises(ValueError, match="does not read tables"):
         from metazoo.predict import read_table
 
@@ -327,3 +330,37 @@ def test_a_checkpoint_that_does_not_fit_its_folder_is_refused(maml_run, tree, tm
     (other / "checkpoint.pt").write_bytes((maml_run / "checkpoint.pt").read_bytes())
     with pytest.raises(ValueError, match="does not belong to the run"):
         metazoo.load_run(other)
+
+
+def test_a_user_code_model_is_imported_only_when_named_again(tmp_path, monkeypatch, capsys):
+    """A run folder names its model; when that is user code, naming the folder is not enough
+    to import it (as a checkpoint is never unpickled beyond plain data)."""
+    (tmp_path / "planted_models.py").write_text(
+        "import torch\n"
+        "def build(input_shape, output_size):\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(input_shape[0], 16), torch.nn.Tanh(),\n"
+        "                               torch.nn.Linear(16, output_size))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "planted_models", raising=False)
+    run_dir = tmp_path / "run"
+    assert main(["train", "--model", "planted_models:build", "--iterations", "2",
+                 "--eval-tasks", "2", "--no-progress", "--out", str(run_dir)]) == 0
+    sys.modules.pop("planted_models")
+    with pytest.raises(ValueError, match="does not import code because a run folder names it"):
+        metazoo.load_run(run_dir)
+    assert "planted_models" not in sys.modules  # refused before anything was imported
+    with pytest.raises(ValueError, match="name it yourself: --model planted_models:build .*"
+                                         "not 'mlp'"):
+        metazoo.load_run(run_dir, model="mlp")
+    run = metazoo.load_run(run_dir, model="planted_models:build")
+    assert run.adapt(torch.zeros(3, 1), torch.zeros(3, 1)).predict(torch.ones(2, 1)).shape == (2, 1)
+    capsys.readouterr()
+    query = tmp_path / "q.csv"
+    query.write_text("x\n0.5\n")
+    argv = ["predict", str(run_dir), "--support", str(query), "--query", str(query)]
+    assert main(argv) == 2 and "--model planted_models:build" in capsys.readouterr().err
+    sys.modules.pop("planted_models")
+    query.write_text("x,y\n0.5,1.0\n")
+    assert main([*argv, "--model", "planted_models:build", "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    sys.modules.pop("planted_models", None)
