@@ -9,7 +9,7 @@ from metazoo.core import adapt
 from metazoo.core.batch import mean_over_tasks
 from metazoo.core.linalg import conjugate_gradient
 from metazoo.tasks import LinearRegression, Sinusoid, make_task
-from tests.conftest import double_mlp, sinusoid_batch
+from tests.helpers import double_mlp, sinusoid_batch
 
 
 def test_adapt_zero_steps_returns_params_and_empty_path():
