@@ -3,7 +3,8 @@ with no other flag (sinusoid), for every A in the registry, then one table on th
 held-out tasks: query MSE after 0, 1, 5 and 10 test steps, against joint training and MAML.
 
     python benchmarks/defaults.py --jobs 2            # writes results/sinusoid-defaults.md
-    python benchmarks/defaults.py --iterations 2000   # the small budget of tests/test_defaults.py
+    python benchmarks/defaults.py --iterations 2000   # the small budget that
+                                                      # tests/algorithms/test_defaults.py guards
 
 A method "learns" here when, after 10 test steps, its loss is below joint training's and at
 most 1.5× MAML's.
