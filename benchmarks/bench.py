@@ -125,7 +125,7 @@ def side_prepare(side: str, work: str, variant: str, k: int, args) -> dict:
     algorithm, extra = VARIANTS[variant]
     settings = get_algorithm(algorithm).make_settings(inner_steps=k, inner_lr=inner_lr, **extra)
     method = get_algorithm(algorithm).make(settings)
-    params = initial_params(model)
+    params = method.init(initial_params(model))  # the meta-parameters (Meta-SGD adds its α)
     baseline = Baseline(algorithm, model, loss_name, settings)
     info = {"strategy": strategy_for(model, args)}
     if side == "metazoo":
