@@ -60,6 +60,7 @@ from metazoo.tasks.air_quality import AirQuality
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_ALGORITHM = "joint"  # the registered multi-task baseline; every other one meta-learns
+PILOT_ALGORITHM = "maml"  # whose pilot runs choose α for every meta-learner
 PER_TASK = ("scratch", "ridge")  # baselines that learn from the task's support hours alone
 SPLITS = {"years": "held-out years", "stations": "held-out stations"}
 STEPS = [0, 1, 2, 5, 10, 20, 50, 100]  # test-time SGD steps tried on validation
@@ -177,8 +178,8 @@ def pilot(args) -> tuple[float, dict[str, float]]:
     """α for every meta-learner: MAML at K = 10 on the years split, scored on validation."""
     scores = {}
     for rate in args.pilot_rates:
-        config = config_for(args, "years", 10, "maml", rate, args.pilot_budget)
-        setup, params = trained(config, args.out / "pilot" / f"maml-lr{rate}")
+        config = config_for(args, "years", 10, PILOT_ALGORITHM, rate, args.pilot_budget)
+        setup, params = trained(config, args.out / "pilot" / f"{PILOT_ALGORITHM}-lr{rate}")
         val = AirQuality(k_shot=10, query_shots=args.eval_query_shots, root=args.data_dir,
                          split="years", part="val")
         batch, _ = sample(val, args.eval_tasks, config.eval_seed + 1)

@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench
 
+from metazoo.algorithms import DEFAULT_ALGORITHM
 from metazoo.engine.allocator import retain_freed_memory
 
 SIDES = ("default", "retained")
@@ -45,7 +46,7 @@ def one_iteration() -> tuple[float, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", default="O", choices=["S", "O"])
-    parser.add_argument("--algorithm", default="maml", choices=list(bench.VARIANTS))
+    parser.add_argument("--algorithm", default=DEFAULT_ALGORITHM, choices=list(bench.VARIANTS))
     parser.add_argument("--k", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)

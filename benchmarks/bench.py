@@ -29,8 +29,10 @@ of a shared machine hits every side alike:
     python benchmarks/bench.py --workloads O --ks 1 5 10 20    # the whole O grid (long)
     python benchmarks/bench.py --workloads S --no-control
 
-Joint training has no inner loop, so its meta-iteration does not depend on k: it is measured
-once, at the smallest k.
+Any registered algorithm can be measured (``--algorithms``), as can MAML with recomputation;
+the default rows are the methods issue 4 named (the constants at the top). Joint training has
+no inner loop, so its meta-iteration does not depend on k: it is measured once, at the
+smallest k.
 """
 
 from __future__ import annotations
@@ -58,6 +60,22 @@ from metazoo.tasks import Sinusoid, TaskBatch
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The methods this benchmark names, all for issue 4 (its speed targets and its questions about
+# peak memory against the number of inner steps k); ``--algorithms`` takes any registered one.
+#: The exact second-order method, whose peak memory should grow linearly in k.
+EXACT = "maml"
+#: The implicit method, whose peak memory should not depend on k.
+IMPLICIT = "imaml"
+#: The exact method with its inner steps recomputed in the backward pass (--maml-checkpoint),
+#: set against the exact method at the largest k.
+RECOMPUTE = "maml-recompute"
+#: The default rows: the methods issue 4 set targets for, and joint training (the issue allows
+#: the default run 15 minutes on a 2-core CPU).
+DEFAULT_VARIANTS = ["joint", EXACT, RECOMPUTE, "fomaml", "reptile", IMPLICIT]
+#: Methods without an inner loop: their meta-iteration does not depend on k, so they are
+#: measured once, at the smallest k.
+NO_INNER_LOOP = ("joint",)
+
 
 def workload(name: str, generator: torch.Generator):
     """(model, loss name, batch, inner_lr) of a workload."""
@@ -82,9 +100,10 @@ def workload(name: str, generator: torch.Generator):
     raise ValueError(f"unknown workload {name!r}")
 
 
-#: variant → (algorithm, extra settings). "maml-recompute" is MAML with checkpoint=True (--maml-checkpoint).
+#: variant → (algorithm, extra settings): every registered algorithm, then the recomputation
+#: variant (after its algorithm, whose baseline numbers it reuses).
 VARIANTS = {name: (name, {}) for name in sorted(ALGORITHMS)}
-VARIANTS["maml-recompute"] = ("maml", {"checkpoint": True})
+VARIANTS[RECOMPUTE] = (EXACT, {"checkpoint": True})
 SIDES = ("metazoo", "baseline", "control")
 DEFAULT_KS = {"S": [1, 5, 10, 20], "O": [1, 5]}
 HEADER = ("| workload | algorithm | k | strategy | metazoo ms (IQR) | baseline ms (IQR) | speed-up "
@@ -125,7 +144,7 @@ def side_prepare(side: str, work: str, variant: str, k: int, args) -> dict:
     algorithm, extra = VARIANTS[variant]
     settings = get_algorithm(algorithm).make_settings(inner_steps=k, inner_lr=inner_lr, **extra)
     method = get_algorithm(algorithm).make(settings)
-    params = initial_params(model)
+    params = method.init(initial_params(model))  # the meta-parameters (Meta-SGD adds its α)
     baseline = Baseline(algorithm, model, loss_name, settings)
     info = {"strategy": strategy_for(model, args)}
     if side == "metazoo":
@@ -182,7 +201,7 @@ def measure_row(pools: dict, work: str, variant: str, k: int, args) -> dict:
     """All sides of one row: warm-ups, then timed rounds in which the sides take turns
     (metazoo, baseline, control, metazoo, …), each running about ``BLOCK`` seconds of
     iterations, so that a slow spell of the machine hits every side alike."""
-    sides = [side for side in pools if side == "metazoo" or variant != "maml-recompute"]
+    sides = [side for side in pools if side == "metazoo" or variant != RECOMPUTE]
     for side in sides:
         pools[side].submit(side_prepare, side, work, variant, k, args).result()
     began, rounds = time.perf_counter(), 0
@@ -214,9 +233,10 @@ def fmt_time(m: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", default=["S", "O"], choices=["S", "O"])
-    parser.add_argument("--algorithms", nargs="+",
-                        default=["joint", "maml", "maml-recompute", "fomaml", "reptile", "imaml"],
-                        choices=list(VARIANTS))
+    parser.add_argument("--algorithms", nargs="+", default=DEFAULT_VARIANTS,
+                        choices=list(VARIANTS),
+                        help=f"variants to measure, {RECOMPUTE} after {EXACT} (default: "
+                             f"{' '.join(DEFAULT_VARIANTS)})")
     parser.add_argument("--ks", type=int, nargs="+", default=None,
                         help="inner steps (default: 1 5 10 20 for S; 1 5 for O, whose whole "
                              "grid takes over an hour on a 2-core CPU)")
@@ -253,15 +273,15 @@ def main() -> None:
         for work in args.workloads:
             for variant in args.algorithms:
                 ks = sorted(args.ks or DEFAULT_KS[work])
-                for k in ks[:1] if variant == "joint" else ks:
+                for k in ks[:1] if variant in NO_INNER_LOOP else ks:
                     row = {"workload": work, "algorithm": variant, "k": k,
                            **measure_row(pools, work, variant, k, args)}
-                    if variant == "maml-recompute":
-                        # The baseline has no recomputation: its numbers are MAML's.
-                        maml = next((r for r in rows if (r["workload"], r["algorithm"], r["k"])
-                                     == (work, "maml", k)), {})
-                        row.update({side: maml[side] for side in sides
-                                    if side != "metazoo" and side in maml})
+                    if variant == RECOMPUTE:
+                        # The baseline has no recomputation: its numbers are the exact method's.
+                        exact = next((r for r in rows if (r["workload"], r["algorithm"], r["k"])
+                                      == (work, EXACT, k)), {})
+                        row.update({side: exact[side] for side in sides
+                                    if side != "metazoo" and side in exact})
                     rows.append(finish(row))
                     print(table_line(row), flush=True)
     finally:
@@ -326,7 +346,8 @@ def table_line(row: dict) -> str:
 
 
 def memory_summary(rows: list[dict]) -> dict:
-    """Slope of MAML's peak memory in k, iMAML's k=20/k=1 ratio, recomputation's saving."""
+    """Slope of the exact method's peak memory in k, the implicit one's ratio between the
+    largest and smallest k, and what recomputation saves at the largest k."""
     found: dict = {"lines": []}
 
     def peak(work, variant, k):
@@ -340,27 +361,27 @@ def memory_summary(rows: list[dict]) -> dict:
         if len(ks) < 2:
             continue
         low, high = ks[0], ks[-1]
-        maml = [(k, peak(work, "maml", k)) for k in ks]
-        if all(v is not None for _, v in maml):
-            mean_k = sum(k for k, _ in maml) / len(maml)
-            mean_v = sum(v for _, v in maml) / len(maml)
-            slope = sum((k - mean_k) * (v - mean_v) for k, v in maml) / sum(
-                (k - mean_k) ** 2 for k, _ in maml)
-            found[f"{work}/maml_mib_per_step"] = slope
-            found["lines"].append(f"- {work}: MAML peak memory grows by {slope:.1f} MiB per inner "
-                                  f"step (least-squares slope over k = {ks}).")
-        imaml = (peak(work, "imaml", low), peak(work, "imaml", high))
-        if None not in imaml and imaml[0] > 0:
-            found[f"{work}/imaml_ratio"] = imaml[1] / imaml[0]
-            found["lines"].append(f"- {work}: iMAML peak at k = {high} is {imaml[1]:.0f} MiB, "
-                                  f"{imaml[1] / imaml[0]:.2f}× its peak at k = {low} "
-                                  f"({imaml[0]:.0f} MiB).")
-        recompute = (peak(work, "maml-recompute", high), peak(work, "maml", high))
+        exact = [(k, peak(work, EXACT, k)) for k in ks]
+        if all(v is not None for _, v in exact):
+            mean_k = sum(k for k, _ in exact) / len(exact)
+            mean_v = sum(v for _, v in exact) / len(exact)
+            slope = sum((k - mean_k) * (v - mean_v) for k, v in exact) / sum(
+                (k - mean_k) ** 2 for k, _ in exact)
+            found[f"{work}/{EXACT}_mib_per_step"] = slope
+            found["lines"].append(f"- {work}: {EXACT} peak memory grows by {slope:.1f} MiB per "
+                                  f"inner step (least-squares slope over k = {ks}).")
+        implicit = (peak(work, IMPLICIT, low), peak(work, IMPLICIT, high))
+        if None not in implicit and implicit[0] > 0:
+            found[f"{work}/{IMPLICIT}_ratio"] = implicit[1] / implicit[0]
+            found["lines"].append(f"- {work}: {IMPLICIT} peak at k = {high} is "
+                                  f"{implicit[1]:.0f} MiB, {implicit[1] / implicit[0]:.2f}× its "
+                                  f"peak at k = {low} ({implicit[0]:.0f} MiB).")
+        recompute = (peak(work, RECOMPUTE, high), peak(work, EXACT, high))
         if None not in recompute and recompute[1] > 0:
             found[f"{work}/recompute_ratio"] = recompute[0] / recompute[1]
-            found["lines"].append(f"- {work}: MAML with recomputation at k = {high} peaks at "
+            found["lines"].append(f"- {work}: {RECOMPUTE} at k = {high} peaks at "
                                   f"{recompute[0]:.0f} MiB, {recompute[0] / recompute[1]:.2f}× "
-                                  f"the {recompute[1]:.0f} MiB without.")
+                                  f"the {recompute[1]:.0f} MiB of {EXACT}.")
     return found
 
 

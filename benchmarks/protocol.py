@@ -72,22 +72,15 @@ def run(suite: dict, name: str, args) -> dict:
 
 
 def table(entries, key, suite, metric) -> list[str]:
-    scale = 100 if metric == "accuracy" else 1
-    unit = " (%)" if metric == "accuracy" else ""
-    # Under a CPU-clock budget runs share cores, so wall time per iteration depends on the
-    # neighbours; the CPU seconds the run itself used per iteration do not.
-    cpu = all(entry["config"].get("budget_clock") == "cpu" for entry in entries)
-    lines = [f"| algorithm | iterations | {'CPU ' if cpu else ''}ms / iteration | "
-             + " | ".join(f"{s} steps{unit}" for s in suite["steps"]) + " |",
+    lines = ["| algorithm | iterations | ms / iteration | "
+             + " | ".join(f"{s} steps" for s in suite["steps"]) + " |",
              "|---|---:|---:|" + "---:|" * len(suite["steps"])]
     for entry in entries:
-        cells = [f"{scale * entry[key][s][metric]['mean']:.{1 if scale > 1 else 3}f} ± "
-                 f"{scale * entry[key][s][metric]['ci95']:.{1 if scale > 1 else 3}f}"
+        cells = [f"{entry[key][s][metric]['mean']:.3f} ± {entry[key][s][metric]['ci95']:.3f}"
                  for s in suite["steps"]]
-        per_iteration = (entry["train_seconds"] / max(1, entry["iterations"]) if cpu
-                         else entry["median_seconds_per_iteration"])
         lines.append(f"| {entry['name']} | {entry['iterations']} | "
-                     f"{1e3 * per_iteration:.1f} | " + " | ".join(cells) + " |")
+                     f"{1e3 * entry['median_seconds_per_iteration']:.1f} | "
+                     + " | ".join(cells) + " |")
     return lines
 
 
@@ -96,8 +89,7 @@ def main() -> None:
     parser.add_argument("suite", choices=sorted(SUITES))
     parser.add_argument("--iterations", type=int, default=30000, help="at most")
     parser.add_argument("--time-budget", type=float, default=0.0,
-                        help="seconds of meta-training per algorithm (0: none); CPU seconds of "
-                        "the run's process for omniglot, so runs side by side stay fair")
+                        help="seconds of meta-training per algorithm (0: none)")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--runs", type=Path, default=None)
     parser.add_argument("--only", nargs="+", default=None)
@@ -111,8 +103,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         entries = list(pool.map(lambda name: run(suite, name, args), names))
 
-    clock = "CPU seconds" if "cpu" in suite["flags"] else "s"
-    budget = (f"{args.time_budget:.0f} {clock} of meta-training per algorithm, at most "
+    budget = (f"{args.time_budget:.0f} s of meta-training per algorithm, at most "
               if args.time_budget else "")
     command = " ".join(["python", "benchmarks/protocol.py", *sys.argv[1:]])
     lines = [f"# {args.suite}: all algorithms under the MAML paper's protocol", "",

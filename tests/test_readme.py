@@ -1,9 +1,10 @@
 """The README's code runs as written, and its first commands are the ones CI uses."""
 
 import re
-from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.helpers import REPO
+
+README = REPO / "README.md"
 
 
 def test_readme_python_example_runs():

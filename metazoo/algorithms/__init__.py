@@ -30,6 +30,10 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":
         importlib.import_module(f"{__name__}.{_module.name}")
 
+#: The method a run trains when none is named: MAML, whose paper's sinusoid setup the run
+#: defaults follow (:class:`metazoo.engine.TrainConfig`).
+DEFAULT_ALGORITHM = "maml"
+
 
 def get_algorithm(name: str) -> Algorithm:
     """The registered algorithm called ``name``, or a clear error listing the choices."""
@@ -73,5 +77,5 @@ def meta_gradient(
                            params, batch, strategy=strategy, chunk_size=chunk_size)
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "Method", "Settings", "get_algorithm", "make_method",
-           "meta_gradient", "option", "register", "sgd_path", "unregister"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "Method", "Settings", "get_algorithm",
+           "make_method", "meta_gradient", "option", "register", "sgd_path", "unregister"]

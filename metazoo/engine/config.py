@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from metazoo.algorithms import Method, get_algorithm
+from metazoo.algorithms import DEFAULT_ALGORITHM, Method, get_algorithm
 from metazoo.algorithms.base import check_field_types, option
 from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
@@ -30,7 +30,7 @@ DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-strid
 class TrainConfig:
     """Every option of ``metazoo train``; defaults follow the MAML paper's sinusoid setup."""
 
-    algorithm: str = option("maml", "meta-learner")
+    algorithm: str = option(DEFAULT_ALGORITHM, "meta-learner")
     task: str = option("sinusoid", "task family")
     model: str = option(
         "", "model: mlp, linear, conv4, conv4-stride, conv4-32, or package.module:factory from your "

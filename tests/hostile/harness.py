@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metazoo.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
 
 #: The documented exit statuses.
 OK, REFUSED, FAILED, SIGINT, SIGTERM = 0, 2, 3, 130, 143
@@ -80,7 +79,7 @@ def refused(*args, message: str, watch: Path, status: int = REFUSED, absent=()) 
 
 def spawn(*args, preexec_fn=None, **kwargs) -> subprocess.Popen:
     """``python -m metazoo ARGS`` in its own process (one thread), for signals and locks."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "metazoo", *map(str, args)], cwd=ROOT,
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "metazoo", *map(str, args)], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=preexec_fn, **kwargs)  # noqa: PLW1509 - single-threaded test

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from tests.conftest import rewrite_run
+from tests.helpers import rewrite_run
 from tests.hostile.harness import FAILED, OK, REFUSED, TINY, cli, digest, refused
 
 

@@ -21,7 +21,7 @@ from metazoo.algorithms import (
 from metazoo.core.autodiff import grad
 from metazoo.core.batch import map_tasks
 from metazoo.engine import TrainConfig, train
-from tests.conftest import double_mlp, sinusoid_batch
+from tests.helpers import double_mlp, sinusoid_batch
 
 TOY = "toy-first-step"
 

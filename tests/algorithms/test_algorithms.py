@@ -9,7 +9,7 @@ from metazoo.core import adapt
 from metazoo.core.batch import mean_over_tasks
 from metazoo.models import make_loss
 from metazoo.tasks import TaskBatch
-from tests.conftest import double_mlp, sinusoid_batch
+from tests.helpers import double_mlp, sinusoid_batch
 
 
 def reference_maml(model, params, task, steps, lr, second_order=True):

@@ -11,7 +11,7 @@ import torch
 from metazoo.algorithms import get_algorithm
 from metazoo.models import make_loss
 from metazoo.types import TaskBatch
-from tests.conftest import linear_batch
+from tests.helpers import linear_batch
 
 
 def linear_model(dim: int, seed: int = 0):

@@ -17,6 +17,7 @@ import torch
 from metazoo.cli import main
 from metazoo.tasks import TASKS
 from metazoo.tasks.air_quality import COMPASS, FEATURES, HELD_OUT_STATIONS, AirQuality
+from tests.helpers import SHARED_DATA
 
 STATIONS = (*HELD_OUT_STATIONS, "Alpha", "Beta")
 COLUMNS = ["No", "year", "month", "day", "hour", "PM2.5", "PM10", "SO2", "NO2", "CO", "O3",
@@ -274,7 +275,7 @@ def test_cli_trains_on_air_quality_and_refuses_bad_data_in_one_line(data, tmp_pa
 
 def _real_root() -> Path | None:
     env = os.environ.get("METAZOO_AIR_QUALITY_DIR")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/beijing_air_quality"
+    root = Path(env) if env else SHARED_DATA / "beijing_air_quality"
     return root if len(list(root.glob("PRSA_Data_*.csv"))) == 12 else None
 
 

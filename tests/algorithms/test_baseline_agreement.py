@@ -2,7 +2,6 @@
 on the MLP and on a small Conv4 with batch-statistics BatchNorm and cross-entropy."""
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,9 +9,9 @@ import torch
 from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
 from metazoo.models import Conv4, initial_params, make_loss
 from metazoo.tasks import TaskBatch
-from tests.conftest import double_mlp, sinusoid_batch
+from tests.helpers import REPO, double_mlp, sinusoid_batch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 from baseline import Baseline
 
 

@@ -36,6 +36,7 @@ from metazoo.tasks.cache import FORMAT, cache_file, load_cached, save_cached
 from metazoo.tasks.images import decode_files
 from metazoo.tasks.mini_imagenet import read_lists, shipped_lists
 from metazoo.tasks.splits import check_fractions, split_by_fractions
+from tests.helpers import SHARED_DATA
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -388,7 +389,7 @@ def test_cli_trains_on_a_folder_and_refuses_bad_folders(tree, tmp_path, capsys):
 
 def _faces_root() -> Path | None:
     env = os.environ.get("METAZOO_FACES_DIR")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/orl_faces"
+    root = Path(env) if env else SHARED_DATA / "orl_faces"
     return root if (root / "s1").is_dir() else None
 
 

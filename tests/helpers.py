@@ -1,13 +1,18 @@
-import pytest
+"""Helpers the test files share, and the repository's paths, so a test file reads the same
+wherever it sits under tests/."""
+
+import json
+from pathlib import Path
+
 import torch
 
 from metazoo.models import MLP, initial_params, make_loss
 from metazoo.tasks import LinearRegression, Sinusoid
 
-
-@pytest.fixture
-def generator():
-    return torch.Generator().manual_seed(1234)
+REPO = Path(__file__).resolve().parent.parent
+# Real data sets live beside the repository, never in it (each test also reads an environment
+# variable that overrides this).
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def double_mlp(seed: int = 0):
@@ -36,8 +41,6 @@ def read_state(run_dir):
 def rewrite_run(run_dir, state, **config_changes):
     """Save ``state`` as the run's checkpoint, with ``config_changes`` applied to its stored
     config and to the folder's config.json alike (as if the run had been started so)."""
-    import json
-
     state["config"].update(config_changes)
     torch.save(state, run_dir / "checkpoint.pt")
     written = json.loads((run_dir / "config.json").read_text())

@@ -12,7 +12,7 @@ from metazoo.cli import main
 from metazoo.core import adapt
 from metazoo.engine import Estimate, NonFiniteError, TrainConfig, evaluate, rebuild_run, train
 from metazoo.engine.setup import build, configure_process
-from tests.conftest import double_mlp, read_state, rewrite_run, sinusoid_batch
+from tests.helpers import double_mlp, read_state, rewrite_run, sinusoid_batch
 
 # strategy vmap: "auto" times vmap against the loop, and on a busy machine two runs may
 # choose differently (the strategies agree to rounding, not bit for bit).

@@ -43,11 +43,12 @@ from metazoo.tasks.omniglot import (
 )
 from metazoo.tasks.omniglot import data as omniglot_data
 from metazoo.tasks.omniglot import files as omniglot_files
+from tests.helpers import SHARED_DATA
 
 
 def _data_root() -> Path | None:
     env = os.environ.get("METAZOO_OMNIGLOT_DIR")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/omniglot"
+    root = Path(env) if env else SHARED_DATA / "omniglot"
     return root if all((root / a.filename).is_file() for a in ARCHIVES) else None
 
 
