@@ -8,8 +8,8 @@ predictions that ``metazoo eval``'s adaptation gives on that task, exactly (floa
 from __future__ import annotations
 
 import csv
-import sys
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
