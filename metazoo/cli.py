@@ -410,8 +410,8 @@ def _run_presets(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="metazoo",
-        description="Gradient-based meta-learning: joint training, MAML, first-order MAML, "
-                    "Reptile and iMAML on one functional core.",
+        description="Gradient-based meta-learning on one functional core. Methods "
+                    f"(--algorithm): {', '.join(sorted(ALGORITHMS))}.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _train_parser(subparsers)
