@@ -1,6 +1,7 @@
 """Train a grid of named runs, resumably, side by side in worker processes; one record each.
 
-``metazoo compare`` and the benchmark scripts share this runner. A run is named, has a full
+``metazoo compare`` uses this runner (the benchmark scripts drive ``metazoo train`` as a
+user would, each run a process of its own). A run is named, has a full
 :class:`~metazoo.engine.config.TrainConfig`, trains (or resumes) in ``out/runs/<name>`` and is
 then scored per held-out task (``per_task.pt``). Its record, appended to ``runs.jsonl`` as it
 ends, carries the configuration it was trained with: a later sweep into the same folder reuses
