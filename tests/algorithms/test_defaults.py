@@ -5,7 +5,9 @@ where the method fixes them: Meta-SGD's step sizes are learned for its k steps).
 At the full default budget a method learns when its loss there is below joint training's and
 at most 1.5× MAML's at the same number of test steps (``python benchmarks/defaults.py``). This
 is the small-budget guard, 2,000 meta-iterations (a fifth of the default): below joint
-training, and within 3× MAML, which converges faster than the rest early on.
+training, and within 3× MAML, which converges faster than the rest early on. iMAML is held to
+2×: its defaults reach about 1.5× here (results/imaml-sinusoid.md), too close to the issue's
+bound for a guard, and the former defaults gave 2.4×.
 """
 
 import pytest
@@ -15,6 +17,8 @@ from metazoo.algorithms import ALGORITHMS
 from metazoo.engine import TrainConfig, train
 
 ITERATIONS = 2000
+#: Bound on loss ÷ MAML's at the small budget, where it is tighter than the default 3×.
+WITHIN_MAML = {"imaml": 2.0}
 
 
 @pytest.fixture(scope="module")
@@ -41,4 +45,5 @@ def test_every_algorithm_learns_with_its_own_defaults(reports, name):
     if name == "joint":  # the reference the others are judged against
         return
     assert loss < joint, f"{name}: {loss:.3f} after {steps} steps, joint {joint:.3f}"
-    assert loss <= 3 * maml, f"{name}: {loss:.3f} after {steps} steps, MAML {maml:.3f}"
+    bound = WITHIN_MAML.get(name, 3.0)
+    assert loss <= bound * maml, f"{name}: {loss:.3f} after {steps} steps, MAML {maml:.3f}"
