@@ -3,8 +3,9 @@ with no other flag (sinusoid), for every A in the registry, then one table on th
 held-out tasks: query MSE after 0, 1, 5 and 10 test steps, against joint training and MAML.
 
     python benchmarks/defaults.py --jobs 2            # writes results/sinusoid-defaults.md
-    python benchmarks/defaults.py --iterations 2000   # the small budget that
-                                                      # tests/algorithms/test_defaults.py guards
+    python benchmarks/defaults.py --iterations 2000 --runs runs/defaults-2000
+        # the small budget that tests/algorithms/test_defaults.py guards; writes
+        # results/sinusoid-defaults-2000.md
 
 A method "learns" here when, after 10 test steps, its loss is below joint training's and at
 most 1.5× MAML's.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,6 +33,8 @@ from metazoo.algorithms import ALGORITHMS
 BASELINE = "joint"  # joint training, which has no inner loop
 REFERENCE = "maml"
 WITHIN = 1.5
+#: ``metazoo train``'s exit status when it stops on a non-finite meta-gradient or loss.
+NONFINITE = 3
 
 
 def run(algorithm: str, args) -> dict:
@@ -39,22 +43,45 @@ def run(algorithm: str, args) -> dict:
         command = [sys.executable, "-m", "metazoo", "train", "--algorithm", algorithm,
                    "--no-progress", "--overwrite", "--out", str(out), *args.extra]
         began = time.time()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
-                       env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        done = subprocess.run(command, check=False, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=env)
         print(f"{algorithm}: {time.time() - began:.0f} s", flush=True)
+        if done.returncode == NONFINITE:
+            return last_good(out, env, int(re.search(r"at iteration (\d+)", done.stderr).group(1)))
+        if done.returncode:
+            raise SystemExit(f"{algorithm}: metazoo train failed:\n{done.stderr}")
     return json.loads((out / "results.json").read_text())
+
+
+def last_good(out: Path, env: dict, diverged: int) -> dict:
+    """A run stopped on a non-finite meta-gradient: its last good checkpoint, scored on the
+    same held-out tasks, with the iteration it stopped at (the divergence is named in the
+    table, never shown as nan or inf)."""
+    scored = out / "last-good.json"
+    printed = subprocess.run([sys.executable, "-m", "metazoo", "eval", str(out), "--json",
+                              str(scored)], check=True, capture_output=True, text=True,
+                             env=env).stdout
+    kept = int(re.search(r"after (\d+) iterations", printed).group(1))
+    return {"config": json.loads((out / "config.json").read_text()),
+            "evaluation": json.loads(scored.read_text()), "diverged": diverged, "kept": kept}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "defaults")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "sinusoid-defaults.md")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report (default: results/sinusoid-defaults.md, or "
+                        "sinusoid-defaults-N.md with --iterations N)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=0,
                         help="meta-iterations of every run (0: the default, 10,000)")
     args = parser.parse_args()
     args.extra = ["--iterations", str(args.iterations)] if args.iterations else []
+    if args.out is None:
+        suffix = f"-{args.iterations}" if args.iterations else ""
+        args.out = ROOT / "results" / f"sinusoid-defaults{suffix}.md"
     began = time.time()
     names = sorted(ALGORITHMS)
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -84,10 +111,14 @@ def main() -> None:
         cells = [f"{loss(name, s)[0]:.3f} ± {loss(name, s)[1]:.2g}" for s in ("0", "1", "5", "10")]
         ratio = loss(name)[0] / reference
         below = name == BASELINE or loss(name)[0] < baseline
-        ok = name == BASELINE or (below and ratio <= WITHIN)
+        diverged = results[name].get("diverged")
+        ok = name == BASELINE or (below and ratio <= WITHIN and diverged is None)
         learns.append((name, ok))
         options = ", ".join(f"{k}={v}" for k, v in config["algorithm_options"].items()) or "—"
-        lines.append(f"| {name} | {config['inner_steps']} | {config['inner_lr']:g} | {options} | "
+        label = name if diverged is None else (
+            f"{name} (diverged: non-finite at iteration {diverged}; scored at its last good "
+            f"checkpoint, iteration {results[name]['kept']})")
+        lines.append(f"| {label} | {config['inner_steps']} | {config['inner_lr']:g} | {options} | "
                      + " | ".join(cells) + f" | {ratio:.2f} | {'yes' if below else 'no'} |")
     failing = [name for name, ok in learns if not ok]
     lines += ["", (f"Every algorithm learns: after 10 test steps each is below {BASELINE} and "
