@@ -21,7 +21,12 @@ benchmarks loop over the registry without ever naming a method:
 * ``rivals``: methods the report sets against this one head to head (iMAML, the principled
   implicit gradient, against Reptile, the heuristic first-order one);
 * ``own_test_steps(settings)``: the number of test steps its own protocol takes, where that
-  is part of the method (Meta-SGD: the k steps its step sizes were learned for), else None.
+  is part of the method (Meta-SGD: the k steps its step sizes were learned for), else None;
+* ``carried(settings, name)``: whether the meta-parameter ``name`` is state the method carries
+  from one meta-iteration to the next rather than trains (Reptile's inner Adam moment, which
+  the reference keeps across tasks). For such an entry ``meta_gradient`` returns its new
+  value, not a gradient: the engine sets it to the batch's mean and the outer optimizer
+  leaves it alone. It is checkpointed with the rest, and test-time adaptation reads it.
 
 :meth:`Algorithm.make` binds settings to the entry and returns a :class:`Method`, the object
 callers use. Settings are frozen dataclasses with plain field names and errors that name
@@ -160,6 +165,10 @@ def _any_steps(settings: Settings) -> int | None:
     return None
 
 
+def _never(settings: Settings, name: str) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Algorithm:
     """A registry entry: the whole contract of one method (see the module docstring)."""
@@ -176,6 +185,7 @@ class Algorithm:
     approximates: str = ""
     rivals: tuple[str, ...] = ()
     own_test_steps: Callable[[Settings], int | None] = _any_steps
+    carried: Callable[[Settings, str], bool] = _never
 
     def options(self) -> dict[str, dataclasses.Field]:
         """The settings fields of this algorithm beyond the shared inner-loop ones."""
@@ -248,6 +258,11 @@ class Method:
         if any(b < a for a, b in itertools.pairwise(steps)) or (steps and steps[0] < 0):
             raise ValueError(f"test steps must be increasing integers >= 0, got {steps}")
         return self.algorithm.adapt(self.settings, loss, meta, x, y, steps)
+
+    def carried(self, meta: Params) -> list[str]:
+        """The entries of ``meta`` that are carried state, not trained (see the module
+        docstring): the outer step assigns them the batch's mean value."""
+        return [name for name in meta if self.algorithm.carried(self.settings, name)]
 
     def as_gradient(self, direction: Params) -> Params:
         """The per-task direction as an estimate of a gradient of the model's parameters."""

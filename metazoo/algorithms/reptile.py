@@ -10,12 +10,17 @@ the inner steps use all of a task's examples (with k = 1 the direction is then e
 Its own protocol (openai/supervised-reptile): the inner optimizer is Adam with β₁ = 0
 (``inner_optimizer="adam"``), the inner steps take mini-batches in one pass over the task's
 data (``inner_batch``), and test-time adaptation uses the same optimizer with its own batch
-size (``test_batch``). One departure, forced by vectorising over tasks: the reference keeps
-Adam's second moment across tasks (only the weights are restored after each task); here it
-starts at zero for every task, so the first step of each task is α·sign(g) and later steps are
-normalised by that task's own gradients. A second: the reference reshuffles a task's examples
-before batching; here batches follow the sampler's order, which is already random (for
-classification, shot by shot in a random label order, so a batch holds every class equally).
+size (``test_batch``). The reference keeps Adam's state across tasks (only the weights are
+restored after each task) and into evaluation; ``carry_moment`` does the same in the closest
+form that vectorises over tasks: the second moment v and Adam's step count are carried state of
+the run (meta-parameters ``inner_rms.<name>`` and ``inner_rms_steps``, checkpointed, not
+trained). Every task of a meta-batch starts from the carried v, and the carried v becomes the
+mean of the tasks' final ones; the reference instead passes v from one task to the next within
+the batch. Evaluation adapts from the carried v, as the reference does. Without
+``carry_moment`` v starts at zero for every task, so the first step of each task is α·sign(g).
+One departure remains: the reference reshuffles a task's examples before batching; here
+batches follow the sampler's order, which is already random (for classification, shot by shot
+in a random label order, so a batch holds every class equally).
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ class ReptileSettings(Settings):
         "sgd", "inner optimizer: 'sgd', or 'adam' (Adam with β1 = 0, the reference's; its second "
         "moment starts at 0 for every task)")
     beta2: float = option(0.999, "β2 of the inner Adam")
+    carry_moment: bool = option(
+        False, "carry the inner Adam's second moment across tasks and into evaluation, as the "
+        "reference does (every task of a meta-batch starts from the carried moment, which then "
+        "becomes the mean of theirs); off: it starts at 0 for every task")
     inner_batch: int = option(0, "examples per inner step (0: all of the task's data each step)")
     test_batch: int = option(0, "examples per test-time step (0: the whole support set)")
 
@@ -55,6 +64,9 @@ class ReptileSettings(Settings):
             raise ValueError(f"beta2 must be in (0, 1), got {self.beta2!r}")
         positive_int("inner_batch", self.inner_batch, minimum=0)
         positive_int("test_batch", self.test_batch, minimum=0)
+        if self.carry_moment and self.inner_optimizer != "adam":
+            raise ValueError("carry_moment needs inner_optimizer 'adam' (plain SGD has no "
+                             "moment to carry)")
 
     def optimizer(self, batch: int) -> dict:
         """``adapt``'s options for this inner optimizer with ``batch`` examples per step."""
@@ -62,14 +74,47 @@ class ReptileSettings(Settings):
                 else 0.0}
 
 
+#: Names of the carried inner-Adam state among the meta-parameters (``carry_moment``).
+MOMENT = "inner_rms."
+STEPS = "inner_rms_steps"
+
+
+def is_carried(settings: ReptileSettings, name: str) -> bool:
+    return name.startswith(MOMENT) or name == STEPS
+
+
+def init(settings: ReptileSettings, params):
+    """θ, and with ``carry_moment`` the inner Adam's state: v = 0 per parameter, 0 steps."""
+    if not settings.carry_moment:
+        return params
+    first = next(iter(params.values()))
+    return {**params, **{MOMENT + name: torch.zeros_like(p) for name, p in params.items()},
+            STEPS: first.new_zeros(())}
+
+
+def model_params(settings: ReptileSettings, meta):
+    return {name: p for name, p in meta.items() if not is_carried(settings, name)}
+
+
+def carried_state(settings: ReptileSettings, meta) -> dict:
+    """``adapt``'s options that start the inner Adam from the carried state, if any."""
+    if not settings.carry_moment:
+        return {}
+    return {"rms_init": {name[len(MOMENT):]: v for name, v in meta.items()
+                         if name.startswith(MOMENT)},
+            "rms_count": meta[STEPS]}
+
+
 def test_adapt(settings: ReptileSettings, loss, meta, x, y, steps):
-    """Test-time adaptation with Reptile's own inner optimizer and ``test_batch``."""
-    return sgd_path(loss, meta, x, y, steps, settings.inner_lr,
-                    **settings.optimizer(settings.test_batch))
+    """Test-time adaptation with Reptile's own inner optimizer and ``test_batch``, from the
+    carried Adam state when there is one."""
+    return sgd_path(loss, model_params(settings, meta), x, y, steps, settings.inner_lr,
+                    **settings.optimizer(settings.test_batch), **carried_state(settings, meta))
 
 
 def as_gradient(settings: ReptileSettings, direction):
     """θ − φ over kα: with k = 1 (and the same data) exactly the gradient at θ."""
+    direction = model_params(settings, direction)
     scale = settings.inner_steps * settings.inner_lr
     return {name: d / scale for name, d in direction.items()} if scale else direction
 
@@ -80,18 +125,25 @@ def variants(settings: ReptileSettings):
 
 
 @register("reptile", ReptileSettings, "Reptile: move θ toward φ after k steps (θ − φ)",
-          adapt=test_adapt, as_gradient=as_gradient, variants=variants, approximates="maml")
+          adapt=test_adapt, as_gradient=as_gradient, variants=variants, approximates="maml",
+          init=init, model_params=model_params, carried=is_carried)
 def reptile(loss, params, task, settings: ReptileSettings):
     if settings.data == "all":
         x = torch.cat([task.support_x, task.query_x])  # [S+Q, ...]
         y = torch.cat([task.support_y, task.query_y])
     else:
         x, y = task.support_x, task.support_y
-    theta = tree_detach(params)
+    theta = tree_detach(model_params(settings, params))
     # The logged loss is the inner objective where the last step began (the loss at θ when
     # k = 1): a by-product of the steps. The loss at φ itself would cost one more forward
     # pass over all of the task's data, a third of the work of a step.
+    state = carried_state(settings, params)
     adapted = adapt(loss, theta, x, y, settings.inner_steps, settings.inner_lr,
-                    **settings.optimizer(settings.inner_batch))
+                    **settings.optimizer(settings.inner_batch), **state)
     last = adapted.losses[-1] if settings.inner_steps else loss(theta, x, y).detach()
-    return tree_sub(theta, adapted.params), {"loss": last}
+    direction = tree_sub(theta, adapted.params)
+    if state:
+        # Carried state: its new value (the engine keeps the batch's mean), not a gradient.
+        direction.update({MOMENT + name: v.detach() for name, v in adapted.moment.items()})
+        direction[STEPS] = state["rms_count"].detach() + settings.inner_steps
+    return direction, {"loss": last}

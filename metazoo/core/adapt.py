@@ -23,7 +23,8 @@ class Adapted(NamedTuple):
     ``grad_norms`` (``[steps]``) holds the norms of those steps' gradients and ``gradients``
     the gradients themselves (each leaf ``[steps, *shape]``); both are ``None`` unless
     ``record=True``. ``iterates`` holds φ after each step count of ``keep`` (``None``
-    unless ``keep`` is given).
+    unless ``keep`` is given). ``moment`` holds Adam's second moment after the last step
+    (``None`` with plain SGD), so that a later call can carry on from it (``rms_init``).
     """
 
     params: Params
@@ -31,6 +32,7 @@ class Adapted(NamedTuple):
     grad_norms: torch.Tensor | None = None
     gradients: Params | None = None
     iterates: list[Params] | None = None
+    moment: Params | None = None
 
 
 def adapt(
@@ -48,6 +50,8 @@ def adapt(
     batch_size: int = 0,
     rms_decay: float = 0.0,
     rms_eps: float = 1e-8,
+    rms_init: Params | None = None,
+    rms_count: float | torch.Tensor = 0,
     keep: tuple[int, ...] | list[int] | None = None,
 ) -> Adapted:
     """Run ``steps`` gradient steps from ``params`` on ``loss(·, x, y)``.
@@ -56,8 +60,11 @@ def adapt(
     term is iMAML's inner problem; it is skipped when ``regularization`` is 0).
 
     A step is plain SGD, φ ← φ − α g, unless ``rms_decay`` β₂ > 0: then it is Adam with β₁ = 0
-    (Reptile's inner optimizer), φ ← φ − α g / (√v̂ + ε), with v ← β₂ v + (1 − β₂) g² started
-    at 0 for this call and v̂ = v / (1 − β₂ᵗ) its bias-corrected value.
+    (Reptile's inner optimizer), φ ← φ − α g / (√v̂ + ε), with v ← β₂ v + (1 − β₂) g² and
+    v̂ = v / (1 − β₂ᵗ) its bias-corrected value. v starts at 0 and t at 1 for this call, unless
+    ``rms_init`` and ``rms_count`` carry on from an earlier one: then ``adapt`` for k steps,
+    then for m more from the returned ``moment`` with ``rms_count=k``, is Adam for k + m
+    steps with one state (the reference Reptile's Adam, whose state outlives each task).
 
     With ``batch_size`` b > 0 each step uses the next b examples, cycling through ``x`` in its
     order (so ``n/b`` steps are one pass); the sampler's order is the shuffle.
@@ -78,6 +85,9 @@ def adapt(
         batch_size: examples per step (0: all of them at every step).
         rms_decay: β₂ of Adam with β₁ = 0 (0: plain SGD).
         rms_eps: ε of that Adam.
+        rms_init: that Adam's second moment to start from (default: zeros), keyed like
+            ``params``.
+        rms_count: steps that Adam has already taken (for its bias correction).
         keep: also return φ after each of these step counts (each ≤ ``steps``).
 
     Returns:
@@ -114,7 +124,7 @@ def adapt(
     step = grad_and_value(objective)
     losses, grad_norms, gradients, iterates = [], [], [], []
     adapted = params
-    second = None  # Adam's second moment, per parameter
+    second = None if rms_init is None else dict(rms_init)  # Adam's second moment
     if keep and keep[0] == 0:
         iterates.append(adapted)
     for index in range(steps):
@@ -130,7 +140,7 @@ def adapt(
                 second = {name: torch.zeros_like(g) for name, g in gradient.items()}
             second = {name: rms_decay * v + (1 - rms_decay) * gradient[name] ** 2
                       for name, v in second.items()}
-            correction = 1 - rms_decay ** (index + 1)
+            correction = 1 - rms_decay ** (rms_count + index + 1)
             gradient = {name: g / ((second[name] / correction).sqrt() + rms_eps)
                         for name, g in gradient.items()}
         if isinstance(lr, dict):
@@ -143,7 +153,7 @@ def adapt(
     stacked = torch.stack(losses) if losses else empty
     kept = iterates if keep is not None else None
     if not record:
-        return Adapted(adapted, stacked, iterates=kept)
+        return Adapted(adapted, stacked, iterates=kept, moment=second)
     return Adapted(
         adapted,
         stacked,
@@ -151,4 +161,5 @@ def adapt(
         {name: torch.stack([g[name] for g in gradients]) if gradients
          else p.new_zeros((0, *p.shape)) for name, p in params.items()},
         kept,
+        second,
     )

@@ -24,10 +24,23 @@ def outer_step(method: Method, loss: LossFn, meta: Params, batch: TaskBatch,
     """
     grads, stats = meta_gradient(method, loss, meta, batch, strategy=strategy,
                                  chunk_size=chunk_size)
-    for name, p in meta.items():
-        p.grad = grads[name]
-    optimizer.step()
+    apply_step(method, meta, grads, optimizer)
     return stats
+
+
+def apply_step(method: Method, meta: Params, grads: Params | None,
+               optimizer: torch.optim.Optimizer) -> None:
+    """Step ``optimizer`` on the batch's mean meta-gradient ``grads`` (``None``: a dropped
+    batch, which changes nothing), then set the method's carried state (e.g. Reptile's inner
+    Adam moment), for which ``grads`` holds the new value, not a gradient."""
+    carried = set(method.carried(meta))
+    for name, p in meta.items():
+        p.grad = None if grads is None or name in carried else grads[name]
+    optimizer.step()
+    if grads is not None:
+        with torch.no_grad():
+            for name in carried:
+                meta[name].copy_(grads[name])
 
 
 def fit(method: Method, loss: LossFn, params: Params, tasks: TaskDistribution, *,

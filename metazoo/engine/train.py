@@ -29,6 +29,7 @@ from metazoo.engine.config import TrainConfig
 from metazoo.engine.distributed import Ranks, all_reduce_mean, any_rank, barrier, init_ranks
 from metazoo.engine.folder import check_out, locked_folder, prepare_new_run
 from metazoo.engine.layout import CHECKPOINT, CONFIG, LOG, RESULTS, VALIDATION, log_text, read_log
+from metazoo.engine.outer import apply_step
 from metazoo.engine.run import (
     NOT_RESULTS,
     evaluate_params,
@@ -228,11 +229,9 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                     f"good checkpoint is kept in {out}. Lower outer_lr or inner_lr, or set "
                     "skip_nonfinite to drop such batches"
                 )
-            for name, p in params.items():
-                # A dropped batch leaves every grad None: the optimizer then changes nothing,
-                # while the step-size schedule still follows the iteration count.
-                p.grad = grads[name] if finite else None
-            optimizer.step()
+            # A dropped batch leaves every grad None: the optimizer then changes nothing,
+            # while the step-size schedule still follows the iteration count.
+            apply_step(setup.method, params, grads if finite else None, optimizer)
             scheduler.step()
             skipped += not finite
             seconds.append(time.perf_counter() - began)

@@ -4,7 +4,7 @@ plus one contract test run over every registered algorithm."""
 import pytest
 import torch
 
-from metazoo.algorithms import ALGORITHMS, get_algorithm
+from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
 from metazoo.core import adapt
 from metazoo.core.batch import mean_over_tasks
 from metazoo.models import make_loss
@@ -264,3 +264,72 @@ def test_reptile_with_its_own_inner_adam_is_theta_minus_torch_adam():
         optimizer.step()
     assert_trees_close(direction, {n: params[n] - weights[n].detach() for n in params},
                        rtol=1e-10, atol=1e-12)
+
+
+def test_reptile_carrying_its_adam_state_is_the_reference_loop_at_meta_batch_one():
+    # openai/supervised-reptile: one Adam (β1 = 0) whose state outlives every task; after each
+    # task the weights are restored to θ and θ ← θ + ε(φ − θ). With one task per meta-batch
+    # metazoo's vectorised form (every task starts from the carried moment, which becomes the
+    # mean of theirs) is that loop exactly.
+    from metazoo.engine.outer import outer_step
+
+    _, loss, params = double_mlp()
+    method = get_algorithm("reptile").make(inner_steps=3, inner_lr=0.01, inner_optimizer="adam",
+                                           inner_batch=6, carry_moment=True, beta2=0.99)
+    meta = {n: p.clone().requires_grad_() for n, p in method.init(params).items()}
+    outer = torch.optim.SGD(meta.values(), lr=0.5)  # ε
+    batches = [sinusoid_batch(num_tasks=1, seed=seed) for seed in range(4)]
+    for batch in batches:
+        outer_step(method, loss, meta, batch, outer)
+
+    theta = {n: p.clone() for n, p in params.items()}
+    weights = {n: p.clone().requires_grad_() for n, p in params.items()}
+    inner = torch.optim.Adam(weights.values(), lr=0.01, betas=(0.0, 0.99))
+    for batch in batches:
+        task = batch.task(0)
+        x = torch.cat([task.support_x, task.query_x])  # 17 examples, batches of 6
+        y = torch.cat([task.support_y, task.query_y])
+        with torch.no_grad():
+            for n, weight in weights.items():
+                weight.copy_(theta[n])  # restore the weights, keep Adam's state
+        for step in range(3):
+            index = (torch.arange(6) + 6 * step) % 17
+            inner.zero_grad()
+            loss(weights, x[index], y[index]).backward()
+            inner.step()
+        theta = {n: theta[n] + 0.5 * (weights[n].detach() - theta[n]) for n in theta}
+    for n in params:
+        torch.testing.assert_close(meta[n].detach(), theta[n], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(meta["inner_rms." + n].detach(),
+                                   inner.state[weights[n]]["exp_avg_sq"], rtol=1e-10, atol=1e-14)
+    assert meta["inner_rms_steps"].item() == 12 == inner.state[weights["0.weight"]]["step"].item()
+
+    # Evaluation adapts from the carried state, as the reference does (its Adam is not reset
+    # for evaluation), and differs from a fresh Adam.
+    task = batches[0].task(0)
+    (carried,) = method.adapt(loss, meta, task.support_x, task.support_y, [2])
+    fresh = get_algorithm("reptile").make(inner_steps=3, inner_lr=0.01, inner_optimizer="adam",
+                                          beta2=0.99)
+    (reset,) = fresh.adapt(loss, method.model_params(meta), task.support_x, task.support_y, [2])
+    expected = adapt(loss, method.model_params(meta), task.support_x, task.support_y, 2, 0.01,
+                     rms_decay=0.99, rms_count=meta["inner_rms_steps"],
+                     rms_init={n: meta["inner_rms." + n] for n in params}).params
+    assert_trees_close(carried, expected, rtol=1e-12, atol=1e-14)
+    assert not all(torch.allclose(carried[n], reset[n]) for n in params)
+
+
+def test_reptile_carried_moment_is_the_mean_over_a_meta_batch():
+    _, loss, params = double_mlp()
+    method = get_algorithm("reptile").make(inner_steps=2, inner_lr=0.01, inner_optimizer="adam",
+                                           carry_moment=True)
+    meta = method.init(params)
+    batch = sinusoid_batch(num_tasks=3)
+    grads, _ = meta_gradient(method, loss, meta, batch)
+    moments = [method.meta_gradient(loss, meta, batch.task(i))[0] for i in range(3)]
+    for n in params:
+        torch.testing.assert_close(grads["inner_rms." + n],
+                                   sum(m["inner_rms." + n] for m in moments) / 3)
+    assert grads["inner_rms_steps"].item() == 2
+    assert method.carried(meta) == [n for n in meta if n.startswith("inner_rms")]
+    with pytest.raises(ValueError, match="carry_moment needs inner_optimizer 'adam'"):
+        get_algorithm("reptile").make(carry_moment=True)

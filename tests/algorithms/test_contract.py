@@ -46,12 +46,19 @@ def toy_method():
     unregister(TOY)
 
 
+#: Reptile with carried state (its inner Adam's moment among the meta-parameters).
+CARRIED = "reptile+carry_moment"
+
+
 def every_method():
-    return [*sorted(ALGORITHMS), TOY]
+    return [*sorted(ALGORITHMS), TOY, CARRIED]
 
 
 @pytest.fixture(params=every_method())
 def method(request, toy_method) -> Method:
+    if request.param == CARRIED:
+        return make_method("reptile", inner_steps=2, inner_lr=0.05, inner_optimizer="adam",
+                           carry_moment=True)
     return make_method(request.param, inner_steps=2, inner_lr=0.05)
 
 

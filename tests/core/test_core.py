@@ -121,6 +121,34 @@ def test_adam_without_momentum_in_mini_batches_matches_torch_optim():
         assert torch.equal(result.iterates[0][name], params[name])
 
 
+def test_adapt_carries_adam_state_from_one_call_to_the_next():
+    # Adam's state carried across calls: 3 steps, then 4 more from the returned moment, is
+    # one torch Adam (β1 = 0) over 7 steps whose state outlives the first call, while the
+    # weights restart where the caller says (here: where the first call left them).
+    _, loss, params = double_mlp()
+    task = sinusoid_batch(num_tasks=1, k_shot=10).task(0)
+    x, y = task.support_x, task.support_y
+    first = adapt(loss, params, x, y, 3, 0.01, batch_size=4, rms_decay=0.99)
+    second = adapt(loss, first.params, x[[2, 3, 4, 5, 6, 7, 8, 9, 0, 1]],
+                   y[[2, 3, 4, 5, 6, 7, 8, 9, 0, 1]], 4, 0.01, batch_size=4, rms_decay=0.99,
+                   rms_init=first.moment, rms_count=3)
+    weights = {n: p.clone().requires_grad_() for n, p in params.items()}
+    optimizer = torch.optim.Adam(weights.values(), lr=0.01, betas=(0.0, 0.99), eps=1e-8)
+    for step in range(7):
+        index = (torch.arange(4) + 4 * step) % 10  # the same consecutive batches
+        optimizer.zero_grad()
+        loss(weights, x[index], y[index]).backward()
+        optimizer.step()
+    for name in params:
+        torch.testing.assert_close(second.params[name], weights[name].detach(), rtol=1e-10,
+                                   atol=1e-12)
+        torch.testing.assert_close(second.moment[name], optimizer.state[weights[name]]
+                                   ["exp_avg_sq"], rtol=1e-10, atol=1e-14)
+    # Without a carried state the second call starts afresh, and differs.
+    fresh = adapt(loss, first.params, x, y, 4, 0.01, batch_size=4, rms_decay=0.99)
+    assert not all(torch.allclose(fresh.params[n], second.params[n]) for n in params)
+
+
 def test_adapt_refuses_a_task_without_examples():
     _, loss, params = double_mlp()
     empty = torch.zeros(0, 1, dtype=torch.float64)

@@ -78,11 +78,22 @@ def test_training_is_deterministic_and_lowers_the_loss(tmp_path, algorithm):
     assert TrainConfig.from_dict(stored) == config
 
 
-def test_resume_is_bit_identical(tmp_path):
-    config = TrainConfig(algorithm="maml", **TINY)
+# Reptile with its carried inner-Adam state: state the run carries but does not train, which
+# the checkpoint must hold too.
+CARRYING = {"algorithm": "reptile", "algorithm_options": {"inner_optimizer": "adam",
+                                                          "carry_moment": True}}
+
+
+@pytest.mark.parametrize("method", [{"algorithm": "maml"}, CARRYING], ids=["maml", "carried"])
+def test_resume_is_bit_identical(tmp_path, method):
+    config = TrainConfig(**method, **TINY)
     whole = train(config, tmp_path / "whole", progress=False)
+    if method is CARRYING:  # the state moved, and the final θ was adapted from it
+        assert whole["params"]["inner_rms_steps"].item() == 12 * config.inner_steps
+        assert all(whole["params"][n].abs().sum() > 0 for n in whole["params"]
+                   if n.startswith("inner_rms."))
     # Stop after 8 iterations (the checkpoint at 8), then resume to 12.
-    short = TrainConfig(algorithm="maml", **{**TINY, "iterations": 8})
+    short = TrainConfig(**method, **{**TINY, "iterations": 8})
     train(short, tmp_path / "part", progress=False, evaluate_at_end=False)
     # as if it had been a 12-iteration run killed at 8
     rewrite_run(tmp_path / "part", read_state(tmp_path / "part"), iterations=12)
