@@ -26,6 +26,7 @@ from metazoo.algorithms.base import check_field_types, option
 from metazoo.analysis import report as rpt
 from metazoo.analysis.grid import RECORDS, RUNS, TABLE, run_grid, stored_records
 from metazoo.analysis.questions import (
+    OWN,
     comparison_pairs,
     contests,
     question1,
@@ -56,7 +57,9 @@ class CompareConfig:
 
     task: str = option("sinusoid", "task family")
     algorithms: list = option([], "algorithms to compare (empty: every registered one)")
-    train_steps: list = option([1, 5], "inner steps k while meta-training (one run each)")
+    train_steps: list = option(
+        [OWN, 1, 5], "inner steps k while meta-training, one run each (-1: each algorithm's own "
+        "k, so that every method also runs under its own protocol)")
     seeds: list = option([0, 1, 2], "seeds (one run each)")
     iterations: int = option(1000, "meta-iterations of every run (equal iterations)")
     time_budget: float = option(0.0, "seconds of meta-training per run instead (equal compute)")
@@ -93,8 +96,13 @@ class CompareConfig:
                              f"{', '.join(sorted(ALGORITHMS))}")
         for name in ("train_steps", "seeds", "test_steps", "fidelity_steps", "cost_steps"):
             values = getattr(self, name)
-            if not values or any(not isinstance(v, int) or v < 0 for v in values):
-                raise ValueError(f"{name} must be a non-empty list of integers >= 0, got {values}")
+            lowest = OWN if name == "train_steps" else 0
+            if not values or any(not isinstance(v, int) or v < lowest for v in values):
+                own = " (-1: each algorithm's own)" if name == "train_steps" else ""
+                raise ValueError(f"{name} must be a non-empty list of integers >= {lowest}"
+                                 f"{own}, got {values}")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} lists a value twice: {values}")
         if 0 in self.fidelity_steps:
             raise ValueError("fidelity_steps must be >= 1")
         for name in ("iterations", "meta_batch", "eval_tasks", "analysis_tasks"):

@@ -35,9 +35,26 @@ if TYPE_CHECKING:
     from metazoo.analysis.compare import CompareConfig
 
 
+#: ``train_steps`` value meaning each algorithm's own k (its defaults, or its settings).
+OWN = -1
+
+
 def run_name(algorithm: str, steps: int, seed: int) -> str:
     """The folder name of one run of the grid."""
-    return f"{algorithm}-k{steps}-seed{seed}"
+    return f"{algorithm}-k{k_label(steps)}-seed{seed}"
+
+
+def k_label(steps: int) -> str:
+    """A training k as the report writes it: ``own`` for each algorithm's own."""
+    return "own" if steps == OWN else str(steps)
+
+
+def runs_of(records: list[dict], algorithm: str, steps: int) -> list[dict]:
+    """The records of ``algorithm`` trained with ``steps`` (as asked: OWN matches the runs made
+    with each algorithm's own k, whatever that resolved to)."""
+    prefix = f"{algorithm}-k{k_label(steps)}-seed"
+    return [r for r in records if r["name"].startswith(prefix)
+            and r["name"][len(prefix):].isdigit()]
 
 
 def _fmt(mean: float, half: float, digits: int = 3) -> str:
@@ -78,7 +95,7 @@ def question1(config: CompareConfig, records: list[dict], metric: str, figures: 
     rows, curves = [], {}
     for algorithm in config.algorithms:
         for k in config.train_steps:
-            runs = [r for r in records if r["algorithm"] == algorithm and r["k"] == k]
+            runs = runs_of(records, algorithm, k)
             cells, last = [], None
             for step in config.test_steps:
                 cell = _cell([r[f"{metric}@{step}"] for r in runs], unit="seeds")
@@ -87,8 +104,11 @@ def question1(config: CompareConfig, records: list[dict], metric: str, figures: 
                 elif not cell.startswith("diverged"):
                     last = (step, cell)
                 cells.append(cell)
-            rows.append([algorithm, str(k), *cells])
-            curves[(algorithm, k)] = [mean_ci([r[f"{metric}@{s}"] for r in runs],
+            resolved = sorted({r["k"] for r in runs})
+            shown = (f"own ({', '.join(map(str, resolved))})" if k == OWN and resolved
+                     else k_label(k))
+            rows.append([algorithm, shown, *cells])
+            curves[(algorithm, k_label(k))] = [mean_ci([r[f"{metric}@{s}"] for r in runs],
                                               drop_nan=False)[0] for s in config.test_steps]
     blocks += [rpt.paragraph(
         f"Held-out query {metric} after test-time SGD steps, mean over {len(config.seeds)} "
@@ -98,17 +118,16 @@ def question1(config: CompareConfig, records: list[dict], metric: str, figures: 
         rpt.table(header, rows)]
     path = rpt.line_figure(figures / "q1_steps.png", config.test_steps, curves,
                            xlabel="test-time steps", ylabel=f"query {metric}",
-                           panels=config.train_steps, panel_name="train k")
+                           panels=[k_label(k) for k in config.train_steps],
+                           panel_name="train k")
     blocks.append(rpt.image(path, "Query loss against test steps, one panel per training k."))
     statements = []
     better = (lambda a, b: a > b) if metric == "accuracy" else (lambda a, b: a < b)
     for exact, first in comparison_pairs(config.algorithms):
         gaps = []
         for k in config.train_steps:
-            reference = {r["seed"]: r[f"{metric}@{final}"] for r in records
-                         if r["algorithm"] == exact and r["k"] == k}
-            approx = {r["seed"]: r[f"{metric}@{final}"] for r in records
-                      if r["algorithm"] == first and r["k"] == k}
+            reference = {r["seed"]: r[f"{metric}@{final}"] for r in runs_of(records, exact, k)}
+            approx = {r["seed"]: r[f"{metric}@{final}"] for r in runs_of(records, first, k)}
             paired = [reference[s] - approx[s] for s in reference if s in approx]
             diverged = not all(math.isfinite(value) for value in paired)
             mean, half = mean_ci(paired)
@@ -117,14 +136,16 @@ def question1(config: CompareConfig, records: list[dict], metric: str, figures: 
         parts = []
         for k, mean, half, significant, diverged in gaps:
             if diverged:
-                parts.append(f"k = {k}: a run of {exact} or {first} diverged, no difference")
+                parts.append(f"k = {k_label(k)}: a run of {exact} or {first} diverged, no "
+                             "difference")
                 continue
             verdict = (f"{exact} better" if better(mean, 0) else f"{first} better") \
                 if significant else "no difference resolved"
-            parts.append(f"k = {k}: {exact} − {first} = {_fmt(mean, half)} ({verdict})")
-        closes = [k for k, _, _, significant, _ in gaps if not significant]
+            parts.append(f"k = {k_label(k)}: {exact} − {first} = {_fmt(mean, half)} ({verdict})")
+        numbered = [g for g in gaps if g[0] != OWN]  # "from k on" reads along the numbers
+        closes = [k for k, _, _, significant, _ in numbered if not significant]
         tail = (f"; the difference is not resolved from k = {closes[0]} on" if closes
-                and all(not g[3] for g in gaps if g[0] >= closes[0]) else "")
+                and all(not g[3] for g in numbered if g[0] >= closes[0]) else "")
         statements.append(f"{exact} vs {first}, {metric} after {final} test steps, paired "
                           f"by seed — " + "; ".join(parts) + tail + ".")
     blocks.append(rpt.bullets(statements))
@@ -148,10 +169,8 @@ def contests(config: CompareConfig, records: list[dict], metric: str) -> list:
         blocks.append(rpt.heading(f"1b. {name} or {rival}?"))
         rows, verdicts = [], []
         for k in config.train_steps:
-            own = {r["seed"]: r[f"{metric}@{final}"] for r in records
-                   if r["algorithm"] == name and r["k"] == k}
-            other = {r["seed"]: r[f"{metric}@{final}"] for r in records
-                     if r["algorithm"] == rival and r["k"] == k}
+            own = {r["seed"]: r[f"{metric}@{final}"] for r in runs_of(records, name, k)}
+            other = {r["seed"]: r[f"{metric}@{final}"] for r in runs_of(records, rival, k)}
             paired = [own[s] - other[s] for s in own if s in other]
             cell = _cell(paired, unit="seeds")
             if cell.startswith("diverged"):
@@ -161,9 +180,9 @@ def contests(config: CompareConfig, records: list[dict], metric: str) -> list:
                 verdict = ((f"{name} better" if better(mean, 0) else f"{rival} better")
                            if not math.isnan(half) and abs(mean) > half
                            else "no difference resolved")
-            rows.append([str(k), _cell(list(own.values()), "seeds"),
+            rows.append([k_label(k), _cell(list(own.values()), "seeds"),
                          _cell(list(other.values()), "seeds"), cell, verdict])
-            verdicts.append(f"k = {k}: {verdict}")
+            verdicts.append(f"k = {k_label(k)}: {verdict}")
         blocks += [rpt.paragraph(
             f"Query {metric} after {final} test steps, each method under its own settings and "
             f"test-time adaptation, mean over seeds ± 95% t-interval; the difference is paired "
@@ -200,7 +219,7 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
     for k, (pre, post, matched) in summary.items():
         for algorithm in config.algorithms:
             gain = matched["matched"][algorithm]
-            rows.append([algorithm, str(k), _cell(pre[algorithm]), _cell(post[algorithm]),
+            rows.append([algorithm, k_label(k), _cell(pre[algorithm]), _cell(post[algorithm]),
                          _cell(pre[algorithm] - post[algorithm]),
                          f"{gain:.3g}" if math.isfinite(gain) else "— (diverged or no bin)"])
     blocks += [rpt.paragraph(
@@ -215,8 +234,8 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
     path = rpt.bar_figure(figures / "q2_decomposition.png", list(config.algorithms),
                           {"pre (θ)": [_drawable(pre[a]) for a in config.algorithms],
                            f"post ({final} steps)": [_drawable(post[a]) for a in config.algorithms]},
-                          ylabel="query loss", title=f"train k = {k}")
-    blocks.append(rpt.image(path, f"Loss before and after {final} test steps (train k = {k})."))
+                          ylabel="query loss", title=f"train k = {k_label(k)}")
+    blocks.append(rpt.image(path, f"Loss before and after {final} test steps (train k = {k_label(k)})."))
     statements = []
     for k, (pre, post, matched) in summary.items():
         lowest_pre = min(config.algorithms, key=lambda a: _finite_mean(pre[a]))
@@ -233,7 +252,7 @@ def question2(config: CompareConfig, records: list[dict], out: Path, metric: str
                   "So neither the lowest starting loss nor the largest matched gain alone "
                   "explains the best post-adaptation θ.")
         statements.append(
-            f"train k = {k}: lowest loss after adaptation — {lowest_post} "
+            f"train k = {k_label(k)}: lowest loss after adaptation — {lowest_post} "
             f"({_finite_mean(post[lowest_post]):.3g}); lowest loss at θ — {lowest_pre} "
             f"({_finite_mean(pre[lowest_pre]):.3g}); largest raw gain — {raw_gain}; largest "
             f"gain at matched starting loss — {easiest}"
@@ -279,7 +298,7 @@ def _perturbed_start(config: CompareConfig, out: Path, final: int) -> list:
         + f", above {OUTLIER_START}× the median starting loss ({median:.3g}); matching it would "
         "move every other θ far from where it was trained." if left_out else "")
     return [rpt.paragraph(
-        f"Control by perturbation (train k = {k}, seed {seed}, {config.analysis_tasks} held-out "
+        f"Control by perturbation (train k = {k_label(k)}, seed {seed}, {config.analysis_tasks} held-out "
         "tasks): each θ is moved along a fixed random direction, scaled tensor by tensor to "
         f"θ's own norms, until its mean loss before adaptation is {target:.3g}, the highest "
         f"starting loss of the θ compared; then {final} test steps. s is the length moved, in "
@@ -334,7 +353,7 @@ def question3(config: CompareConfig, out: Path, figures: Path):
         rows.append([algorithm] + [_fmt(*summary[algorithm][n]) for n in names])
     blocks += [rpt.paragraph(
         f"{steps} test-time SGD steps on the support sets of {config.analysis_tasks} held-out "
-        f"tasks from each algorithm's θ (train k = {k_train}, seed {seed}); mean ± 95% CI over "
+        f"tasks from each algorithm's θ (train k = {k_label(k_train)}, seed {seed}); mean ± 95% CI over "
         "tasks. consecutive_cosine: cosine of successive inner gradients; straightness: "
         "‖φ − θ‖ / path length; path_curvature: gᵀHg/‖g‖² along each step; top_eigenvalue: "
         "largest-magnitude Hessian eigenvalue of the support loss at θ (power iteration; "

@@ -8,7 +8,8 @@ import pytest
 from metazoo.analysis.compare import CompareConfig, train_grid
 from metazoo.cli import main
 
-TINY = ["--algorithms", "maml", "fomaml", "reptile", "imaml", "--train-steps", "1", "2",
+# -1: each algorithm's own k (Reptile 5, iMAML 20, MAML and first-order MAML 1).
+TINY = ["--algorithms", "maml", "fomaml", "reptile", "imaml", "--train-steps", "-1", "2",
         "--seeds", "0", "1", "--iterations", "15", "--meta-batch", "4", "--eval-tasks", "24",
         "--analysis-tasks", "6", "--test-steps", "0", "1", "3", "--fidelity-steps", "1", "2",
         "--cost-steps", "1", "2",
@@ -25,7 +26,9 @@ def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
     assert len(records) == 4 * 2 * 2
     assert {r["name"] for r in records} == {f"{a}-k{k}-seed{s}" for a in
                                            ("maml", "fomaml", "reptile", "imaml")
-                                           for k in (1, 2) for s in (0, 1)}
+                                           for k in ("own", 2) for s in (0, 1)}
+    own = {r["algorithm"]: r["k"] for r in records if "-kown-" in r["name"]}
+    assert own == {"maml": 1, "fomaml": 1, "reptile": 5, "imaml": 20}
     assert all(r["iterations"] == 15 for r in records)
     report = out / "report"
     for figure in ("q1_steps.png", "q2_decomposition.png", "q3_paths.png", "q4_fidelity_maml.png",
@@ -37,6 +40,8 @@ def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
     for cheap in ("fomaml", "reptile", "imaml"):  # each paired with the method it approximates
         assert f"maml − {cheap}" in markdown
     assert "## 1b. imaml or reptile?" in markdown  # the contest the registry declares
+    assert "| reptile | own (5) |" in markdown and "| imaml | own (20) |" in markdown
+    assert "| own |" in markdown  # the contest at each method's own k
     assert "nan" not in markdown.lower().replace("nan-", "")
     assert "Control by perturbation" in markdown and "From the same starting loss" in markdown
     assert (out / "runs.csv").read_text().count("\n") == 17
@@ -57,6 +62,10 @@ def test_compare_refuses_bad_options(capsys):
     assert main(["compare", "--algorithms", "maml", "nope"]) == 2
     assert "unknown algorithm(s) nope" in capsys.readouterr().err
     assert main(["compare", "--seeds"]) == 2
+    assert main(["compare", "--train-steps", "-2"]) == 2
+    assert "train_steps must be a non-empty list of integers >= -1" in capsys.readouterr().err
+    assert main(["compare", "--seeds", "0", "0"]) == 2
+    assert "seeds lists a value twice" in capsys.readouterr().err
     assert main(["compare", "--algorithm-options", "{\"cg_damping\": 1"]) == 2
     assert "not JSON" in capsys.readouterr().err
     assert main(["compare", "--algorithms", "maml", "--algorithm-options",
@@ -103,13 +112,14 @@ def test_common_start_leaves_out_a_theta_far_above_the_others():
 
 def test_a_diverged_method_is_named_with_its_last_finite_value(tmp_path):
     from metazoo.analysis import report as rpt
-    from metazoo.analysis.questions import _cell, question1
+    from metazoo.analysis.questions import _cell, question1, run_name
 
     assert _cell([1.0, float("inf"), float("nan")]) == "diverged (2 of 3 tasks)"
     assert _cell([1.0, 3.0]).startswith("2 ± ")
     config = CompareConfig(algorithms=["maml", "fomaml"], train_steps=[1], seeds=[0, 1],
                            test_steps=[0, 1, 10])
-    records = [{"algorithm": a, "k": 1, "seed": seed, "loss@0": 3.0, "loss@1": 1.0 + seed,
+    records = [{"name": run_name(a, 1, seed), "algorithm": a, "k": 1, "seed": seed,
+                "loss@0": 3.0, "loss@1": 1.0 + seed,
                 "loss@10": float("inf") if a == "fomaml" else 0.5}
                for a in ("maml", "fomaml") for seed in (0, 1)]
     text = rpt.to_markdown(question1(config, records, "loss", tmp_path))
