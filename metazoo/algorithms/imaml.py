@@ -13,6 +13,11 @@ in three ways, each a setting here: its inner loop takes k plain steps on the su
 then one step on the proximal term alone (``inner_proximal=False``); its CG operator is
 (1 + δ)I + H/(λ + λ_d) with δ = 1, λ_d = 10 (``cg_damping``, ``lam_damping``); and it
 evaluates without the proximal term (``test_proximal=False``, the default here too).
+
+The paper's second variant, "Hessian-free", solves the inner problem by Newton–CG instead:
+5 CG steps for each search direction and a line search for its length (Table 2; 99.50% on
+Omniglot 5-way 1-shot against 99.16% with gradient descent). ``inner_solver="newton"`` runs
+that solver (:func:`metazoo.core.newton.newton`) in training and at test time.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from metazoo.algorithms.base import (
 from metazoo.core import adapt, tree_axpy, tree_detach
 from metazoo.core.autodiff import grad, hessian_vector_product
 from metazoo.core.linalg import conjugate_gradient
+from metazoo.core.newton import newton
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,13 @@ class IMAMLSettings(Settings):
         "support loss, then one step on the proximal term alone, as the authors' code does)")
     test_proximal: bool = option(
         False, "adapt at test time with the proximal term (off: plain steps on the support "
-        "loss, as the authors evaluate)")
+        "loss, as the authors evaluate); the Newton solver always keeps it, since its steps "
+        "need the curvature λ adds")
+    inner_solver: str = option(
+        "gd", "inner solver, in training and at test time: 'gd' (k steps of size α) or "
+        "'newton' (k Newton–CG steps with a line search, the paper's Hessian-free variant; "
+        "α is then unused)")
+    solver_cg_steps: int = option(5, "CG steps per Newton direction (inner_solver 'newton')")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -71,6 +83,15 @@ class IMAMLSettings(Settings):
             raise ValueError(f"cg_steps must be at most {MAX_CG_STEPS}, got {self.cg_steps}")
         positive_float("cg_damping", self.cg_damping, allow_zero=True)
         positive_float("lam_damping", self.lam_damping, allow_zero=True)
+        if self.inner_solver not in ("gd", "newton"):
+            raise ValueError(f"inner_solver must be 'gd' or 'newton', got {self.inner_solver!r}")
+        positive_int("solver_cg_steps", self.solver_cg_steps)
+        if self.solver_cg_steps > MAX_CG_STEPS:
+            raise ValueError(f"solver_cg_steps must be at most {MAX_CG_STEPS}, got "
+                             f"{self.solver_cg_steps}")
+        if self.inner_solver == "newton" and not self.inner_proximal:
+            raise ValueError("inner_proximal=False (the authors' plain steps, then one proximal "
+                             "step) is a gradient-descent scheme: use it with inner_solver 'gd'")
 
 
 #: A bound on ``cg_steps``: beyond a few dozen steps, rounding dominates anyway.
@@ -79,7 +100,16 @@ MAX_CG_STEPS = 10_000
 
 def test_adapt(settings: IMAMLSettings, loss, meta, x, y, steps):
     """Test-time adaptation: plain steps on the support loss by default, or iMAML's own inner
-    objective with the proximal term at θ (``test_proximal``)."""
+    objective with the proximal term at θ (``test_proximal``); with the Newton solver, its
+    Newton–CG steps on that objective (a step count is then a count of Newton steps)."""
+    if settings.inner_solver == "newton":
+        steps = list(steps)  # increasing (the method's adapt checks)
+        if not steps:
+            return []
+        kept = sorted(set(steps))
+        iterates = newton(loss, meta, x, y, max(steps), settings.lam,
+                          cg_steps=settings.solver_cg_steps, keep=kept).iterates
+        return [iterates[kept.index(count)] for count in steps]
     lam = settings.lam if settings.test_proximal else 0.0
     return sgd_path(loss, meta, x, y, steps, settings.inner_lr, regularization=lam)
 
@@ -99,12 +129,18 @@ def variants(settings: IMAMLSettings):
           adapt=test_adapt, variants=variants, approximates="maml", rivals=("reptile",))
 def imaml(loss, params, task, settings: IMAMLSettings):
     theta = tree_detach(params)
-    # 1. Inner solver: k steps on the proximally regularised support loss, or (the authors'
-    # scheme) k plain steps, then one step on the proximal term alone: φ ← φ − αλ(φ − θ).
-    adapted = adapt(
-        loss, theta, task.support_x, task.support_y, settings.inner_steps, settings.inner_lr,
-        anchor=theta, regularization=settings.lam if settings.inner_proximal else 0.0,
-    ).params
+    # 1. Inner solver: k steps on the proximally regularised support loss (gradient steps or
+    # Newton–CG steps), or (the authors' scheme) k plain steps, then one step on the proximal
+    # term alone: φ ← φ − αλ(φ − θ).
+    if settings.inner_solver == "newton":
+        adapted = newton(loss, theta, task.support_x, task.support_y, settings.inner_steps,
+                         settings.lam, cg_steps=settings.solver_cg_steps).params
+    else:
+        adapted = adapt(
+            loss, theta, task.support_x, task.support_y, settings.inner_steps,
+            settings.inner_lr, anchor=theta,
+            regularization=settings.lam if settings.inner_proximal else 0.0,
+        ).params
     if not settings.inner_proximal:
         pull = settings.inner_lr * settings.lam
         adapted = {name: phi - pull * (phi - theta[name]) for name, phi in adapted.items()}

@@ -42,3 +42,40 @@ def conjugate_gradient(
         direction = tree_axpy(new_residual_sq / residual_sq.clamp_min(_TINY), direction, residual)
         residual_sq = new_residual_sq
     return solution, torch.sqrt(residual_sq)
+
+
+def steihaug_conjugate_gradient(
+    matvec: Callable[[Params], Params], rhs: Params, steps: int, radius: torch.Tensor
+) -> Params:
+    """Approximately minimise the model ``½ xᵀAx − rhsᵀx`` within ``‖x‖ ≤ radius``, ``A``
+    symmetric but perhaps indefinite (Steihaug's truncated CG; Nocedal & Wright,
+    Algorithm 7.2).
+
+    Conjugate gradient from ``x = 0``; at the first direction ``p`` of non-positive curvature
+    ``pᵀAp ≤ 0``, or the first step that would leave the ball, it goes along ``p`` to the
+    ball's boundary and stops. Every iterate decreases the model, so ``xᵀ rhs > 0``: ``x``
+    points downhill for an objective whose negative gradient is ``rhs``. A fixed number of
+    steps with the stop as a mask, so that ``vmap`` batches it.
+    """
+    solution = tree_map(torch.zeros_like, rhs)
+    residual = rhs
+    direction = rhs
+    residual_sq = tree_dot(residual, residual)
+    active = torch.ones_like(residual_sq, dtype=torch.bool)
+    for _ in range(steps):
+        product = matvec(direction)
+        curvature = tree_dot(direction, product)
+        step = residual_sq / curvature.clamp_min(_TINY)
+        # τ ≥ 0 with ‖x + τp‖ = radius, for a stop on the boundary.
+        along, length_sq = tree_dot(solution, direction), tree_dot(direction, direction)
+        room = (radius ** 2 - tree_dot(solution, solution)).clamp_min(0.0)
+        to_boundary = (torch.sqrt(along ** 2 + length_sq * room) - along) / length_sq.clamp_min(_TINY)
+        stop = (curvature <= 0) | (step >= to_boundary)
+        step = torch.where(active, torch.where(stop, to_boundary, step), torch.zeros_like(step))
+        active = active & ~stop
+        solution = tree_axpy(step, direction, solution)
+        residual = tree_axpy(-step, product, residual)
+        new_residual_sq = tree_dot(residual, residual)
+        direction = tree_axpy(new_residual_sq / residual_sq.clamp_min(_TINY), direction, residual)
+        residual_sq = new_residual_sq
+    return solution
