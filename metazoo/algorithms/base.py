@@ -81,13 +81,21 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def option(default, help: str, *, formerly: str = ""):
+#: ``option(absent=...)`` left unset: a stored run without the field used today's default.
+_UNSET = object()
+
+
+def option(default, help: str, *, formerly: str = "", absent: Any = _UNSET):
     """A settings field with a one-line description (the CLI's ``--help`` reads it).
 
     Mutable defaults (lists, dicts) get a factory, so instances never share them.
     ``formerly`` is the field's previous name: stored runs and configs that use it still load.
+    ``absent`` is the value a stored run that predates the field used, where that differs from
+    today's default: a run is then read back as it was trained.
     """
     metadata = {"help": help, "formerly": formerly}
+    if absent is not _UNSET:
+        metadata["absent"] = absent
     if isinstance(default, (list, tuple, dict)):
         kind = list if isinstance(default, tuple) else type(default)
         return field(default_factory=lambda: kind(default), metadata=metadata)
@@ -192,6 +200,16 @@ class Algorithm:
         shared = {spec.name for spec in dataclasses.fields(Settings)}
         return {spec.name: spec for spec in dataclasses.fields(self.settings)
                 if spec.name not in shared}
+
+    def stored_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """A stored run's options with each field it predates set to what it used then
+        (``option(absent=...)``), not to today's default."""
+        fields = dataclasses.fields(self.settings)
+        given = set(options) | {spec.metadata.get("formerly") for spec in fields
+                                if spec.metadata.get("formerly") in options}
+        missing = {spec.name: spec.metadata["absent"] for spec in fields
+                   if "absent" in spec.metadata and spec.name not in given}
+        return {**options, **missing}
 
     def make_settings(self, **options: Any) -> Settings:
         """Build and validate settings; an option this algorithm does not take is refused."""

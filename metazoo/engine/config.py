@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from metazoo.algorithms import DEFAULT_ALGORITHM, Method, get_algorithm
+from metazoo.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, Method, get_algorithm
 from metazoo.algorithms.base import check_field_types, option
 from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
@@ -234,6 +234,11 @@ class TrainConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown config option(s): {', '.join(sorted(unknown))}")
+        # A stored config holds every option its run used; one added since gets the value
+        # runs used before it existed, so that a run reads back as it was trained.
+        if data.get("algorithm") in ALGORITHMS and "algorithm_options" in data:
+            data = {**data, "algorithm_options": get_algorithm(data["algorithm"]).stored_options(
+                dict(data["algorithm_options"]))}
         return cls(**data)
 
     def differences(self, other: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:

@@ -317,3 +317,30 @@ def test_validation_curve_is_logged_and_resumes_without_duplicates(tmp_path):
                (tmp_path / "part" / "validation.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in resumed] == [4, 8, 12]
     assert resumed[-1]["loss@2"] == pytest.approx(curve[-1]["loss@2"], rel=1e-12)
+
+
+def test_a_stored_run_reads_back_with_the_value_it_used_for_an_option_added_since():
+    """An option added with a new default must not change what a stored run meant: the run
+    reads back with the value runs used before the option existed (``option(absent=...)``)."""
+    from dataclasses import dataclass
+
+    from metazoo.algorithms import Settings, get_algorithm, option, register, unregister
+
+    @dataclass(frozen=True)
+    class Later(Settings):
+        solver: str = option("new", "added later, with a new default", absent="old")
+        width: float = option(1.0, "an option every stored run holds")
+
+    def meta_gradient(loss, params, task, settings):  # pragma: no cover - never trained here
+        raise AssertionError
+
+    register("toy-later", Later, "a method whose option was added later")(meta_gradient)
+    try:
+        stored = TrainConfig(algorithm="toy-later").to_dict()
+        assert stored["algorithm_options"] == {"solver": "new", "width": 1.0}
+        del stored["algorithm_options"]["solver"]  # a run from before the option existed
+        assert TrainConfig.from_dict(stored).algorithm_options["solver"] == "old"
+        assert TrainConfig(algorithm="toy-later").algorithm_options["solver"] == "new"
+        assert get_algorithm("toy-later").stored_options({"solver": "new"}) == {"solver": "new"}
+    finally:
+        unregister("toy-later")
