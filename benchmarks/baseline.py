@@ -107,11 +107,63 @@ class Baseline:
         fast = self._sgd(theta, task.support_x, task.support_y, create_graph=True, rates=rates)
         return self.loss(fast, task.query_x, task.query_y), meta
 
+    def _newton(self, weights, x, y, anchor):
+        """iMAML's Hessian-free inner solver written plainly: per Newton step, Steihaug's CG
+        on (H + λI) d = −∇G within ‖d‖ ≤ ‖∇G‖/λ (stopping with ``break``), then
+        backtracking from the full step until Armijo's condition holds."""
+        s = self.settings
+
+        def objective(w):
+            return self.loss(w, x, y) + 0.5 * s.lam * sum(((a - b) ** 2).sum()
+                                                          for a, b in zip(w, anchor))
+
+        def dot(u, v):
+            return sum((a * b).sum() for a, b in zip(u, v))
+
+        weights = [w.detach() for w in weights]
+        for _ in range(s.inner_steps):
+            w = [a.requires_grad_() for a in weights]
+            value = objective(w)
+            grads = torch.autograd.grad(value, w, create_graph=True)
+            g = [a.detach() for a in grads]
+            radius = dot(g, g).sqrt() / s.lam
+            d = [torch.zeros_like(a) for a in g]
+            r = [-a for a in g]
+            p = [a.clone() for a in r]
+            rr = dot(r, r)
+            for _ in range(s.solver_cg_steps):
+                hp = [a.detach() for a in torch.autograd.grad(grads, w, grad_outputs=p,
+                                                               retain_graph=True)]
+                curvature = dot(p, hp)
+                dp, pp, room = dot(d, p), dot(p, p), radius ** 2 - dot(d, d)
+                to_boundary = ((dp ** 2 + pp * room.clamp_min(0)).sqrt() - dp) / pp
+                if curvature <= 0 or rr / curvature >= to_boundary:
+                    d = [a + to_boundary * b for a, b in zip(d, p)]
+                    break
+                step = rr / curvature
+                d = [a + step * b for a, b in zip(d, p)]
+                r = [a - step * b for a, b in zip(r, hp)]
+                new_rr = dot(r, r)
+                p = [a + (new_rr / rr) * b for a, b in zip(r, p)]
+                rr = new_rr
+            slope, value = dot(g, d), value.detach()
+            weights = [a.detach() for a in w]
+            for length in [0.5 ** i for i in range(8)]:
+                trial = [a + length * b for a, b in zip(weights, d)]
+                with torch.no_grad():
+                    if objective(trial) <= value + 1e-4 * length * slope:
+                        weights = trial
+                        break
+        return [w.detach().requires_grad_() for w in weights]
+
     def imaml(self, params, task):
         s = self.settings
         anchor = [p.detach() for p in params]
-        fast = self._sgd([p.detach().requires_grad_() for p in params],
-                         task.support_x, task.support_y, anchor=anchor)
+        if getattr(s, "inner_solver", "gd") == "newton":
+            fast = self._newton(params, task.support_x, task.support_y, anchor)
+        else:
+            fast = self._sgd([p.detach().requires_grad_() for p in params],
+                             task.support_x, task.support_y, anchor=anchor)
         query = torch.autograd.grad(self.loss(fast, task.query_x, task.query_y), fast)
         support = torch.autograd.grad(self.loss(fast, task.support_x, task.support_y), fast,
                                       create_graph=True)

@@ -26,9 +26,15 @@ def tiny_classification_batch(tasks=3, n_way=3, k_shot=2, query=2):
     )
 
 
-@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+#: Settings beyond the defaults that change the computation: iMAML's default inner solver is
+#: Newton–CG; its gradient-descent solver is checked too.
+VARIANTS = {"imaml+gd": ("imaml", {"inner_solver": "gd"})}
+
+
+@pytest.mark.parametrize("case", [*sorted(ALGORITHMS), *VARIANTS])
 @pytest.mark.parametrize("model_kind", ["mlp", "conv4"])
-def test_library_equals_plain_pytorch_baseline(name, model_kind):
+def test_library_equals_plain_pytorch_baseline(case, model_kind):
+    name, options = VARIANTS.get(case, (case, {}))
     if model_kind == "mlp":
         model, loss, params = double_mlp()
         batch, loss_name, lr = sinusoid_batch(num_tasks=4), "mse", 0.02
@@ -39,7 +45,7 @@ def test_library_equals_plain_pytorch_baseline(name, model_kind):
         loss_name, lr = "cross_entropy", 0.1
         loss, params, batch = make_loss(model, loss_name), initial_params(model), \
             tiny_classification_batch()
-    settings = get_algorithm(name).make_settings(inner_steps=2, inner_lr=lr)
+    settings = get_algorithm(name).make_settings(inner_steps=2, inner_lr=lr, **options)
     params = get_algorithm(name).make(settings).init(params)
     reference = Baseline(name, model, loss_name, settings).meta_gradient(list(params.values()),
                                                                          batch)
