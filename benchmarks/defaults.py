@@ -92,12 +92,16 @@ def main() -> None:
         return entry["mean"], entry["ci95"]
 
     baseline, reference = loss(BASELINE)[0], loss(REFERENCE)[0]
+    # A diverged run's entry has no training time; its own run folder's results do not exist.
+    trained = sum(entry.get("train_seconds", 0.0) for entry in results.values())
     lines = [
         "# Every algorithm with its own defaults, on sinusoid",
         "",
         (f"`python benchmarks/defaults.py --jobs {args.jobs}"
          + "".join(f" {flag}" for flag in args.extra) + "`"
-         f" ({(time.time() - began) / 60:.1f} min on this machine). Each run is `metazoo train "
+         f" (training: {trained / 60:.1f} min summed over the runs, one thread each; this "
+         f"call {(time.time() - began) / 60:.1f} min, reusing finished runs). Each run is "
+         "`metazoo train "
          "--algorithm A` with no other flag but the iterations shown; all are scored on the "
          "same 600 held-out tasks."),
         "",

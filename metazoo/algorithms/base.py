@@ -133,6 +133,10 @@ class Settings:
         positive_int("inner_steps", self.inner_steps, minimum=0)
         positive_float("inner_lr", self.inner_lr)
 
+    def test_rule(self) -> str:
+        """How a test step adapts, in a few words, for the titles of results tables."""
+        return f"test step size {self.inner_lr:g}"
+
 
 def sgd_path(loss: LossFn, params: Params, x: torch.Tensor, y: torch.Tensor,
              steps: Sequence[int], lr: float | Params, *, regularization: float = 0.0,

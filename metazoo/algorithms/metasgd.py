@@ -33,6 +33,9 @@ def split(params):
 class MetaSGDSettings(Settings):
     """Meta-SGD's only hyperparameters are the inner loop's; ``inner_lr`` initialises α."""
 
+    def test_rule(self) -> str:
+        return f"test steps: the learned step sizes (for {self.inner_steps})"
+
 
 def init(settings: MetaSGDSettings, params):
     """θ and one step size per parameter entry, each starting at ``inner_lr``."""

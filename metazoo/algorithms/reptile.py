@@ -68,6 +68,11 @@ class ReptileSettings(Settings):
             raise ValueError("carry_moment needs inner_optimizer 'adam' (plain SGD has no "
                              "moment to carry)")
 
+    def test_rule(self) -> str:
+        if self.inner_optimizer == "adam":
+            return f"test steps: Adam (β1 = 0), step size {self.inner_lr:g}"
+        return super().test_rule()
+
     def optimizer(self, batch: int) -> dict:
         """``adapt``'s options for this inner optimizer with ``batch`` examples per step."""
         return {"batch_size": batch, "rms_decay": self.beta2 if self.inner_optimizer == "adam"

@@ -139,7 +139,7 @@ def protocol_name(config: TrainConfig, report) -> str:
 def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any]) -> None:
     """Write ``results.json`` and ``results.md`` (atomically)."""
     title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
-             f"K={config.eval_k_shot or config.k_shot}, test step size {config.inner_lr}"
+             f"K={config.eval_k_shot or config.k_shot}, {config.method().settings.test_rule()}"
              + protocol_name(config, report))
     write_json(out / RESULTS, {
         "config": config.to_dict(), "evaluation": report_to_dict(report),

@@ -351,8 +351,9 @@ def test_imaml_newton_solver_adapts_further_than_its_gradient_steps_at_high_curv
     _, loss, params = double_mlp()
     sharp = {n: 3.0 * p for n, p in params.items()}  # a sharper θ
     task = sinusoid_batch(num_tasks=1).task(0)
-    newton = get_algorithm("imaml").make(inner_solver="newton", lam=10.0)
-    gd = get_algorithm("imaml").make(inner_lr=0.5, lam=10.0, test_proximal=True)
+    newton = get_algorithm("imaml").make(lam=10.0)  # the default solver
+    gd = get_algorithm("imaml").make(inner_solver="gd", inner_lr=0.5, lam=10.0,
+                                     test_proximal=True)
     (by_newton,) = newton.adapt(loss, sharp, task.support_x, task.support_y, [10])
     (by_gd,) = gd.adapt(loss, sharp, task.support_x, task.support_y, [10])
     start = loss(sharp, task.support_x, task.support_y)

@@ -62,7 +62,7 @@ def test_imaml_equals_exact_implicit_gradient(regularization):
     batch = linear_batch(num_tasks=2, dim=dim, seed=3)
     # Converged inner solve (500 steps, contraction ≤ 0.9 per step) and CG steps ≥ dimension.
     settings = get_algorithm("imaml").make_settings(
-        inner_steps=500, inner_lr=0.1, lam=regularization, cg_steps=dim + 1)
+        inner_solver="gd", inner_steps=500, inner_lr=0.1, lam=regularization, cg_steps=dim + 1)
     for index in range(batch.num_tasks):
         task = batch.task(index)
         support_a, support_b = quadratic(task.support_x, task.support_y)
@@ -107,10 +107,10 @@ def test_imaml_with_few_cg_steps_is_not_exact():
     dim = 3
     _, loss, params = linear_model(dim, seed=1)
     task = linear_batch(num_tasks=1, dim=dim, seed=3).task(0)
-    exact = get_algorithm("imaml").make_settings(inner_steps=500, inner_lr=0.1, cg_steps=dim + 1,
-                                                 lam=0.5)
-    rough = get_algorithm("imaml").make_settings(inner_steps=500, inner_lr=0.1, cg_steps=1,
-                                                 lam=0.5)
+    exact = get_algorithm("imaml").make_settings(inner_solver="gd", inner_steps=500,
+                                                 inner_lr=0.1, cg_steps=dim + 1, lam=0.5)
+    rough = get_algorithm("imaml").make_settings(inner_solver="gd", inner_steps=500,
+                                                 inner_lr=0.1, cg_steps=1, lam=0.5)
     exact_grad, _ = get_algorithm("imaml").meta_gradient(loss, params, task, exact)
     rough_grad, stats = get_algorithm("imaml").meta_gradient(loss, params, task, rough)
     assert np.abs(flat(exact_grad) - flat(rough_grad)).max() > 1e-4
@@ -122,7 +122,7 @@ def test_cg_damping_solves_the_damped_system():
     _, loss, params = linear_model(dim, seed=2)
     task = linear_batch(num_tasks=1, dim=dim, seed=5).task(0)
     settings = get_algorithm("imaml").make_settings(
-        inner_steps=400, inner_lr=0.1, lam=regularization, cg_steps=dim + 1,
+        inner_solver="gd", inner_steps=400, inner_lr=0.1, lam=regularization, cg_steps=dim + 1,
         cg_damping=damping)
     support_a, support_b = quadratic(task.support_x, task.support_y)
     query_a, query_b = quadratic(task.query_x, task.query_y)
@@ -149,7 +149,7 @@ def test_imaml_authors_scheme_is_plain_steps_then_one_proximal_step_and_a_damped
     theta = {"weight": torch.randn(1, dim, generator=generator, dtype=torch.float64)}
     method = get_algorithm("imaml").make(
         inner_steps=steps, inner_lr=lr, lam=lam, cg_steps=dim + 1, cg_damping=delta,
-        lam_damping=lam_d, inner_proximal=False)
+        lam_damping=lam_d, inner_proximal=False, inner_solver="gd")
     gradient, _ = method.meta_gradient(loss, theta, TaskBatch(x, y, xq, yq))
     hessian = 2 * x.T @ x / 8  # of ‖xw − y‖²/n
     w = theta["weight"].reshape(-1)

@@ -6,8 +6,9 @@ At the full default budget a method learns when its loss there is below joint tr
 at most 1.5× MAML's at the same number of test steps (``python benchmarks/defaults.py``). This
 is the small-budget guard, 2,000 meta-iterations (a fifth of the default): below joint
 training, and within 3× MAML, which converges faster than the rest early on. iMAML is held to
-2×: its defaults reach about 1.5× here (results/imaml-sinusoid.md), too close to the issue's
-bound for a guard, and the former defaults gave 2.4×.
+2×: its Hessian-free defaults reach 1.13× at this budget (results/sinusoid-defaults-2000.md);
+its gradient-descent defaults reached about 1.5× here but diverged over the full budget
+(results/imaml-sinusoid.md).
 """
 
 import pytest

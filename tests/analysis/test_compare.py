@@ -8,7 +8,7 @@ import pytest
 from metazoo.analysis.compare import CompareConfig, train_grid
 from metazoo.cli import main
 
-# -1: each algorithm's own k (Reptile 5, iMAML 20, MAML and first-order MAML 1).
+# -1: each algorithm's own k (Reptile 5, iMAML 3 Newton steps, MAML and first-order MAML 1).
 TINY = ["--algorithms", "maml", "fomaml", "reptile", "imaml", "--train-steps", "-1", "2",
         "--seeds", "0", "1", "--iterations", "15", "--meta-batch", "4", "--eval-tasks", "24",
         "--analysis-tasks", "6", "--test-steps", "0", "1", "3", "--fidelity-steps", "1", "2",
@@ -28,7 +28,7 @@ def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
                                            ("maml", "fomaml", "reptile", "imaml")
                                            for k in ("own", 2) for s in (0, 1)}
     own = {r["algorithm"]: r["k"] for r in records if "-kown-" in r["name"]}
-    assert own == {"maml": 1, "fomaml": 1, "reptile": 5, "imaml": 20}
+    assert own == {"maml": 1, "fomaml": 1, "reptile": 5, "imaml": 3}
     assert all(r["iterations"] == 15 for r in records)
     report = out / "report"
     for figure in ("q1_steps.png", "q2_decomposition.png", "q3_paths.png", "q4_fidelity_maml.png",
@@ -40,7 +40,7 @@ def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
     for cheap in ("fomaml", "reptile", "imaml"):  # each paired with the method it approximates
         assert f"maml − {cheap}" in markdown
     assert "## 1b. imaml or reptile?" in markdown  # the contest the registry declares
-    assert "| reptile | own (5) |" in markdown and "| imaml | own (20) |" in markdown
+    assert "| reptile | own (5) |" in markdown and "| imaml | own (3) |" in markdown
     assert "| own |" in markdown  # the contest at each method's own k
     assert "nan" not in markdown.lower().replace("nan-", "")
     assert "Control by perturbation" in markdown and "From the same starting loss" in markdown

@@ -51,10 +51,12 @@ def test_evaluate_uses_the_methods_own_test_time_adaptation():
     tasks = sinusoid_batch(num_tasks=3)
     plain = evaluate(loss, params, tasks, steps=[2], method=make_method("maml", inner_lr=0.05))
     proximal = evaluate(loss, params, tasks, steps=[2],
-                        method=make_method("imaml", inner_lr=0.05, lam=2.0, test_proximal=True))
+                        method=make_method("imaml", inner_solver="gd", inner_lr=0.05, lam=2.0,
+                                           test_proximal=True))
     assert plain[2]["loss"].mean != pytest.approx(proximal[2]["loss"].mean, rel=1e-6)
     # without the proximal term iMAML adapts exactly as MAML does
-    without = evaluate(loss, params, tasks, steps=[2], method=make_method("imaml", inner_lr=0.05))
+    without = evaluate(loss, params, tasks, steps=[2],
+                       method=make_method("imaml", inner_solver="gd", inner_lr=0.05))
     assert without[2]["loss"].mean == plain[2]["loss"].mean
     # Meta-SGD takes its learned step sizes for the k steps they were learned for, no more
     metasgd = make_method("metasgd", inner_steps=1, inner_lr=0.05)
@@ -188,7 +190,8 @@ def test_cli_algorithm_options_and_resume(tmp_path, capsys):
     stored = json.loads((out / "config.json").read_text())
     assert stored["algorithm_options"] == {"lam": 3.0, "cg_steps": 2, "cg_damping": 0.0,
                                            "lam_damping": 0.0, "inner_proximal": True,
-                                           "test_proximal": False}
+                                           "test_proximal": False, "inner_solver": "newton",
+                                           "solver_cg_steps": 5}
     code, _, err = run_cli(["train", "--resume", out, "--cg-steps", 5, "--no-progress"], capsys)
     assert code == 2 and "algorithm_options" in err
     code, _, err = run_cli(["train", "--resume", out, "--iterations", 6, "--no-progress"], capsys)
@@ -344,3 +347,18 @@ def test_a_stored_run_reads_back_with_the_value_it_used_for_an_option_added_sinc
         assert get_algorithm("toy-later").stored_options({"solver": "new"}) == {"solver": "new"}
     finally:
         unregister("toy-later")
+
+
+def test_an_imaml_run_stored_before_the_newton_solver_reads_back_with_gradient_steps(tmp_path):
+    stored = TrainConfig(algorithm="imaml", inner_steps=20, inner_lr=0.005,
+                         algorithm_options={"lam": 10.0, "inner_solver": "gd"}).to_dict()
+    del stored["algorithm_options"]["inner_solver"]  # as config.json was written then
+    assert TrainConfig.from_dict(stored).method().settings.inner_solver == "gd"
+    assert TrainConfig(algorithm="imaml").method().settings.inner_solver == "newton"
+
+
+def test_the_results_title_names_the_test_time_rule(tmp_path):
+    config = TrainConfig(algorithm="imaml", **{**TINY, "iterations": 2})
+    train(config, tmp_path / "run", progress=False)
+    title = (tmp_path / "run" / "results.md").read_text().splitlines()[0]
+    assert "Newton–CG on the proximal problem, λ 40" in title and "step size" not in title
