@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 #: preset → (validate, checkpoint) every this many iterations: about 15 validation points in 30
 #: CPU minutes, and a checkpoint every few CPU minutes (iMAML's iterations take ~4 CPU seconds).
 PRESETS = {"maml-omniglot-5w1s": (200, 100), "fomaml-omniglot-5w1s": (400, 100),
-           "reptile-omniglot-5w1s": (200, 100), "imaml-omniglot-5w1s": (15, 15)}
-#: the issue's targets after 30 CPU minutes (accuracy at the method's own test steps).
-TARGETS = {"maml": 0.95, "fomaml": 0.94, "reptile": 0.90, "imaml": 0.93}
+           "reptile-omniglot-5w1s": (200, 100), "imaml-omniglot-5w1s": (15, 15),
+           "imaml-hf-omniglot-5w1s": (15, 15)}
+#: the issue's targets after 30 CPU minutes (accuracy at the method's own test steps); both
+#: iMAML variants are held to iMAML's.
+TARGETS = {"maml": 0.95, "fomaml": 0.94, "reptile": 0.90, "imaml": 0.93, "imaml-hf": 0.93}
 #: the line after which results/omniglot.md holds a hand-written reading that is kept.
 HAND_WRITTEN = "<!-- hand-written below: kept when the tables above are regenerated -->"
 
@@ -38,7 +40,7 @@ def metazoo(*arguments: str, env: dict) -> None:
 
 
 def run(preset: str, args) -> dict:
-    name = preset.split("-")[0]
+    name = preset.removesuffix("-omniglot-5w1s")
     out = args.runs / f"omniglot-{name}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     curve_path = out / "validation.jsonl"
