@@ -55,37 +55,20 @@ def test_maml_equals_closed_form(steps):
         np.testing.assert_allclose(flat(gradient), expected, rtol=0, atol=1e-10)
 
 
+#: Converged inner solves: 500 gradient steps (contraction ≤ 0.9 per step), or one Newton–CG
+#: step (the Hessian-free variant; exact on a quadratic with CG steps ≥ the dimension).
+SOLVERS = {"gd": {"inner_solver": "gd", "inner_steps": 500, "inner_lr": 0.1},
+           "newton": {"inner_solver": "newton", "inner_steps": 1, "solver_cg_steps": 4}}
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("regularization", [0.5, 2.0])
-def test_imaml_equals_exact_implicit_gradient(regularization):
+def test_imaml_equals_exact_implicit_gradient(regularization, solver):
     dim = 3
     _model, loss, params = linear_model(dim, seed=1)
     batch = linear_batch(num_tasks=2, dim=dim, seed=3)
-    # Converged inner solve (500 steps, contraction ≤ 0.9 per step) and CG steps ≥ dimension.
-    settings = get_algorithm("imaml").make_settings(
-        inner_solver="gd", inner_steps=500, inner_lr=0.1, lam=regularization, cg_steps=dim + 1)
-    for index in range(batch.num_tasks):
-        task = batch.task(index)
-        support_a, support_b = quadratic(task.support_x, task.support_y)
-        query_a, query_b = quadratic(task.query_x, task.query_y)
-        theta = flat(params)
-        identity = np.eye(dim + 1)
-        phi = np.linalg.solve(support_a + regularization * identity,
-                              support_b + regularization * theta)
-        expected = np.linalg.solve(identity + support_a / regularization, query_a @ phi - query_b)
-        gradient, stats = get_algorithm("imaml").meta_gradient(loss, params, task, settings)
-        np.testing.assert_allclose(flat(gradient), expected, rtol=0, atol=1e-9)
-        assert stats["cg_residual"] < 1e-8
-
-
-@pytest.mark.parametrize("regularization", [0.5, 2.0])
-def test_imaml_with_the_newton_solver_equals_exact_implicit_gradient(regularization):
-    """The Hessian-free variant: one Newton–CG step solves the quadratic inner problem."""
-    dim = 3
-    _model, loss, params = linear_model(dim, seed=1)
-    batch = linear_batch(num_tasks=2, dim=dim, seed=3)
-    settings = get_algorithm("imaml").make_settings(
-        inner_solver="newton", inner_steps=1, solver_cg_steps=dim + 1, lam=regularization,
-        cg_steps=dim + 1)
+    settings = get_algorithm("imaml").make_settings(lam=regularization, cg_steps=dim + 1,
+                                                    test_proximal=True, **SOLVERS[solver])
     for index in range(batch.num_tasks):
         task = batch.task(index)
         support_a, support_b = quadratic(task.support_x, task.support_y)
@@ -94,12 +77,13 @@ def test_imaml_with_the_newton_solver_equals_exact_implicit_gradient(regularizat
         phi = np.linalg.solve(support_a + regularization * identity,
                               support_b + regularization * flat(params))
         expected = np.linalg.solve(identity + support_a / regularization, query_a @ phi - query_b)
-        gradient, _ = get_algorithm("imaml").meta_gradient(loss, params, task, settings)
+        gradient, stats = get_algorithm("imaml").meta_gradient(loss, params, task, settings)
         np.testing.assert_allclose(flat(gradient), expected, rtol=0, atol=1e-9)
-        # and its test-time adaptation reaches the same proximal solution
+        assert stats["cg_residual"] < 1e-8
+        # test-time adaptation (proximal term on) reaches the same proximal solution
         (adapted,) = get_algorithm("imaml").make(settings).adapt(
-            loss, params, task.support_x, task.support_y, [1])
-        np.testing.assert_allclose(flat(adapted), phi, rtol=0, atol=1e-10)
+            loss, params, task.support_x, task.support_y, [settings.inner_steps])
+        np.testing.assert_allclose(flat(adapted), phi, rtol=0, atol=1e-9)
 
 
 def test_imaml_with_few_cg_steps_is_not_exact():
