@@ -47,6 +47,8 @@ from metazoo.messages import brief
 #: What a comparison folder holds. ``compare.json`` (the options) marks a folder as one; a
 #: folder holding anything else is never written into.
 MARKER = "compare.json"
+#: The iteration bound of a run under a time budget: one no run reaches before its budget.
+UNBOUNDED = 10**9
 REPORT = "report"
 COMPARE_FILES = (MARKER, RECORDS, TABLE, RUNS, REPORT, LOCK)
 
@@ -61,8 +63,10 @@ class CompareConfig:
         [OWN, 1, 5], "inner steps k while meta-training, one run each (-1: each algorithm's own "
         "k, so that every method also runs under its own protocol)")
     seeds: list = option([0, 1, 2], "seeds (one run each)")
-    iterations: int = option(1000, "meta-iterations of every run (equal iterations)")
-    time_budget: float = option(0.0, "seconds of meta-training per run instead (equal compute)")
+    iterations: int = option(0, "meta-iterations of every run (equal iterations); 0: 1,000, "
+                             "or with --time-budget as many as the budget allows")
+    time_budget: float = option(0.0, "seconds of meta-training per run instead (equal compute; "
+                                "--iterations then caps only if given)")
     budget_clock: str = option("cpu", "what --time-budget counts: cpu (the run's CPU seconds; "
                                       "fair with --jobs > 1) or wall")
     jobs: int = option(0, "runs trained side by side, each with cores/jobs threads "
@@ -105,7 +109,10 @@ class CompareConfig:
                 raise ValueError(f"{name} lists a value twice: {values}")
         if 0 in self.fidelity_steps:
             raise ValueError("fidelity_steps must be >= 1")
-        for name in ("iterations", "meta_batch", "eval_tasks", "analysis_tasks"):
+        if self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0 (0: 1,000, or as many as --time-budget "
+                             f"allows), got {self.iterations}")
+        for name in ("meta_batch", "eval_tasks", "analysis_tasks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
         if self.jobs < 0:
@@ -120,6 +127,14 @@ class CompareConfig:
             for steps in self.train_steps:
                 self.train_config(algorithm, steps, self.seeds[0])
 
+    def run_iterations(self) -> int:
+        """Each run's iteration count: the one given; else, under a time budget, a bound no
+        run reaches (the budget stops it, so every method gets equal compute, not a cap that
+        a fast method hits first); else 1,000."""
+        if self.iterations:
+            return self.iterations
+        return UNBOUNDED if self.time_budget else 1000
+
     def train_config(self, algorithm: str, steps: int, seed: int) -> TrainConfig:
         own = self.algorithm_options.get(algorithm, {})
         if not isinstance(own, dict):
@@ -128,7 +143,7 @@ class CompareConfig:
                 f"{str(own)[:80]}")
         return TrainConfig(
             algorithm=algorithm, task=self.task, inner_steps=steps, inner_lr=self.inner_lr,
-            outer_lr=self.outer_lr, meta_batch=self.meta_batch, iterations=self.iterations,
+            outer_lr=self.outer_lr, meta_batch=self.meta_batch, iterations=self.run_iterations(),
             time_budget=self.time_budget, budget_clock=self.budget_clock, seed=seed,
             k_shot=self.k_shot, algorithm_options=dict(own),
             query_shots=self.query_shots, n_way=self.n_way, data_dir=self.data_dir,

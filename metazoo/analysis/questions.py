@@ -114,7 +114,7 @@ def question1(config: CompareConfig, records: list[dict], metric: str, figures: 
         f"Held-out query {metric} after test-time SGD steps, mean over {len(config.seeds)} "
         f"seeds ± 95% t-interval across seeds; every run had "
         + (f"{config.time_budget:g} s of meta-training (equal compute)." if config.time_budget
-           else f"{config.iterations} meta-iterations (equal iterations).")),
+           else f"{config.run_iterations()} meta-iterations (equal iterations).")),
         rpt.table(header, rows)]
     path = rpt.line_figure(figures / "q1_steps.png", config.test_steps, curves,
                            xlabel="test-time steps", ylabel=f"query {metric}",

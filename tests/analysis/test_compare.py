@@ -126,3 +126,18 @@ def test_a_diverged_method_is_named_with_its_last_finite_value(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| fomaml"))
     assert "diverged (2 of 2 seeds); last finite: 1.5 ± 6.4 after 1 steps" in row
     assert "inf" not in text and "nan" not in text
+
+
+def test_a_time_budget_gives_every_run_equal_compute_not_an_iteration_cap():
+    """Under --time-budget a fast method must not stop at a default iteration count while a
+    slow one uses its whole budget (MAML stopped at 1,000 iterations in 20 of its 120 s)."""
+    from metazoo.analysis.compare import UNBOUNDED
+
+    budget = CompareConfig(algorithms=["maml"], train_steps=[1], seeds=[0], time_budget=120.0)
+    assert budget.train_config("maml", 1, 0).iterations == UNBOUNDED
+    assert CompareConfig(algorithms=["maml"], train_steps=[1], seeds=[0]).train_config(
+        "maml", 1, 0).iterations == 1000
+    capped = dataclasses.replace(budget, iterations=50)
+    assert capped.train_config("maml", 1, 0).iterations == 50
+    with pytest.raises(ValueError, match="iterations must be >= 0"):
+        dataclasses.replace(budget, iterations=-1)
