@@ -6,7 +6,8 @@ Suites:
 meta-batch 25, Adam 1e-3, each algorithm with its own inner-loop defaults (MAML's: α = 0.01,
 one inner step). Test: the same 600 held-out
 tasks for every algorithm, K = 5 and K = 10 support points, 100 query points, MSE after 1, 5
-and 10 steps of size α.
+and 10 steps of each method's own test-time rule (gradient steps of size α; iMAML's Newton–CG
+steps; Meta-SGD's learned step sizes, for the steps they were learned for).
 
 Omniglot, each method under its own published protocol, is ``benchmarks/omniglot_protocols.py``.
 
