@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 
+from metazoo.core.autodiff import inside_transform
 from metazoo.core.tree import Params, tree_axpy, tree_dot, tree_map
 
 # Guards 0/0 once the residual is exactly zero (converged, or a zero right-hand side):
@@ -55,7 +56,8 @@ def steihaug_conjugate_gradient(
     ``pᵀAp ≤ 0``, or the first step that would leave the ball, it goes along ``p`` to the
     ball's boundary and stops. Every iterate decreases the model, so ``xᵀ rhs > 0``: ``x``
     points downhill for an objective whose negative gradient is ``rhs``. A fixed number of
-    steps with the stop as a mask, so that ``vmap`` batches it.
+    steps with the stop as a mask, so that ``vmap`` batches it; with no transform active (one
+    task at a time) it returns as soon as it stops, with the same result.
     """
     solution = tree_map(torch.zeros_like, rhs)
     residual = rhs
@@ -78,4 +80,6 @@ def steihaug_conjugate_gradient(
         new_residual_sq = tree_dot(residual, residual)
         direction = tree_axpy(new_residual_sq / residual_sq.clamp_min(_TINY), direction, residual)
         residual_sq = new_residual_sq
+        if not inside_transform() and not bool(active):
+            break  # one task at a time: the remaining steps would all be zero
     return solution

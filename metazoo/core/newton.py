@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from metazoo.core.adapt import Adapted
-from metazoo.core.autodiff import grad_and_value, hessian_vector_product
+from metazoo.core.autodiff import grad_and_value, hessian_vector_product, inside_transform
 from metazoo.core.linalg import steihaug_conjugate_gradient
 from metazoo.core.tree import tree_axpy, tree_dot, tree_norm
 from metazoo.types import LossFn, Params
@@ -69,6 +69,7 @@ def newton(
         return loss(current, x_batch, y_batch) + 0.5 * regularization * sum(
             ((p - anchor[name]) ** 2).sum() for name, p in current.items())
 
+    sequential = not inside_transform()  # tasks one by one: stops may be taken early
     keep = sorted(set(keep)) if keep is not None else None
     iterates = [params] if keep and keep[0] == 0 else []
     losses = []
@@ -90,13 +91,16 @@ def newton(
         direction = steihaug_conjugate_gradient(
             curvature, descent, cg_steps, radius=tree_norm(gradient) / regularization)
         slope = tree_dot(gradient, direction)  # < 0 for a descent direction
-        # Armijo backtracking, vectorised: the longest listed length with sufficient decrease
-        # (none: stay). Every length is tried, so that no branch depends on the data.
+        # Armijo backtracking: the longest listed length with sufficient decrease (none: stay).
+        # Under vmap every length is tried, so that no branch depends on the data; tasks run
+        # one by one (no transform active) stop at the first accepted, with the same result.
         chosen = torch.zeros_like(value)
-        for length in reversed(LENGTHS):  # shortest first; a longer accepted one overrides
+        for length in LENGTHS:  # longest first
             trial = objective(tree_axpy(length, direction, current), x, y).detach()
             accepted = (trial <= value + ARMIJO * length * slope) & torch.isfinite(trial)
-            chosen = torch.where(accepted, torch.full_like(chosen, length), chosen)
+            chosen = torch.where(accepted & (chosen == 0), torch.full_like(chosen, length), chosen)
+            if sequential and bool(accepted):
+                break
         current = tree_axpy(chosen, direction, current)
         if keep and index + 1 in keep:
             iterates.append(current)
