@@ -147,12 +147,20 @@ def sgd_path(loss: LossFn, params: Params, x: torch.Tensor, y: torch.Tensor,
     objective has the proximal term λ/2‖φ − params‖². ``options`` go to ``adapt``
     (mini-batches, Adam's second moment).
     """
+    return iterates_at(lambda most, kept: run_steps(
+        loss, params, x, y, most, lr, regularization=regularization, keep=kept, **options),
+        steps)
+
+
+def iterates_at(solve: Callable[[int, list[int]], Any], steps: Sequence[int]) -> list[Params]:
+    """The iterates after each of the step counts ``steps`` of one trajectory: ``solve(most,
+    kept)`` runs ``most`` steps and returns an :class:`~metazoo.core.Adapted` holding φ after
+    each count in ``kept`` (``adapt`` and ``newton`` both do)."""
     steps = list(steps)
     if not steps:
         return []
     kept = sorted(set(steps))
-    iterates = run_steps(loss, params, x, y, max(steps), lr, regularization=regularization,
-                         keep=kept, **options).iterates
+    iterates = solve(max(steps), kept).iterates
     return [iterates[kept.index(count)] for count in steps]
 
 

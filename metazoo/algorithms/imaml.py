@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from metazoo.algorithms.base import (
     Settings,
+    iterates_at,
     option,
     positive_float,
     positive_int,
@@ -94,7 +95,6 @@ class IMAMLSettings(Settings):
             raise ValueError("inner_proximal=False (the authors' plain steps, then one proximal "
                              "step) is a gradient-descent scheme: use it with inner_solver 'gd'")
 
-
     def test_rule(self) -> str:
         if self.inner_solver == "newton":
             return f"test steps: Newton–CG on the proximal problem, λ {self.lam:g}"
@@ -110,13 +110,9 @@ def test_adapt(settings: IMAMLSettings, loss, meta, x, y, steps):
     objective with the proximal term at θ (``test_proximal``); with the Newton solver, its
     Newton–CG steps on that objective (a step count is then a count of Newton steps)."""
     if settings.inner_solver == "newton":
-        steps = list(steps)  # increasing (the method's adapt checks)
-        if not steps:
-            return []
-        kept = sorted(set(steps))
-        iterates = newton(loss, meta, x, y, max(steps), settings.lam,
-                          cg_steps=settings.solver_cg_steps, keep=kept).iterates
-        return [iterates[kept.index(count)] for count in steps]
+        return iterates_at(lambda most, kept: newton(
+            loss, meta, x, y, most, settings.lam, cg_steps=settings.solver_cg_steps, keep=kept),
+            steps)
     lam = settings.lam if settings.test_proximal else 0.0
     return sgd_path(loss, meta, x, y, steps, settings.inner_lr, regularization=lam)
 

@@ -35,6 +35,19 @@ class Adapted(NamedTuple):
     moment: Params | None = None
 
 
+def proximal(loss: LossFn, anchor: Params | None, regularization: float) -> LossFn:
+    """``loss(φ, x, y) + regularization/2 · ‖φ − anchor‖²`` (just ``loss`` when it is 0): the
+    inner objective of both inner solvers."""
+    if not regularization:
+        return loss
+
+    def objective(current: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return loss(current, x, y) + 0.5 * regularization * sum(
+            ((p - anchor[name]) ** 2).sum() for name, p in current.items())
+
+    return objective
+
+
 def adapt(
     loss: LossFn,
     params: Params,
@@ -102,14 +115,7 @@ def adapt(
     if regularization and anchor is None:
         anchor = {name: p.detach() for name, p in params.items()}
 
-    def objective(current: Params, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
-        value = loss(current, x_batch, y_batch)
-        if regularization:
-            value = value + 0.5 * regularization * sum(
-                ((p - anchor[name]) ** 2).sum() for name, p in current.items()
-            )
-        return value
-
+    objective = proximal(loss, anchor, regularization)
     count = x.shape[0]
     if batch_size and batch_size < count:
         def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:

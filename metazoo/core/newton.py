@@ -6,16 +6,17 @@ products, within ``‖d‖ ≤ ‖∇G‖/λ`` (the Newton step's length whereve
 Steihaug's truncation at negative curvature), then picks the step length by a backtracking
 (Armijo) line search, as the iMAML paper's Hessian-free variant does ("5 CG steps to compute
 the search direction and performs line-search to pick step size", Rajeswaran et al. 2019,
-Table 2). Unlike a gradient step of fixed size, a Newton step does not overshoot when the
-curvature grows: its accuracy does not depend on how sharp the loss is. Written for
-``vmap``: a fixed number of steps and candidate lengths, and no data-dependent branch.
+Table 2). A Newton step scales with the inverse curvature, so it does not overshoot as the
+curvature grows, as a gradient step of fixed size α does once αh > 2. Written for ``vmap``:
+a fixed number of steps and candidate lengths, with the stops as masks; when tasks run one
+by one (no transform active) the stops are taken early, with the same result.
 """
 
 from __future__ import annotations
 
 import torch
 
-from metazoo.core.adapt import Adapted
+from metazoo.core.adapt import Adapted, proximal
 from metazoo.core.autodiff import grad_and_value, hessian_vector_product, inside_transform
 from metazoo.core.linalg import steihaug_conjugate_gradient
 from metazoo.core.tree import tree_axpy, tree_dot, tree_norm
@@ -65,10 +66,7 @@ def newton(
     params = {name: p.detach() for name, p in params.items()}
     anchor = params if anchor is None else {name: a.detach() for name, a in anchor.items()}
 
-    def objective(current: Params, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
-        return loss(current, x_batch, y_batch) + 0.5 * regularization * sum(
-            ((p - anchor[name]) ** 2).sum() for name, p in current.items())
-
+    objective = proximal(loss, anchor, regularization)
     sequential = not inside_transform()  # tasks one by one: stops may be taken early
     keep = sorted(set(keep)) if keep is not None else None
     iterates = [params] if keep and keep[0] == 0 else []
