@@ -283,10 +283,10 @@ def _run_eval(args: argparse.Namespace) -> int:
                                                   ("eval_k_shot", args.k_shot),
                                                   ("eval_transductive", args.transductive))
                   if value is not None}
-    setup, params, checkpoint = rebuild_run(args.run, **evaluation)
+    setup, params, state, checkpoint = rebuild_run(args.run, **evaluation)
     configure_process(setup.config)
     config = setup.config
-    report = evaluate_params(setup, params)
+    report = evaluate_params(setup, params, state)
     title = (f"{config.algorithm} on {config.task} after {checkpoint.iteration} iterations: "
              f"{config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}"
              f"{protocol_name(config, report)}")

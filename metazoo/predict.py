@@ -31,7 +31,8 @@ from typing import Any
 import torch
 
 from metazoo.algorithms import Method
-from metazoo.engine.checkpoint import params_problems
+from metazoo.core.tree import flatten, unflatten
+from metazoo.engine.checkpoint import params_problems, state_problems
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import query_outputs
 from metazoo.engine.run import read_run
@@ -103,6 +104,7 @@ class TrainedRun:
         iteration: meta-iterations behind its checkpoint.
         method: its algorithm with its settings.
         meta: its meta-parameters (the model's, and e.g. Meta-SGD's step sizes).
+        state: the state its method carries (e.g. Reptile's inner Adam moment; ``{}``).
         model: its model, rebuilt (its own parameters are not used; ``meta`` is).
         loss: ``(params, x, y) -> loss``, the task family's.
         predict_fn: ``(params, x) -> outputs``.
@@ -120,6 +122,7 @@ class TrainedRun:
     iteration: int
     method: Method
     meta: Params
+    state: dict
     model: torch.nn.Module
     loss: LossFn
     predict_fn: Any
@@ -156,7 +159,7 @@ class TrainedRun:
             steps = self.steps
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-        (adapted,) = self.method.adapt(self.loss, self.meta, x, y, [steps])
+        (adapted,) = self.method.adapt(self.loss, self.meta, self.state, x, y, [steps])
         params = {name: p.detach() for name, p in adapted.items()}
         return Predictor(self, params, x, classes, steps)
 
@@ -340,18 +343,23 @@ def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None)
         model = build_model(config.model_name, input_shape, outputs)
     model = model.to(device=device, dtype=config.torch_dtype)
     method = config.method()
-    expected = method.init(initial_params(model))
-    problems = params_problems(checkpoint.params, expected)
+    expected, fresh = method.init(initial_params(model))
+    checkpoint = checkpoint.upgraded(expected, fresh)
+    problems = params_problems(checkpoint.params, expected) or state_problems(
+        checkpoint.state, fresh)
     if problems:
         raise ValueError(f"refused checkpoint {checkpoint.path}: it does not fit the model its "
                          f"config builds ({'; '.join(problems[:3])})")
     meta = {name: checkpoint.params[name].to(device, config.torch_dtype) for name in expected}
+    stored = flatten(checkpoint.state)
+    state = unflatten({name: stored[name].to(device, config.torch_dtype)
+                       for name in flatten(fresh)}, fresh)
     return TrainedRun(
         path=Path(run_dir), config=config, iteration=checkpoint.iteration, method=method,
-        meta=meta, model=model, loss=make_loss(model, loss_name),
+        meta=meta, state=state, model=model, loss=make_loss(model, loss_name),
         predict_fn=make_predict(model), inputs=inputs, input_shape=tuple(input_shape),
         outputs=int(outputs), classification=loss_name == "cross_entropy",
-        steps=method.own_test_steps(max(config.eval_steps)),
+        steps=max(config.eval_steps) if method.test_steps is None else method.test_steps,
         transductive=config.eval_transductive, device=device,
     )
 

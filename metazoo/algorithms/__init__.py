@@ -1,9 +1,9 @@
 """Meta-learning algorithms: one module each, found through one registry.
 
-Each module registers its method with :func:`~metazoo.algorithms.base.register`: a per-task
-meta-gradient ``(loss, meta, task, settings) -> (gradient, stats)`` plus the rest of its
-contract (meta-parameters, test-time adaptation, …; see :mod:`metazoo.algorithms.base`).
-Every module of this package is imported here, so adding a method means adding one file.
+Each module registers an :class:`~metazoo.algorithms.base.Algorithm`: its settings class and
+a factory returning the :class:`~metazoo.algorithms.base.Method` record (see
+:mod:`metazoo.algorithms.base`). Every module of this package is imported here, so adding a
+method means adding one file.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-import torch
-
 from metazoo.algorithms.base import (
     ALGORITHMS,
     Algorithm,
+    Analysis,
     Method,
     Settings,
-    option,
+    State,
+    Stats,
     register,
-    sgd_path,
     unregister,
 )
 from metazoo.core.batch import mean_over_tasks
@@ -46,36 +45,45 @@ def get_algorithm(name: str) -> Algorithm:
 
 def make_method(name: str, **options) -> Method:
     """The algorithm ``name`` bound to settings built from ``options`` (refusing unknown ones)."""
-    return get_algorithm(name).make(**options)
+    return get_algorithm(name).bind(**options)
+
+
+def describe(method: Method) -> Analysis:
+    """What the analysis and the report read of ``method`` (:meth:`Algorithm.describe`)."""
+    return get_algorithm(method.name).describe(method.settings)
 
 
 def meta_gradient(
     method: Method | str,
     loss: LossFn,
     params: Params,
+    state: State,
     batch: TaskBatch,
     *,
     strategy: str = "vmap",
     chunk_size: int | None = None,
-) -> tuple[Params, dict[str, torch.Tensor]]:
+) -> tuple[Params, Stats, State]:
     """The meta-gradient of ``method`` averaged over the tasks of ``batch``.
 
     Args:
-        method: a bound :class:`Method`, or a registered name (then with default settings).
+        method: a :class:`Method`, or a registered name (then with default settings).
         loss: pure loss ``(params, x, y) -> scalar`` (see :func:`metazoo.models.make_loss`).
-        params: the meta-parameters (``method.init(θ)``).
+        params: the meta-parameters (from ``method.init``).
+        state: the state the method carries (from ``method.init``; ``{}`` for most).
         batch: tasks stacked on a leading axis.
         strategy: ``"vmap"`` or ``"loop"`` over tasks.
         chunk_size: vmap at most this many tasks at once.
 
     Returns:
-        (mean gradient dict shaped like ``params``, mean per-task statistics).
+        (mean gradient shaped like ``params``, mean per-task statistics, the tasks' mean
+        new state).
     """
     if isinstance(method, str):
         method = make_method(method)
-    return mean_over_tasks(lambda theta, task: method.meta_gradient(loss, theta, task),
-                           params, batch, strategy=strategy, chunk_size=chunk_size)
+    return mean_over_tasks(lambda task: method.meta_gradient(loss, params, state, task), batch,
+                           strategy=strategy, chunk_size=chunk_size)
 
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "Method", "Settings", "get_algorithm",
-           "make_method", "meta_gradient", "option", "register", "sgd_path", "unregister"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "Analysis", "Method", "Settings",
+           "State", "Stats", "describe", "get_algorithm", "make_method", "meta_gradient",
+           "register", "unregister"]

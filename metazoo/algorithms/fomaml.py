@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metazoo.algorithms.base import Settings, register
-from metazoo.core import adapt, tree_detach
+from metazoo.algorithms.base import (
+    Algorithm,
+    Analysis,
+    Method,
+    Settings,
+    model_itself,
+    plain_init,
+    register,
+    sgd_adapt,
+    sgd_rule,
+)
+from metazoo.core import adapt, sgd, tree_detach
 from metazoo.core.autodiff import grad
 
 
@@ -18,17 +28,28 @@ class FOMAMLSettings(Settings):
     """First-order MAML has no settings beyond the inner loop's."""
 
 
-@register("fomaml", FOMAMLSettings, "first-order MAML: query gradient at φ, applied to θ",
-          approximates="maml")
-def fomaml(loss, params, task, settings: FOMAMLSettings):
-    adapted = adapt(
-        loss, tree_detach(params), task.support_x, task.support_y,
-        settings.inner_steps, settings.inner_lr,
-    ).params
+def make(settings: FOMAMLSettings) -> Method:
+    """First-order MAML with ``settings``: the query gradient at φ, applied to θ."""
+    optimizer = sgd(settings.inner_lr)
 
-    def query_loss(phi):
-        value = loss(phi, task.query_x, task.query_y)
-        return value, value.detach()
+    def meta_gradient(loss, params, state, task):
+        adapted = adapt(loss, tree_detach(params), task.support_x, task.support_y,
+                        settings.inner_steps, optimizer).params
 
-    gradient, value = grad(query_loss, has_aux=True)(adapted)
-    return gradient, {"loss": value}
+        def query_loss(phi):
+            value = loss(phi, task.query_x, task.query_y)
+            return value, value.detach()
+
+        gradient, value = grad(query_loss, has_aux=True)(adapted)
+        return gradient, {"loss": value}, state
+
+    return Method("fomaml", settings, plain_init, meta_gradient, sgd_adapt(settings),
+                  model_itself)
+
+
+def analysis(settings: FOMAMLSettings) -> Analysis:
+    return Analysis(test_rule=sgd_rule(settings), approximates="maml")
+
+
+register(Algorithm("fomaml", "first-order MAML: query gradient at φ, applied to θ",
+                   FOMAMLSettings, make, analysis))

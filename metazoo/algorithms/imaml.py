@@ -26,39 +26,35 @@ import dataclasses
 from dataclasses import dataclass
 
 from metazoo.algorithms.base import (
+    Algorithm,
+    Analysis,
+    Method,
     Settings,
-    iterates_at,
-    option,
-    positive_float,
-    positive_int,
+    model_itself,
+    plain_init,
     register,
-    sgd_path,
+    sgd_rule,
 )
-from metazoo.core import adapt, tree_axpy, tree_detach
+from metazoo.core import adapt, adapt_path, iterates_at, proximal, sgd, tree_axpy, tree_detach
 from metazoo.core.autodiff import grad, hessian_vector_product
 from metazoo.core.linalg import conjugate_gradient
 from metazoo.core.newton import newton
+from metazoo.options import option, positive_float, positive_int
 
 
 @dataclass(frozen=True)
 class IMAMLSettings(Settings):
-    # The defaults are the paper's Hessian-free variant: k = 3 Newton–CG steps on the proximal
-    # problem, in training and at test time, with λ = 40. With gradient steps the implicit
-    # gradient (that of the proximal *solution*, stable at any curvature) rewards a sharper θ
-    # without limit, while the explicit steps that compute φ overshoot once αh > 1 and diverge
-    # once α(h + λ) > 2: on sinusoid the former defaults (k = 20 steps of α = 0.005, λ = 10)
-    # learn at 2,000 iterations and go non-finite at 5,054 of the default 10,000. A Newton step
-    # does not overshoot as the curvature grows, so the solution the gradient describes is
-    # the one training and test time reach. λ = 40 was the best of 5–160 at 3,000 iterations;
-    # a small λ leaves the inner problem non-convex. Measurements: results/imaml-sinusoid.md.
-    # With inner_solver 'gd' the measured values are k = 20, α = 0.005, λ = 10. The Omniglot
-    # preset sets the authors' released values (gradient descent, λ = 2, k = 16, α = 0.1).
+    # The defaults are the paper's Hessian-free variant (k = 3 Newton–CG steps on the proximal
+    # problem, in training and at test time). With gradient steps the implicit gradient
+    # rewards a sharper θ without limit while the explicit steps that compute φ overshoot
+    # and diverge; a Newton step does not. The choice of λ and the gradient-step values are
+    # measured in results/imaml-sinusoid.md; the Omniglot preset sets the authors' values.
     inner_steps: int = option(3, "inner steps k per task while meta-training (Newton steps with "
-                              "inner_solver 'newton'; with 'gd', 20 is the measured choice)")
+                              "inner_solver 'newton')")
     inner_lr: float = option(0.005, "inner SGD step size α, and of the test steps (inner_solver "
                              "'gd' only)")
-    lam: float = option(40.0, "proximal strength λ of the inner problem (with inner_solver "
-                        "'gd', 10 is the measured choice)", formerly="imaml_lambda")
+    lam: float = option(40.0, "proximal strength λ of the inner problem",
+                        formerly="imaml_lambda")
     cg_steps: int = option(5, "conjugate-gradient steps (fixed; exact at the dimension)")
     cg_damping: float = option(0.0, "damping δ: CG solves ((1 + δ)I + H/λ) g = ∇L_query(φ)")
     lam_damping: float = option(
@@ -95,29 +91,77 @@ class IMAMLSettings(Settings):
             raise ValueError("inner_proximal=False (the authors' plain steps, then one proximal "
                              "step) is a gradient-descent scheme: use it with inner_solver 'gd'")
 
-    def test_rule(self) -> str:
-        if self.inner_solver == "newton":
-            return f"test steps: Newton–CG on the proximal problem, λ {self.lam:g}"
-        return super().test_rule() + (f", proximal λ {self.lam:g}" if self.test_proximal else "")
-
 
 #: A bound on ``cg_steps``: beyond a few dozen steps, rounding dominates anyway.
 MAX_CG_STEPS = 10_000
 
 
-def test_adapt(settings: IMAMLSettings, loss, meta, x, y, steps):
-    """Test-time adaptation: plain steps on the support loss by default, or iMAML's own inner
-    objective with the proximal term at θ (``test_proximal``); with the Newton solver, its
-    Newton–CG steps on that objective (a step count is then a count of Newton steps)."""
+def test_rule(settings: IMAMLSettings) -> str:
     if settings.inner_solver == "newton":
-        return iterates_at(lambda most, kept: newton(
-            loss, meta, x, y, most, settings.lam, cg_steps=settings.solver_cg_steps, keep=kept),
-            steps)
-    lam = settings.lam if settings.test_proximal else 0.0
-    return sgd_path(loss, meta, x, y, steps, settings.inner_lr, regularization=lam)
+        return f"test steps: Newton–CG on the proximal problem, λ {settings.lam:g}"
+    return sgd_rule(settings) + (f", proximal λ {settings.lam:g}" if settings.test_proximal
+                                 else "")
 
 
-def variants(settings: IMAMLSettings):
+def make(settings: IMAMLSettings) -> Method:
+    """iMAML with ``settings``: the three pieces of implicit differentiation."""
+    optimizer = sgd(settings.inner_lr)
+
+    def meta_gradient(loss, params, state, task):
+        theta = tree_detach(params)
+        # 1. Inner solver: k steps on the proximally regularised support loss (gradient steps
+        # or Newton–CG steps), or (the authors' scheme) k plain steps, then one step on the
+        # proximal term alone: φ ← φ − αλ(φ − θ).
+        if settings.inner_solver == "newton":
+            adapted = newton(loss, theta, task.support_x, task.support_y, settings.inner_steps,
+                             settings.lam, cg_steps=settings.solver_cg_steps).params
+        else:
+            inner = proximal(loss, theta, settings.lam if settings.inner_proximal else 0.0)
+            adapted = adapt(inner, theta, task.support_x, task.support_y,
+                            settings.inner_steps, optimizer).params
+        if not settings.inner_proximal:
+            pull = settings.inner_lr * settings.lam
+            adapted = {name: phi - pull * (phi - theta[name]) for name, phi in adapted.items()}
+
+        # 2. Optimality condition ∇L_support(φ) + λ(φ − θ) = 0; its Jacobian in φ is H + λI.
+        # H is symmetric, so H v is the vector-Jacobian product of the gradient map; one
+        # linearisation at φ serves every CG step (reverse-over-reverse).
+        hessian = hessian_vector_product(loss, adapted, task.support_x, task.support_y)
+
+        def operator(vector):
+            # ((1 + δ) I + H/(λ + λ_d)) v
+            hessian_vector = hessian(vector)
+            return tree_axpy(
+                1.0 / (settings.lam + settings.lam_damping), hessian_vector,
+                {name: (1.0 + settings.cg_damping) * v for name, v in vector.items()},
+            )
+
+        # 3. Linear solver.
+        def query_loss(phi):
+            value = loss(phi, task.query_x, task.query_y)
+            return value, value.detach()
+
+        query_grad, value = grad(query_loss, has_aux=True)(adapted)
+        meta_grad, residual = conjugate_gradient(operator, query_grad, settings.cg_steps)
+        return meta_grad, {"loss": value, "cg_residual": residual.detach()}, state
+
+    def test_adapt(loss, params, state, x, y, steps):
+        """Test-time adaptation: plain steps on the support loss by default, or iMAML's own
+        inner objective with the proximal term at θ (``test_proximal``); with the Newton
+        solver, its Newton–CG steps on that objective (a step count is then a count of
+        Newton steps)."""
+        if settings.inner_solver == "newton":
+            return iterates_at(lambda most, kept: newton(
+                loss, params, x, y, most, settings.lam, cg_steps=settings.solver_cg_steps,
+                keep=kept), steps)
+        anchor = {name: p.detach() for name, p in params.items()}
+        objective = proximal(loss, anchor, settings.lam if settings.test_proximal else 0.0)
+        return adapt_path(objective, params, x, y, steps, optimizer)
+
+    return Method("imaml", settings, plain_init, meta_gradient, test_adapt, model_itself)
+
+
+def variants(settings: IMAMLSettings) -> dict[str, IMAMLSettings]:
     """λ = 1/(kα), where (I + kαH)⁻¹ ≈ (I − αH)^k matches MAML's k steps to first order, and
     the λ trained with, each at 1, 10 and the trained number of CG steps."""
     matched = 1.0 / (max(settings.inner_steps, 1) * settings.inner_lr)
@@ -128,44 +172,10 @@ def variants(settings: IMAMLSettings):
     return found
 
 
-@register("imaml", IMAMLSettings, "implicit MAML: CG solve of (I + H/λ) g = ∇L_query(φ)",
-          adapt=test_adapt, variants=variants, approximates="maml", rivals=("reptile",))
-def imaml(loss, params, task, settings: IMAMLSettings):
-    theta = tree_detach(params)
-    # 1. Inner solver: k steps on the proximally regularised support loss (gradient steps or
-    # Newton–CG steps), or (the authors' scheme) k plain steps, then one step on the proximal
-    # term alone: φ ← φ − αλ(φ − θ).
-    if settings.inner_solver == "newton":
-        adapted = newton(loss, theta, task.support_x, task.support_y, settings.inner_steps,
-                         settings.lam, cg_steps=settings.solver_cg_steps).params
-    else:
-        adapted = adapt(
-            loss, theta, task.support_x, task.support_y, settings.inner_steps,
-            settings.inner_lr, anchor=theta,
-            regularization=settings.lam if settings.inner_proximal else 0.0,
-        ).params
-    if not settings.inner_proximal:
-        pull = settings.inner_lr * settings.lam
-        adapted = {name: phi - pull * (phi - theta[name]) for name, phi in adapted.items()}
+def analysis(settings: IMAMLSettings) -> Analysis:
+    return Analysis(test_rule=test_rule(settings), approximates="maml", rivals=("reptile",),
+                    variants=variants(settings))
 
-    # 2. Optimality condition ∇L_support(φ) + λ(φ − θ) = 0; its Jacobian in φ is H + λI.
-    # H is symmetric, so H v is the vector-Jacobian product of the gradient map; one
-    # linearisation at φ serves every CG step (reverse-over-reverse).
-    hessian = hessian_vector_product(loss, adapted, task.support_x, task.support_y)
 
-    def operator(vector):
-        # ((1 + δ) I + H/(λ + λ_d)) v
-        hessian_vector = hessian(vector)
-        return tree_axpy(
-            1.0 / (settings.lam + settings.lam_damping), hessian_vector,
-            {name: (1.0 + settings.cg_damping) * v for name, v in vector.items()},
-        )
-
-    # 3. Linear solver.
-    def query_loss(phi):
-        value = loss(phi, task.query_x, task.query_y)
-        return value, value.detach()
-
-    query_grad, value = grad(query_loss, has_aux=True)(adapted)
-    meta_grad, residual = conjugate_gradient(operator, query_grad, settings.cg_steps)
-    return meta_grad, {"loss": value, "cg_residual": residual.detach()}
+register(Algorithm("imaml", "implicit MAML: CG solve of (I + H/λ) g = ∇L_query(φ)",
+                   IMAMLSettings, make, analysis))

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 import torch
 
-from metazoo.algorithms.base import Settings, register
+from metazoo.algorithms.base import (
+    Algorithm,
+    Method,
+    Settings,
+    model_itself,
+    plain_init,
+    register,
+    sgd_adapt,
+)
 from metazoo.core.autodiff import grad
 
 
@@ -19,14 +27,23 @@ class JointSettings(Settings):
     """Joint training takes no inner step; ``inner_*`` apply to test-time fine-tuning."""
 
 
-@register("joint", JointSettings, "multi-task baseline: gradient at θ on all of a task's data")
-def joint(loss, params, task, settings: JointSettings):
-    x = torch.cat([task.support_x, task.query_x])  # [S+Q, ...]
-    y = torch.cat([task.support_y, task.query_y])
+def make(settings: JointSettings) -> Method:
+    """Joint training: the gradient at θ on all of a task's data; fine-tuned by SGD."""
 
-    def objective(theta):
-        value = loss(theta, x, y)
-        return value, value.detach()
+    def meta_gradient(loss, params, state, task):
+        x = torch.cat([task.support_x, task.query_x])  # [S+Q, ...]
+        y = torch.cat([task.support_y, task.query_y])
 
-    gradient, value = grad(objective, has_aux=True)(params)
-    return gradient, {"loss": value}
+        def objective(theta):
+            value = loss(theta, x, y)
+            return value, value.detach()
+
+        gradient, value = grad(objective, has_aux=True)(params)
+        return gradient, {"loss": value}, state
+
+    return Method("joint", settings, plain_init, meta_gradient, sgd_adapt(settings),
+                  model_itself)
+
+
+register(Algorithm("joint", "multi-task baseline: gradient at θ on all of a task's data",
+                   JointSettings, make))

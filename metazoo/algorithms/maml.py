@@ -14,9 +14,18 @@ from dataclasses import dataclass
 
 from torch.func import vjp
 
-from metazoo.algorithms.base import Settings, option, register
-from metazoo.core import adapt, tree_detach
+from metazoo.algorithms.base import (
+    Algorithm,
+    Method,
+    Settings,
+    model_itself,
+    plain_init,
+    register,
+    sgd_adapt,
+)
+from metazoo.core import adapt, sgd, tree_detach
 from metazoo.core.autodiff import grad
+from metazoo.options import option
 
 
 @dataclass(frozen=True)
@@ -26,26 +35,35 @@ class MAMLSettings(Settings):
         formerly="maml_checkpoint")
 
 
-@register("maml", MAMLSettings, "second-order MAML: backpropagate through the k inner steps")
-def maml(loss, params, task, settings: MAMLSettings):
-    def inner(theta, steps):
-        return adapt(loss, theta, task.support_x, task.support_y, steps, settings.inner_lr,
-                     differentiable=True).params
+def make(settings: MAMLSettings) -> Method:
+    """MAML with ``settings``: plain SGD inner steps, differentiated through."""
+    optimizer = sgd(settings.inner_lr)
 
-    def query_loss(phi):
-        value = loss(phi, task.query_x, task.query_y)
-        return value, value.detach()
+    def meta_gradient(loss, params, state, task):
+        def inner(theta, steps):
+            return adapt(loss, theta, task.support_x, task.support_y, steps, optimizer,
+                         differentiable=True).params
 
-    if not settings.checkpoint:
-        gradient, value = grad(lambda theta: query_loss(inner(theta, settings.inner_steps)),
-                               has_aux=True)(params)
-        return gradient, {"loss": value}
+        def query_loss(phi):
+            value = loss(phi, task.query_x, task.query_y)
+            return value, value.detach()
 
-    path = [tree_detach(params)]  # φ_0 … φ_k, no graphs kept
-    for _ in range(settings.inner_steps):
-        path.append(tree_detach(inner(path[-1], 1)))
-    gradient, value = grad(query_loss, has_aux=True)(path.pop())
-    for phi in reversed(path):
-        _, step_vjp = vjp(lambda theta: inner(theta, 1), phi)
-        (gradient,) = step_vjp(gradient)
-    return gradient, {"loss": value}
+        if not settings.checkpoint:
+            gradient, value = grad(lambda theta: query_loss(inner(theta, settings.inner_steps)),
+                                   has_aux=True)(params)
+            return gradient, {"loss": value}, state
+
+        path = [tree_detach(params)]  # φ_0 … φ_k, no graphs kept
+        for _ in range(settings.inner_steps):
+            path.append(tree_detach(inner(path[-1], 1)))
+        gradient, value = grad(query_loss, has_aux=True)(path.pop())
+        for phi in reversed(path):
+            _, step_vjp = vjp(lambda theta: inner(theta, 1), phi)
+            (gradient,) = step_vjp(gradient)
+        return gradient, {"loss": value}, state
+
+    return Method("maml", settings, plain_init, meta_gradient, sgd_adapt(settings), model_itself)
+
+
+register(Algorithm("maml", "second-order MAML: backpropagate through the k inner steps",
+                   MAMLSettings, make))

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from metazoo.algorithms.base import Settings, register, sgd_path
-from metazoo.core import adapt
+from metazoo.algorithms.base import Algorithm, Analysis, Method, Settings, register
+from metazoo.core import adapt, adapt_path, sgd
 from metazoo.core.autodiff import grad
 
 PREFIX = "inner_lr."
@@ -25,7 +25,7 @@ def split(params):
     rates = {name[len(PREFIX):]: p for name, p in params.items() if name.startswith(PREFIX)}
     if rates.keys() != model.keys():
         raise ValueError("Meta-SGD needs a step size for every parameter: build its "
-                         "meta-parameters with get_algorithm('metasgd').make(...).init(params)")
+                         "meta-parameters with make_method('metasgd').init(params)")
     return model, rates
 
 
@@ -33,39 +33,43 @@ def split(params):
 class MetaSGDSettings(Settings):
     """Meta-SGD's only hyperparameters are the inner loop's; ``inner_lr`` initialises α."""
 
-    def test_rule(self) -> str:
-        return f"test steps: the learned step sizes (for {self.inner_steps})"
+
+def make(settings: MetaSGDSettings) -> Method:
+    """Meta-SGD with ``settings``: θ and one learned step size per entry, both trained."""
+
+    def init(params):
+        """θ and one step size per parameter entry, each starting at ``inner_lr``."""
+        return {**params, **{PREFIX + name: torch.full_like(p, settings.inner_lr)
+                             for name, p in params.items()}}, {}
+
+    def meta_gradient(loss, params, state, task):
+        def query_loss(meta):
+            theta, rates = split(meta)
+            adapted = adapt(loss, theta, task.support_x, task.support_y, settings.inner_steps,
+                            sgd(rates), differentiable=True).params
+            value = loss(adapted, task.query_x, task.query_y)
+            return value, value.detach()
+
+        gradient, value = grad(query_loss, has_aux=True)(params)
+        return gradient, {"loss": value}, state
+
+    def test_adapt(loss, params, state, x, y, steps):
+        """Test-time adaptation as trained: the learned per-parameter step sizes, for the k
+        steps they were learned for. The step sizes are fitted to exactly those k steps (the
+        paper evaluates with one step after training with one); taking more with them is
+        outside the method, and on sinusoid it diverges. So asking for more than k steps
+        returns φ_k."""
+        theta, rates = split(params)
+        return adapt_path(loss, theta, x, y, [min(s, settings.inner_steps) for s in steps],
+                          sgd(rates))
+
+    return Method("metasgd", settings, init, meta_gradient, test_adapt,
+                  lambda params: split(params)[0], test_steps=settings.inner_steps)
 
 
-def init(settings: MetaSGDSettings, params):
-    """θ and one step size per parameter entry, each starting at ``inner_lr``."""
-    return {**params, **{PREFIX + name: torch.full_like(p, settings.inner_lr)
-                         for name, p in params.items()}}
+def analysis(settings: MetaSGDSettings) -> Analysis:
+    return Analysis(test_rule=f"test steps: the learned step sizes (for {settings.inner_steps})")
 
 
-def model_params(settings: MetaSGDSettings, meta):
-    return split(meta)[0]
-
-
-def test_adapt(settings: MetaSGDSettings, loss, meta, x, y, steps):
-    """Test-time adaptation as trained: the learned per-parameter step sizes, for the k steps
-    they were learned for. The step sizes are fitted to exactly those k steps (the paper
-    evaluates with one step after training with one); taking more with them is outside the
-    method, and on sinusoid it diverges. So asking for more than k steps returns φ_k."""
-    theta, rates = split(meta)
-    return sgd_path(loss, theta, x, y, [min(s, settings.inner_steps) for s in steps], rates)
-
-
-@register("metasgd", MetaSGDSettings, "Meta-SGD: MAML with learned per-parameter step sizes",
-          init=init, model_params=model_params, adapt=test_adapt,
-          own_test_steps=lambda settings: settings.inner_steps)
-def metasgd(loss, params, task, settings: MetaSGDSettings):
-    def query_loss(meta):
-        theta, rates = split(meta)
-        adapted = adapt(loss, theta, task.support_x, task.support_y, settings.inner_steps,
-                        rates, differentiable=True).params
-        value = loss(adapted, task.query_x, task.query_y)
-        return value, value.detach()
-
-    gradient, value = grad(query_loss, has_aux=True)(params)
-    return gradient, {"loss": value}
+register(Algorithm("metasgd", "Meta-SGD: MAML with learned per-parameter step sizes",
+                   MetaSGDSettings, make, analysis))

@@ -30,15 +30,24 @@ from dataclasses import dataclass
 
 import torch
 
-from metazoo.algorithms.base import Settings, option, positive_int, register, sgd_path
-from metazoo.core import adapt, tree_detach, tree_sub
+from metazoo.algorithms.base import (
+    Algorithm,
+    Analysis,
+    Method,
+    Settings,
+    model_itself,
+    register,
+    sgd_rule,
+)
+from metazoo.core import RMSState, adapt, adapt_path, rms, sgd, tree_detach, tree_sub
+from metazoo.options import option, positive_int
 
 
 @dataclass(frozen=True)
 class ReptileSettings(Settings):
     # With k = 1 Reptile's direction is joint training's (see the module docstring): its own
-    # protocol takes several steps. On sinusoid, 5 SGD steps of 0.02 over the task's data
-    # (the step size of the paper's sinusoid code) learn (results/sinusoid.md).
+    # protocol takes several steps; the sinusoid defaults are the step size of the paper's
+    # sinusoid code (results/sinusoid.md).
     inner_steps: int = option(5, "inner steps k per task while meta-training")
     inner_lr: float = option(0.02, "inner step size α")
     data: str = option("all", "data of the inner steps: 'all' (support ∪ query) or 'support'",
@@ -68,87 +77,69 @@ class ReptileSettings(Settings):
             raise ValueError("carry_moment needs inner_optimizer 'adam' (plain SGD has no "
                              "moment to carry)")
 
-    def test_rule(self) -> str:
-        if self.inner_optimizer == "adam":
-            return f"test steps: Adam (β1 = 0), step size {self.inner_lr:g}"
-        return super().test_rule()
 
-    def optimizer(self, batch: int) -> dict:
-        """``adapt``'s options for this inner optimizer with ``batch`` examples per step."""
-        return {"batch_size": batch, "rms_decay": self.beta2 if self.inner_optimizer == "adam"
-                else 0.0}
+#: The carried state's keys: the inner Adam's second moment (keyed like θ) and its step count.
+MOMENT, STEPS = "inner_rms", "inner_rms_steps"
 
 
-#: Names of the carried inner-Adam state among the meta-parameters (``carry_moment``).
-MOMENT = "inner_rms."
-STEPS = "inner_rms_steps"
+def make(settings: ReptileSettings) -> Method:
+    """Reptile with ``settings``: the direction θ − φ, and the inner Adam's carried state."""
+    adam = settings.inner_optimizer == "adam"
+    optimizer = rms(settings.inner_lr, settings.beta2) if adam else sgd(settings.inner_lr)
+
+    def init(params):
+        """θ, and with ``carry_moment`` the inner Adam's state: v = 0 per parameter, 0 steps."""
+        if not settings.carry_moment:
+            return params, {}
+        first = next(iter(params.values()))
+        return params, {MOMENT: {name: torch.zeros_like(p) for name, p in params.items()},
+                        STEPS: first.new_zeros(())}
+
+    def start(state):
+        """The inner optimizer's state to start a task from: the carried one, or fresh."""
+        return RMSState(state[MOMENT], state[STEPS]) if state else None
+
+    def meta_gradient(loss, params, state, task):
+        if settings.data == "all":
+            x = torch.cat([task.support_x, task.query_x])  # [S+Q, ...]
+            y = torch.cat([task.support_y, task.query_y])
+        else:
+            x, y = task.support_x, task.support_y
+        theta = tree_detach(params)
+        # The logged loss is the inner objective where the last step began (the loss at θ
+        # when k = 1): a by-product of the steps. The loss at φ itself would cost one more
+        # forward pass over all of the task's data, a third of the work of a step.
+        adapted = adapt(loss, theta, x, y, settings.inner_steps, optimizer, state=start(state),
+                        batch_size=settings.inner_batch)
+        last = adapted.losses[-1] if settings.inner_steps else loss(theta, x, y).detach()
+        if state:  # the engine keeps the batch's mean of the tasks' final Adam states
+            state = {MOMENT: {name: v.detach() for name, v in adapted.state.second.items()},
+                     STEPS: state[STEPS].detach() + settings.inner_steps}
+        return tree_sub(theta, adapted.params), {"loss": last}, state
+
+    def test_adapt(loss, params, state, x, y, steps):
+        """Test-time adaptation with Reptile's own inner optimizer and ``test_batch``, from
+        the carried Adam state when there is one."""
+        return adapt_path(loss, params, x, y, steps, optimizer, state=start(state),
+                          batch_size=settings.test_batch)
+
+    return Method("reptile", settings, init, meta_gradient, test_adapt, model_itself)
 
 
-def is_carried(settings: ReptileSettings, name: str) -> bool:
-    return name.startswith(MOMENT) or name == STEPS
-
-
-def init(settings: ReptileSettings, params):
-    """θ, and with ``carry_moment`` the inner Adam's state: v = 0 per parameter, 0 steps."""
-    if not settings.carry_moment:
-        return params
-    first = next(iter(params.values()))
-    return {**params, **{MOMENT + name: torch.zeros_like(p) for name, p in params.items()},
-            STEPS: first.new_zeros(())}
-
-
-def model_params(settings: ReptileSettings, meta):
-    return {name: p for name, p in meta.items() if not is_carried(settings, name)}
-
-
-def carried_state(settings: ReptileSettings, meta) -> dict:
-    """``adapt``'s options that start the inner Adam from the carried state, if any."""
-    if not settings.carry_moment:
-        return {}
-    return {"rms_init": {name[len(MOMENT):]: v for name, v in meta.items()
-                         if name.startswith(MOMENT)},
-            "rms_count": meta[STEPS]}
-
-
-def test_adapt(settings: ReptileSettings, loss, meta, x, y, steps):
-    """Test-time adaptation with Reptile's own inner optimizer and ``test_batch``, from the
-    carried Adam state when there is one."""
-    return sgd_path(loss, model_params(settings, meta), x, y, steps, settings.inner_lr,
-                    **settings.optimizer(settings.test_batch), **carried_state(settings, meta))
-
-
-def as_gradient(settings: ReptileSettings, direction):
-    """θ − φ over kα: with k = 1 (and the same data) exactly the gradient at θ."""
-    direction = model_params(settings, direction)
+def analysis(settings: ReptileSettings) -> Analysis:
+    """Reptile's θ − φ over kα as a gradient (with k = 1 and the same data exactly the gradient
+    at θ); its fidelity to MAML's support → query meta-gradient, on the support set only."""
     scale = settings.inner_steps * settings.inner_lr
-    return {name: d / scale for name, d in direction.items()} if scale else direction
+
+    def as_gradient(direction):
+        return {name: d / scale for name, d in direction.items()} if scale else direction
+
+    rule = (f"test steps: Adam (β1 = 0), step size {settings.inner_lr:g}"
+            if settings.inner_optimizer == "adam" else sgd_rule(settings))
+    return Analysis(test_rule=rule, approximates="maml",
+                    variants={"reptile (support)": dataclasses.replace(settings, data="support")},
+                    as_gradient=as_gradient)
 
 
-def variants(settings: ReptileSettings):
-    """Fidelity to MAML's support → query meta-gradient: Reptile on the support set only."""
-    return {"reptile (support)": dataclasses.replace(settings, data="support")}
-
-
-@register("reptile", ReptileSettings, "Reptile: move θ toward φ after k steps (θ − φ)",
-          adapt=test_adapt, as_gradient=as_gradient, variants=variants, approximates="maml",
-          init=init, model_params=model_params, carried=is_carried)
-def reptile(loss, params, task, settings: ReptileSettings):
-    if settings.data == "all":
-        x = torch.cat([task.support_x, task.query_x])  # [S+Q, ...]
-        y = torch.cat([task.support_y, task.query_y])
-    else:
-        x, y = task.support_x, task.support_y
-    theta = tree_detach(model_params(settings, params))
-    # The logged loss is the inner objective where the last step began (the loss at θ when
-    # k = 1): a by-product of the steps. The loss at φ itself would cost one more forward
-    # pass over all of the task's data, a third of the work of a step.
-    state = carried_state(settings, params)
-    adapted = adapt(loss, theta, x, y, settings.inner_steps, settings.inner_lr,
-                    **settings.optimizer(settings.inner_batch), **state)
-    last = adapted.losses[-1] if settings.inner_steps else loss(theta, x, y).detach()
-    direction = tree_sub(theta, adapted.params)
-    if state:
-        # Carried state: its new value (the engine keeps the batch's mean), not a gradient.
-        direction.update({MOMENT + name: v.detach() for name, v in adapted.moment.items()})
-        direction[STEPS] = state["rms_count"].detach() + settings.inner_steps
-    return direction, {"loss": last}
+register(Algorithm("reptile", "Reptile: move θ toward φ after k steps (θ − φ)", ReptileSettings,
+                   make, analysis))

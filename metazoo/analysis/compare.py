@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metazoo.algorithms import ALGORITHMS
-from metazoo.algorithms.base import check_field_types, option
+from metazoo.options import check_field_types, option
 from metazoo.analysis import report as rpt
 from metazoo.analysis.grid import RECORDS, RUNS, TABLE, run_grid, stored_records
 from metazoo.analysis.questions import (

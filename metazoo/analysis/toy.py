@@ -16,8 +16,9 @@ import torch
 from torch import nn
 from torch.func import vmap
 
-from metazoo.algorithms import ALGORITHMS, make_method, sgd_path
+from metazoo.algorithms import ALGORITHMS, make_method
 from metazoo.analysis import report as rpt
+from metazoo.core import adapt_path, sgd
 from metazoo.engine.outer import fit
 from metazoo.models import make_loss
 from metazoo.tasks import LinearRegression
@@ -48,7 +49,8 @@ def surfaces(steps: int, inner_lr: float, grid: int = 60, num_tasks: int = 200):
         theta = {"weight": theta_w.reshape(1, 1), "bias": theta_b.reshape(1)}
 
         def one(task):
-            (adapted,) = sgd_path(loss, theta, task.support_x, task.support_y, [steps], inner_lr)
+            (adapted,) = adapt_path(loss, theta, task.support_x, task.support_y, [steps],
+                                    sgd(inner_lr))
             return (loss(theta, task.query_x, task.query_y),
                     loss(adapted, task.query_x, task.query_y))
 

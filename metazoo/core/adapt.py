@@ -6,11 +6,14 @@ support set" means the same computation everywhere.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import torch
 
 from metazoo.core.autodiff import grad_and_value
+from metazoo.core.optimizers import InnerOptimizer, OptState
 from metazoo.core.tree import tree_norm
 from metazoo.types import LossFn, Params
 
@@ -23,8 +26,8 @@ class Adapted(NamedTuple):
     ``grad_norms`` (``[steps]``) holds the norms of those steps' gradients and ``gradients``
     the gradients themselves (each leaf ``[steps, *shape]``); both are ``None`` unless
     ``record=True``. ``iterates`` holds φ after each step count of ``keep`` (``None``
-    unless ``keep`` is given). ``moment`` holds Adam's second moment after the last step
-    (``None`` with plain SGD), so that a later call can carry on from it (``rms_init``).
+    unless ``keep`` is given). ``state`` is the inner optimizer's state after the last step,
+    so that a later call can carry on from it.
     """
 
     params: Params
@@ -32,12 +35,14 @@ class Adapted(NamedTuple):
     grad_norms: torch.Tensor | None = None
     gradients: Params | None = None
     iterates: list[Params] | None = None
-    moment: Params | None = None
+    state: OptState = ()
 
 
-def proximal(loss: LossFn, anchor: Params | None, regularization: float) -> LossFn:
+def proximal(loss: LossFn, anchor: Params, regularization: float) -> LossFn:
     """``loss(φ, x, y) + regularization/2 · ‖φ − anchor‖²`` (just ``loss`` when it is 0): the
-    inner objective of both inner solvers."""
+    proximal objective of iMAML's inner problem, for either inner solver."""
+    if regularization < 0:
+        raise ValueError(f"regularization must be >= 0, got {regularization}")
     if not regularization:
         return loss
 
@@ -54,30 +59,18 @@ def adapt(
     x: torch.Tensor,
     y: torch.Tensor,
     steps: int,
-    lr: float | Params,
+    optimizer: InnerOptimizer,
     *,
+    state: OptState | None = None,
     differentiable: bool = False,
-    anchor: Params | None = None,
-    regularization: float = 0.0,
-    record: bool = False,
     batch_size: int = 0,
-    rms_decay: float = 0.0,
-    rms_eps: float = 1e-8,
-    rms_init: Params | None = None,
-    rms_count: float | torch.Tensor = 0,
-    keep: tuple[int, ...] | list[int] | None = None,
+    record: bool = False,
+    keep: Sequence[int] | None = None,
 ) -> Adapted:
-    """Run ``steps`` gradient steps from ``params`` on ``loss(·, x, y)``.
+    """Run ``steps`` steps of ``optimizer`` from ``params`` on ``loss(·, x, y)``.
 
-    The objective is ``loss(φ, x, y) + regularization/2 · ‖φ − anchor‖²`` (the proximal
-    term is iMAML's inner problem; it is skipped when ``regularization`` is 0).
-
-    A step is plain SGD, φ ← φ − α g, unless ``rms_decay`` β₂ > 0: then it is Adam with β₁ = 0
-    (Reptile's inner optimizer), φ ← φ − α g / (√v̂ + ε), with v ← β₂ v + (1 − β₂) g² and
-    v̂ = v / (1 − β₂ᵗ) its bias-corrected value. v starts at 0 and t at 1 for this call, unless
-    ``rms_init`` and ``rms_count`` carry on from an earlier one: then ``adapt`` for k steps,
-    then for m more from the returned ``moment`` with ``rms_count=k``, is Adam for k + m
-    steps with one state (the reference Reptile's Adam, whose state outlives each task).
+    A proximal term is a loss wrapper (:func:`proximal`); the step rule is the optimizer's
+    (:mod:`metazoo.core.optimizers`: SGD, per-parameter SGD, Adam with β₁ = 0).
 
     With ``batch_size`` b > 0 each step uses the next b examples, cycling through ``x`` in its
     order (so ``n/b`` steps are one pass); the sampler's order is the shuffle.
@@ -87,35 +80,24 @@ def adapt(
         params: starting point θ (not modified).
         x, y: the data of one task (no task axis; vmap adds it).
         steps: number of steps ``k ≥ 0``.
-        lr: step size α, a float or a dict of per-parameter tensors (Meta-SGD style).
+        optimizer: the inner optimizer, an (init, update) pair.
+        state: the optimizer's state to start from (default: ``optimizer.init(params)``).
         differentiable: keep the inner gradients in the graph so that a derivative of the
             result with respect to ``params`` is the exact (second-order) one. When False
             the gradients are detached: φ still depends on θ through the identity path,
             which is what first-order MAML differentiates.
-        anchor: centre of the proximal term (defaults to ``params``, detached).
-        regularization: proximal strength λ ≥ 0.
-        record: also return each step's gradient and its norm.
         batch_size: examples per step (0: all of them at every step).
-        rms_decay: β₂ of Adam with β₁ = 0 (0: plain SGD).
-        rms_eps: ε of that Adam.
-        rms_init: that Adam's second moment to start from (default: zeros), keyed like
-            ``params``.
-        rms_count: steps that Adam has already taken (for its bias correction).
+        record: also return each step's gradient and its norm.
         keep: also return φ after each of these step counts (each ≤ ``steps``).
 
     Returns:
-        :class:`Adapted` with φ and, when recorded, the path statistics.
+        :class:`Adapted` with φ, the optimizer's final state and, when recorded, the path.
     """
     if steps < 0:
         raise ValueError(f"inner steps must be >= 0, got {steps}")
-    if regularization < 0:
-        raise ValueError(f"regularization must be >= 0, got {regularization}")
     if x.shape[0] < 1:
         raise ValueError("the task has no examples to adapt on: give at least one support example")
-    if regularization and anchor is None:
-        anchor = {name: p.detach() for name, p in params.items()}
 
-    objective = proximal(loss, anchor, regularization)
     count = x.shape[0]
     if batch_size and batch_size < count:
         def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,10 +109,10 @@ def adapt(
             return x, y
 
     keep = sorted(set(keep)) if keep is not None else None
-    step = grad_and_value(objective)
+    step = grad_and_value(loss)
     losses, grad_norms, gradients, iterates = [], [], [], []
     adapted = params
-    second = None if rms_init is None else dict(rms_init)  # Adam's second moment
+    state = optimizer.init(params) if state is None else state
     if keep and keep[0] == 0:
         iterates.append(adapted)
     for index in range(steps):
@@ -141,25 +123,15 @@ def adapt(
         if record:
             grad_norms.append(tree_norm(gradient).detach())
             gradients.append({name: g.detach() for name, g in gradient.items()})
-        if rms_decay:
-            if second is None:
-                second = {name: torch.zeros_like(g) for name, g in gradient.items()}
-            second = {name: rms_decay * v + (1 - rms_decay) * gradient[name] ** 2
-                      for name, v in second.items()}
-            correction = 1 - rms_decay ** (rms_count + index + 1)
-            gradient = {name: g / ((second[name] / correction).sqrt() + rms_eps)
-                        for name, g in gradient.items()}
-        if isinstance(lr, dict):
-            adapted = {name: p - lr[name] * gradient[name] for name, p in adapted.items()}
-        else:
-            adapted = {name: p - lr * gradient[name] for name, p in adapted.items()}
+        updates, state = optimizer.update(gradient, state)
+        adapted = {name: p + updates[name] for name, p in adapted.items()}
         if keep and index + 1 in keep:
             iterates.append(adapted)
     empty = torch.zeros(0, device=x.device)
     stacked = torch.stack(losses) if losses else empty
     kept = iterates if keep is not None else None
     if not record:
-        return Adapted(adapted, stacked, iterates=kept, moment=second)
+        return Adapted(adapted, stacked, iterates=kept, state=state)
     return Adapted(
         adapted,
         stacked,
@@ -167,5 +139,28 @@ def adapt(
         {name: torch.stack([g[name] for g in gradients]) if gradients
          else p.new_zeros((0, *p.shape)) for name, p in params.items()},
         kept,
-        second,
+        state,
     )
+
+
+def iterates_at(solve: Callable[[int, list[int]], Adapted], steps: Sequence[int]
+                ) -> list[Params]:
+    """The iterates after each of the step counts ``steps`` of one trajectory: ``solve(most,
+    kept)`` runs ``most`` steps and returns an :class:`Adapted` holding φ after each count in
+    ``kept`` (:func:`adapt` and :func:`~metazoo.core.newton.newton` both do)."""
+    steps = list(steps)
+    if any(b < a for a, b in itertools.pairwise(steps)) or (steps and steps[0] < 0):
+        raise ValueError(f"test steps must be increasing integers >= 0, got {steps}")
+    if not steps:
+        return []
+    kept = sorted(set(steps))
+    iterates = solve(max(steps), kept).iterates
+    return [iterates[kept.index(count)] for count in steps]
+
+
+def adapt_path(loss: LossFn, params: Params, x: torch.Tensor, y: torch.Tensor,
+               steps: Sequence[int], optimizer: InnerOptimizer, **options: Any) -> list[Params]:
+    """The iterates of :func:`adapt` after each of the increasing step counts ``steps`` (0 =
+    ``params``), along one trajectory; ``options`` go to ``adapt`` (state, batch size)."""
+    return iterates_at(lambda most, kept: adapt(loss, params, x, y, most, optimizer, keep=kept,
+                                                **options), steps)

@@ -12,9 +12,7 @@ from typing import Any
 import torch
 from torch.func import vmap
 
-from metazoo.types import Params, TaskBatch
-
-PerTask = Callable[[Params, TaskBatch], tuple[Params, dict[str, torch.Tensor]]]
+from metazoo.types import TaskBatch
 
 #: ``vmap`` batches tasks into one computation (fastest for MLPs); ``loop`` runs them one by
 #: one (per-task weights under vmap turn convolutions into slower grouped ones on CPU).
@@ -63,19 +61,21 @@ def map_tasks(
 
 
 def mean_over_tasks(
-    per_task: PerTask,
-    params: Params,
+    per_task: Callable[[TaskBatch], Any],
     batch: TaskBatch,
     *,
     strategy: str = "vmap",
     chunk_size: int | None = None,
-) -> tuple[Params, dict[str, torch.Tensor]]:
-    """Average ``per_task(params, task)`` over the tasks of ``batch`` (see :func:`map_tasks`).
+) -> Any:
+    """The mean over the tasks of ``batch`` of ``per_task(task)``, leaf by leaf of its output
+    (tensors in nested dicts and tuples; see :func:`map_tasks`)."""
+    return _mean(map_tasks(per_task, batch, strategy=strategy, chunk_size=chunk_size))
 
-    Returns:
-        Mean gradient dict and mean statistics.
-    """
-    grads, stats = map_tasks(lambda task: per_task(params, task), batch, strategy=strategy,
-                             chunk_size=chunk_size)
-    return ({name: g.mean(0) for name, g in grads.items()},
-            {name: s.mean(0) for name, s in stats.items()})
+
+def _mean(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {key: _mean(value) for key, value in tree.items()}
+    if isinstance(tree, tuple):
+        values = [_mean(value) for value in tree]
+        return type(tree)(*values) if hasattr(tree, "_fields") else tuple(values)
+    return tree.mean(0)

@@ -37,3 +37,23 @@ def tree_norm(x: Params) -> torch.Tensor:
 def tree_detach(x: Params) -> Params:
     """Cut every leaf from the autodiff graph (all levels of ``torch.func`` included)."""
     return {name: leaf.detach() for name, leaf in x.items()}
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, torch.Tensor]:
+    """A nested dict of tensors as one flat dict, its keys joined by dots."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def unflatten(flat: dict[str, torch.Tensor], like: dict) -> dict:
+    """The inverse of :func:`flatten`: ``flat``'s values in the nesting of ``like``."""
+    def build(node: dict, prefix: str) -> dict:
+        return {key: build(value, f"{prefix}{key}.") if isinstance(value, dict)
+                else flat[prefix + key] for key, value in node.items()}
+
+    return build(like, "")

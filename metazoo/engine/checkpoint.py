@@ -11,9 +11,14 @@ reader, :func:`read_checkpoint`, serves ``train --resume``, ``metazoo eval`` and
    builds tensors and plain containers and nothing else;
 3. every value is checked against the schema below: the keys, the format version, the
    metazoo version (not newer than this one), the stored config (a valid one), the iteration,
-   the generator state's size, the strategy and counters. :meth:`Checkpoint.check_fits` then
-   checks the names, shapes and dtypes of θ, and the optimizer's and scheduler's state,
-   against the run the config builds.
+   the generator state's size, the strategy and counters. :meth:`Checkpoint.fitted` then
+   reads an older format as today's and checks the names, shapes and dtypes of θ and of the
+   method's carried state, and the optimizer's and scheduler's state, against the run the
+   config builds.
+
+Formats: 3 holds the method's carried state under ``state``; 2 kept it among ``params`` (under
+its flattened names, e.g. Reptile's ``inner_rms.<name>``), with the outer optimizer's state
+indexed over both; 1 also lacks ``skipped`` (read as 0).
 
 Anything else is refused with one line naming the file and the problem.
 """
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ import torch
 
 import metazoo
 from metazoo.engine.config import TrainConfig
+from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.setup import Setup, initial_meta_params, make_optimizer
 from metazoo.fileio import atomic_write_bytes, write_json
 from metazoo.messages import brief
@@ -38,12 +44,12 @@ from metazoo.types import Params
 __all__ = ["FORMAT", "Checkpoint", "atomic_write_bytes", "read_checkpoint", "save_checkpoint",
            "write_json"]
 
-#: The layout :func:`save_checkpoint` writes; format 1 lacks ``skipped`` (read as 0).
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
+#: The layout :func:`save_checkpoint` writes (see the module docstring for the others).
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 _REQUIRED = ("format", "version", "config", "iteration", "params", "optimizer", "scheduler",
              "generator", "strategy", "train_seconds")
-_OPTIONAL = ("skipped",)
+_OPTIONAL = ("skipped", "state")
 #: The size of a CPU ``torch.Generator``'s state (the Mersenne Twister's words, and more).
 GENERATOR_STATE_SIZE = torch.Generator().get_state().numel()
 
@@ -63,6 +69,7 @@ class Checkpoint:
     config: TrainConfig
     iteration: int
     params: Params
+    state: dict[str, Any]
     optimizer: dict[str, Any]
     scheduler: dict[str, Any]
     generator: torch.Tensor
@@ -78,22 +85,49 @@ class Checkpoint:
         return self.iteration >= self.config.iterations or bool(
             budget and self.train_seconds >= budget)
 
-    def check_fits(self, setup: Setup) -> None:
-        """Refuse θ, optimizer or scheduler state that the run ``setup`` would not have
-        written: parameter names, shapes and dtypes against the model its config builds, and
-        the optimizer's and scheduler's state against fresh ones of the same kind.
+    def fitted(self, setup: Setup) -> Checkpoint:
+        """This checkpoint in today's format, once checked against the run ``setup``: θ and
+        the carried state (names, shapes, dtypes) against what its config builds, the
+        optimizer's and scheduler's state against fresh ones of the same kind.
 
         Raises:
             ValueError: one line, naming the first differences.
         """
-        expected = initial_meta_params(setup, "cpu")
+        expected, state = initial_meta_params(setup, "cpu")
+        checkpoint = self.upgraded(expected, state)
         optimizer, scheduler = make_optimizer(setup.config, expected)
-        problems = params_problems(self.params, expected) or _optimizer_problems(
-            self.optimizer, optimizer.state_dict(), list(expected.values())) or _scheduler_problems(
-            self.scheduler, scheduler.state_dict(), self.iteration)
+        problems = params_problems(checkpoint.params, expected) or state_problems(
+            checkpoint.state, state) or _optimizer_problems(
+            checkpoint.optimizer, optimizer.state_dict(), list(expected.values())) or \
+            _scheduler_problems(checkpoint.scheduler, scheduler.state_dict(), self.iteration)
         if problems:
             raise ValueError(f"refused checkpoint {self.path}: it does not fit the run its "
                              f"config builds: {brief(problems, limit=3, separator='; ')}")
+        return checkpoint
+
+    def upgraded(self, expected: Params, state: dict[str, Any]) -> Checkpoint:
+        """This checkpoint in today's format, for a run whose fresh meta-parameters are
+        ``expected`` and fresh carried state ``state``. Formats 1 and 2 kept the carried state
+        among the parameters, under its flattened names, and the outer optimizer indexed its
+        state over both: they are split here (the fit check follows)."""
+        names = set(flatten(state))
+        if self.format >= 3 or not names:
+            return self
+        carried = {name: value for name, value in self.params.items() if name in names}
+        if carried.keys() != names:
+            return self  # not this run's: the fit check names what is missing
+        params = {name: value for name, value in self.params.items() if name not in names}
+        old = list(self.params)
+        index = {old.index(name): new for new, name in enumerate(params)}
+        groups = self.optimizer.get("param_groups")
+        per_param = self.optimizer.get("state")
+        if not (isinstance(groups, list) and len(groups) == 1 and isinstance(per_param, dict)
+                and isinstance(groups[0], dict)):
+            return replace(self, params=params, state=unflatten(carried, state))
+        optimizer = {"state": {index[key]: value for key, value in per_param.items()
+                               if key in index},
+                     "param_groups": [{**groups[0], "params": list(range(len(params)))}]}
+        return replace(self, params=params, state=unflatten(carried, state), optimizer=optimizer)
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -121,7 +155,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(
         path=path, format=state["format"], version=state["version"], config=config,
         iteration=state["iteration"], params=dict(state["params"]),
-        optimizer=state["optimizer"], scheduler=state["scheduler"],
+        state=dict(state.get("state", {})), optimizer=state["optimizer"], scheduler=state["scheduler"],
         generator=state["generator"], strategy=state["strategy"],
         train_seconds=float(state["train_seconds"]), skipped=state.get("skipped", 0),
     )
@@ -143,6 +177,13 @@ def _load_data_only(path: Path) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - whatever the restricted unpickler refuses
         raise ValueError(f"refused checkpoint {path}: it is corrupt or not a metazoo checkpoint "
                          f"({_first_line(error)})") from None
+
+
+def _is_state(value: Any, depth: int = 0) -> bool:
+    """A carried state: a dict of tensors by name, nested dicts allowed."""
+    return isinstance(value, dict) and depth < 4 and all(
+        isinstance(name, str) and (isinstance(item, torch.Tensor) or _is_state(item, depth + 1))
+        for name, item in value.items())
 
 
 def _first_line(error: BaseException, limit: int = 200) -> str:
@@ -182,6 +223,10 @@ def _schema_problem(state: Any) -> str:
             isinstance(name, str) and isinstance(value, torch.Tensor)
             for name, value in params.items()):
         return "params is not a dict of named tensors"
+    if state["format"] >= 3 and "state" not in keys:
+        return "it is not a metazoo checkpoint (missing state)"
+    if not _is_state(state.get("state", {})):
+        return "state is not a dict of named tensors"
     for key in ("optimizer", "scheduler"):
         if not isinstance(state[key], dict):
             return f"{key} is not a state dict"
@@ -247,6 +292,12 @@ def params_problems(params: Params, expected: Params) -> list[str]:
             elif value.dtype != reference.dtype:
                 problems.append(f"{name} is {value.dtype}, the run's is {reference.dtype}")
     return problems
+
+
+def state_problems(state: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """What differs between the carried ``state`` and the ``expected`` one."""
+    problems = params_problems(flatten(state), flatten(expected))
+    return [f"carried state: {problem}" for problem in problems]
 
 
 def _optimizer_problems(state: dict[str, Any], fresh: dict[str, Any],

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from metazoo.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, Method, get_algorithm
-from metazoo.algorithms.base import check_field_types, option
+from metazoo.options import check_field_types, option
 from metazoo.core.batch import STRATEGIES
 from metazoo.tasks import TASKS
 
@@ -197,7 +197,7 @@ class TrainConfig:
             inner["inner_steps"] = self.inner_steps
         if self.inner_lr != 0:
             inner["inner_lr"] = self.inner_lr
-        return get_algorithm(self.algorithm).make(**inner, **self.algorithm_options)
+        return get_algorithm(self.algorithm).bind(**inner, **self.algorithm_options)
 
     def task_options(self, evaluation: bool = False, part: str = "") -> dict[str, Any]:
         """Options for the task factory: only those its signature takes.

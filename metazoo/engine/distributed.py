@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from metazoo.core.tree import flatten, unflatten
 from metazoo.types import Params
 
 
@@ -50,16 +51,26 @@ def init_ranks(device: str, meta_batch: int) -> tuple[Ranks, str]:
     return Ranks(dist.get_rank(), dist.get_world_size()), device
 
 
-def all_reduce_mean(grads: Params, stats: dict[str, torch.Tensor], weight: int, total: int):
-    """Turn per-rank means over ``weight`` tasks into the global mean over ``total`` tasks."""
-    names, stat_names = list(grads), list(stats)
+def all_reduce_mean(grads: Params, stats: dict[str, torch.Tensor], state: dict, weight: int,
+                    total: int):
+    """Turn per-rank means over ``weight`` tasks into the global mean over ``total`` tasks:
+    of the meta-gradient, the statistics and the method's carried state."""
+    carried = flatten(state)
+    names, stat_names, state_names = list(grads), list(stats), list(carried)
+    dtype = grads[names[0]].dtype
     flat = torch.cat([grads[n].reshape(-1) for n in names]
-                     + [stats[n].reshape(1).to(grads[names[0]].dtype) for n in stat_names])
+                     + [stats[n].reshape(1).to(dtype) for n in stat_names]
+                     + [carried[n].reshape(-1).to(dtype) for n in state_names])
     flat = flat * (weight / total)
     dist.all_reduce(flat)
-    pieces = flat.split([grads[n].numel() for n in names] + [1] * len(stat_names))
+    pieces = flat.split([grads[n].numel() for n in names] + [1] * len(stat_names)
+                        + [carried[n].numel() for n in state_names])
     reduced = {n: piece.view_as(grads[n]) for n, piece in zip(names, pieces)}
-    return reduced, {n: piece[0] for n, piece in zip(stat_names, pieces[len(names):])}
+    stats = {n: piece[0] for n, piece in zip(stat_names, pieces[len(names):])}
+    rest = pieces[len(names) + len(stat_names):]
+    carried = {n: piece.view_as(carried[n]).to(carried[n].dtype)
+               for n, piece in zip(state_names, rest)}
+    return reduced, stats, unflatten(carried, state)
 
 
 def any_rank(ranks: Ranks, *flags: bool) -> list[bool]:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from metazoo.algorithms import Method
+from metazoo.algorithms import Method, State
 from metazoo.core.batch import map_tasks
 from metazoo.stats import Estimate
 from metazoo.types import LossFn, Params, TaskBatch
@@ -23,6 +23,7 @@ def per_task_metrics(
     *,
     steps: list[int],
     method: Method,
+    state: State,
     predict: Callable[[Params, torch.Tensor], torch.Tensor] | None = None,
     strategy: str = "vmap",
     chunk_size: int | None = None,
@@ -31,7 +32,7 @@ def per_task_metrics(
     """Per-task query loss (and accuracy, given ``predict``) after each step count.
 
     Each task is adapted once, by the method's own test-time adaptation
-    (:meth:`~metazoo.algorithms.Method.adapt`: its step sizes, proximal term and optimizer),
+    (``method.adapt``: its step sizes, proximal term and optimizer),
     which returns the parameters after every requested step count along one trajectory.
 
     Args:
@@ -40,6 +41,7 @@ def per_task_metrics(
         tasks: held-out tasks, stacked.
         steps: numbers of test-time steps to report after (0 = θ itself).
         method: the algorithm with its settings.
+        state: the state the method carries (e.g. Reptile's inner Adam moment; ``{}``).
         predict: ``(params, x) -> logits``; when given, accuracy is reported too.
         strategy: ``"vmap"`` over tasks, or ``"loop"`` (one task at a time).
         chunk_size: at most this many tasks in one vmap call.
@@ -57,7 +59,7 @@ def per_task_metrics(
 
     def one_task(task: TaskBatch) -> dict[str, torch.Tensor]:
         results = {}
-        iterates = method.adapt(loss, params, task.support_x, task.support_y, ordered)
+        iterates = method.adapt(loss, params, state, task.support_x, task.support_y, ordered)
         for target, adapted in zip(ordered, iterates):
             if predict is None:
                 results[f"loss/{target}"] = loss(adapted, task.query_x, task.query_y)

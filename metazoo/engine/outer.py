@@ -10,37 +10,30 @@ from __future__ import annotations
 
 import torch
 
-from metazoo.algorithms import Method, meta_gradient
+from metazoo.algorithms import Method, State, meta_gradient
 from metazoo.tasks.base import TaskDistribution
 from metazoo.types import LossFn, Params, TaskBatch
 
 
-def outer_step(method: Method, loss: LossFn, meta: Params, batch: TaskBatch,
+def outer_step(method: Method, loss: LossFn, params: Params, state: State, batch: TaskBatch,
                optimizer: torch.optim.Optimizer, *, strategy: str = "vmap",
-               chunk_size: int | None = None) -> dict[str, torch.Tensor]:
+               chunk_size: int | None = None) -> tuple[dict[str, torch.Tensor], State]:
     """Set each meta-parameter's ``.grad`` to the batch's mean meta-gradient and step.
 
-    Returns the batch's mean statistics (e.g. ``loss``).
+    Returns the batch's mean statistics (e.g. ``loss``) and the method's new carried state.
     """
-    grads, stats = meta_gradient(method, loss, meta, batch, strategy=strategy,
-                                 chunk_size=chunk_size)
-    apply_step(method, meta, grads, optimizer)
-    return stats
+    grads, stats, state = meta_gradient(method, loss, params, state, batch, strategy=strategy,
+                                        chunk_size=chunk_size)
+    apply_step(params, grads, optimizer)
+    return stats, state
 
 
-def apply_step(method: Method, meta: Params, grads: Params | None,
-               optimizer: torch.optim.Optimizer) -> None:
+def apply_step(params: Params, grads: Params | None, optimizer: torch.optim.Optimizer) -> None:
     """Step ``optimizer`` on the batch's mean meta-gradient ``grads`` (``None``: a dropped
-    batch, which changes nothing), then set the method's carried state (e.g. Reptile's inner
-    Adam moment), for which ``grads`` holds the new value, not a gradient."""
-    carried = set(method.carried(meta))
-    for name, p in meta.items():
-        p.grad = None if grads is None or name in carried else grads[name]
+    batch, which changes nothing)."""
+    for name, p in params.items():
+        p.grad = None if grads is None else grads[name]
     optimizer.step()
-    if grads is not None:
-        with torch.no_grad():
-            for name in carried:
-                meta[name].copy_(grads[name])
 
 
 def fit(method: Method, loss: LossFn, params: Params, tasks: TaskDistribution, *,
@@ -51,12 +44,13 @@ def fit(method: Method, loss: LossFn, params: Params, tasks: TaskDistribution, *
     Returns the meta-parameters after each iteration, the first being the start (so that a
     caller can draw the outer trajectory); each is a detached copy.
     """
-    meta = {name: p.detach().clone() for name, p in method.init(params).items()}
-    optimizer = torch.optim.Adam(meta.values(), lr=lr)
+    start, state = method.init(params)
+    params = {name: p.detach().clone() for name, p in start.items()}
+    optimizer = torch.optim.Adam(params.values(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    path = [{name: p.detach().clone() for name, p in meta.items()}]
+    path = [{name: p.detach().clone() for name, p in params.items()}]
     for _ in range(iterations):
-        outer_step(method, loss, meta, tasks.sample(meta_batch, generator), optimizer,
-                   strategy=strategy)
-        path.append({name: p.detach().clone() for name, p in meta.items()})
+        _, state = outer_step(method, loss, params, state, tasks.sample(meta_batch, generator),
+                              optimizer, strategy=strategy)
+        path.append({name: p.detach().clone() for name, p in params.items()})
     return path

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from metazoo.algorithms import State, describe
+from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.checkpoint import Checkpoint, read_checkpoint
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import evaluate, format_table, per_task_metrics
@@ -58,8 +60,10 @@ def read_run(run_dir: str | Path) -> Checkpoint:
     return checkpoint
 
 
-def rebuild_run(run_dir: str | Path, **evaluation: Any) -> tuple[Setup, Params, Checkpoint]:
-    """Rebuild a finished (or checkpointed) run: its setup, θ and checkpoint.
+def rebuild_run(run_dir: str | Path, **evaluation: Any
+                ) -> tuple[Setup, Params, State, Checkpoint]:
+    """Rebuild a finished (or checkpointed) run: its setup, θ, the method's carried state and
+    the checkpoint (read in today's format).
 
     Args:
         run_dir: the run folder.
@@ -79,16 +83,20 @@ def rebuild_run(run_dir: str | Path, **evaluation: Any) -> tuple[Setup, Params, 
         config = dataclasses.replace(config, **evaluation)
     setup = build(config)
     setup.strategy = checkpoint.strategy
-    checkpoint.check_fits(setup)
+    checkpoint = checkpoint.fitted(setup)
     params = {name: checkpoint.params[name].to(config.device, config.torch_dtype)
               for name in checkpoint.params}
-    return setup, params, checkpoint
+    state = unflatten({name: value.to(config.device, config.torch_dtype)
+                       for name, value in flatten(checkpoint.state).items()}, checkpoint.state)
+    return setup, params, state, checkpoint
 
 
-def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = None,
+def evaluate_params(setup: Setup, params: Params, state: State, *,
+                    steps: list[int] | None = None,
                     num_tasks: int | None = None, eval_tasks: TaskDistribution | None = None,
                     per_task: bool = False):
-    """Evaluate θ on the run's held-out tasks (seeded by ``eval_seed``, shared by all runs).
+    """Evaluate θ (with the method's carried ``state``) on the run's held-out tasks (seeded by
+    ``eval_seed``, shared by all runs).
 
     Returns mean ± CI per step count, or with ``per_task=True`` the values of every task.
     """
@@ -97,7 +105,8 @@ def evaluate_params(setup: Setup, params: Params, *, steps: list[int] | None = N
     tasks = (eval_tasks or setup.eval_tasks).sample(num_tasks or config.eval_tasks, generator)
     return (per_task_metrics if per_task else evaluate)(
         setup.loss, params, tasks.to(config.device, config.torch_dtype),
-        steps=list(steps or config.eval_steps), method=setup.method, predict=setup.predict,
+        steps=list(steps or config.eval_steps), method=setup.method, state=state,
+        predict=setup.predict,
         transductive=config.eval_transductive,
         # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
         strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
@@ -139,7 +148,7 @@ def protocol_name(config: TrainConfig, report) -> str:
 def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any]) -> None:
     """Write ``results.json`` and ``results.md`` (atomically)."""
     title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
-             f"K={config.eval_k_shot or config.k_shot}, {config.method().settings.test_rule()}"
+             f"K={config.eval_k_shot or config.k_shot}, {describe(config.method()).test_rule}"
              + protocol_name(config, report))
     write_json(out / RESULTS, {
         "config": config.to_dict(), "evaluation": report_to_dict(report),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from metazoo.algorithms import Method, meta_gradient
+from metazoo.algorithms import Method, State, meta_gradient
 from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.config import TrainConfig
 from metazoo.messages import brief
@@ -67,11 +67,19 @@ def build(config: TrainConfig) -> Setup:
     )
 
 
-def initial_meta_params(setup: Setup, device: str | None = None) -> Params:
-    """θ₀: the meta-parameters the algorithm trains, from the model's initial parameters."""
+def initial_meta_params(setup: Setup, device: str | None = None) -> tuple[Params, State]:
+    """θ₀ and the carried state the method starts from, from the model's initial parameters:
+    the meta-parameters the algorithm trains (θ, and e.g. Meta-SGD's step sizes) and the state
+    it carries between meta-iterations (``{}`` for most)."""
     config = setup.config
-    return {name: p.to(device=device or config.device, dtype=config.torch_dtype)
-            for name, p in setup.method.init(initial_params(setup.model)).items()}
+
+    def move(tree):
+        return {name: move(value) if isinstance(value, dict) else value.to(
+            device=device or config.device, dtype=config.torch_dtype)
+            for name, value in tree.items()}
+
+    params, state = setup.method.init(initial_params(setup.model))
+    return move(params), move(state)
 
 
 def _make_tasks(config: TrainConfig, evaluation: bool) -> TaskDistribution:
@@ -181,7 +189,7 @@ def make_optimizer(config: TrainConfig, params: Params, spent=lambda: 0.0):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
-def choose_strategy(setup: Setup, params: Params, device: str) -> str:
+def choose_strategy(setup: Setup, params: Params, state: State, device: str) -> str:
     """Resolve ``strategy="auto"`` by timing both strategies on one batch.
 
     Which is faster depends on the workload: for fully connected nets vmap wins by ~10×,
@@ -199,7 +207,7 @@ def choose_strategy(setup: Setup, params: Params, device: str) -> str:
     for strategy in ("vmap", "loop"):
         for _ in range(2):  # the first call warms up (allocations, kernel selection)
             began = time.perf_counter()
-            meta_gradient(setup.method, setup.loss, params, batch, strategy=strategy,
+            meta_gradient(setup.method, setup.loss, params, state, batch, strategy=strategy,
                           chunk_size=config.chunk_size or None)
             if torch.device(device).type == "cuda":
                 torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them

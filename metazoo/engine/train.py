@@ -23,7 +23,8 @@ import torch
 from tqdm import tqdm
 
 import metazoo
-from metazoo.algorithms import meta_gradient
+from metazoo.algorithms import State, meta_gradient
+from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.checkpoint import FORMAT, Checkpoint, save_checkpoint
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.distributed import Ranks, all_reduce_mean, any_rank, barrier, init_ranks
@@ -94,8 +95,8 @@ def train(
     ranks, device = init_ranks(config.device, config.meta_batch)
     setup = build(config)  # before touching the folder: impossible tasks or missing data fail first
     configure_process(config)
-    params = initial_meta_params(setup, device)
-    rehearse(setup, params, device)
+    params, state = initial_meta_params(setup, device)
+    rehearse(setup, params, state, device)
     if ranks.lead and resume:  # refuse what can be refused before the folder gets a lock file
         _resumable(out, setup)
     elif ranks.lead:
@@ -106,23 +107,23 @@ def train(
             checkpoint = _resumable(out, setup) if resume else prepare_new_run(out, overwrite)
         barrier(ranks)
         if resume and not ranks.lead:
-            checkpoint = read_run(out)
+            checkpoint = read_run(out).fitted(setup)
         if checkpoint is not None and checkpoint.finished:
-            return _finished(setup, out, checkpoint, params, ranks, evaluate_at_end)
-        return _run(setup, out, checkpoint, params, device, ranks, signalled, progress,
+            return _finished(setup, out, checkpoint, params, state, ranks, evaluate_at_end)
+        return _run(setup, out, checkpoint, params, state, device, ranks, signalled, progress,
                     evaluate_at_end)
 
 
-def rehearse(setup: Setup, params: Params, device: str) -> None:
+def rehearse(setup: Setup, params: Params, state: State, device: str) -> None:
     """One meta-gradient and one test-time step on one task, drawn from generators of their
     own (the training stream does not move): whatever fails for this algorithm, model and
     task fails here, before the run changes its folder."""
     config = setup.config
     strategy = "loop" if setup.strategy == "loop" else "vmap"
     batch = setup.tasks.sample(1, torch.Generator().manual_seed(config.seed + 2))
-    meta_gradient(setup.method, setup.loss, params, batch.to(device, config.torch_dtype),
-                  strategy=strategy)
-    evaluate_params(dataclasses.replace(setup, strategy=strategy), params, steps=[1],
+    meta_gradient(setup.method, setup.loss, params, state,
+                  batch.to(device, config.torch_dtype), strategy=strategy)
+    evaluate_params(dataclasses.replace(setup, strategy=strategy), params, state, steps=[1],
                     num_tasks=1)
 
 
@@ -136,26 +137,28 @@ def _resumable(out: Path, setup: Setup) -> Checkpoint:
             "cannot resume with a different config; option(s) "
             + brief([f"{name} (stored {getattr(stored, name)!r}, given {getattr(config, name)!r})"
                      for name in differing], width=120))
-    checkpoint.check_fits(setup)
-    return checkpoint
+    return checkpoint.fitted(setup)
 
 
-def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, ranks: Ranks,
-              evaluate_at_end: bool) -> dict[str, Any]:
+def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, state: State,
+              ranks: Ranks, evaluate_at_end: bool) -> dict[str, Any]:
     """A finished run, resumed: change nothing; evaluate only if its results are missing."""
     params = {name: value.to(params[name]) for name, value in checkpoint.params.items()}
+    state = unflatten({name: value.to(flatten(state)[name])
+                       for name, value in flatten(checkpoint.state).items()}, state)
     summary = _summary(setup, out, checkpoint.iteration, checkpoint.train_seconds, [], params,
                        ranks)
     summary["finished_before"] = True
     if ranks.lead and evaluate_at_end and not (out / RESULTS).is_file():
-        report = evaluate_params(setup, params)
+        report = evaluate_params(setup, params, state)
         summary["report"] = report
         write_results(out, setup.config, report, summary)
     return summary
 
 
-def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params, device: str,
-         ranks: Ranks, signalled, progress: bool, evaluate_at_end: bool) -> dict[str, Any]:
+def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params, state: State,
+         device: str, ranks: Ranks, signalled, progress: bool, evaluate_at_end: bool
+         ) -> dict[str, Any]:
     config, lead = setup.config, ranks.lead
     spent = {"seconds": 0.0}  # the budget clock, for a schedule that follows the time budget
     optimizer, scheduler = make_optimizer(config, params, lambda: spent["seconds"])
@@ -165,6 +168,9 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         with torch.no_grad():
             for name, p in params.items():
                 p.copy_(checkpoint.params[name])
+            stored = flatten(checkpoint.state)
+            state = unflatten({name: stored[name].to(value)
+                               for name, value in flatten(state).items()}, state)
         optimizer.load_state_dict(checkpoint.optimizer)
         scheduler.load_state_dict(dict(checkpoint.scheduler))
         generator.set_state(checkpoint.generator)
@@ -173,7 +179,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         spent["seconds"] = trained_seconds
         if config.strategy == "auto":
             setup.strategy = checkpoint.strategy  # keep the measured choice: bit-identical resume
-    setup.strategy = choose_strategy(setup, params, device)
+    setup.strategy = choose_strategy(setup, params, state, device)
     if lead and checkpoint is not None:
         _truncate_log(out / LOG, start)
         _truncate_log(out / VALIDATION, start)
@@ -188,6 +194,8 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 "config": config.to_dict(),
                 "iteration": iteration,
                 "params": {name: p.detach().cpu() for name, p in params.items()},
+                "state": unflatten({name: value.detach().cpu()
+                                    for name, value in flatten(state).items()}, state),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "generator": generator.get_state(),
@@ -217,12 +225,15 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             # number of processes, then keeps its own share.
             batch = setup.tasks.sample(config.meta_batch, generator)
             batch = batch.slice(low, high).to(device, config.torch_dtype)
-            grads, stats = meta_gradient(setup.method, setup.loss, params, batch,
-                                         strategy=setup.strategy, chunk_size=chunk)
+            grads, stats, new_state = meta_gradient(setup.method, setup.loss, params, state,
+                                                    batch, strategy=setup.strategy,
+                                                    chunk_size=chunk)
             if ranks.world > 1:
-                grads, stats = all_reduce_mean(grads, stats, high - low, config.meta_batch)
+                grads, stats, new_state = all_reduce_mean(grads, stats, new_state, high - low,
+                                                          config.meta_batch)
             finite = all(torch.isfinite(g).all() for g in grads.values()) and all(
-                torch.isfinite(s) for s in stats.values())
+                torch.isfinite(s) for s in stats.values()) and all(
+                torch.isfinite(s).all() for s in flatten(new_state).values())
             if not finite and not config.skip_nonfinite:
                 raise NonFiniteError(
                     f"non-finite meta-gradient or loss at iteration {iteration + 1}; the last "
@@ -231,7 +242,9 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 )
             # A dropped batch leaves every grad None: the optimizer then changes nothing,
             # while the step-size schedule still follows the iteration count.
-            apply_step(setup.method, params, grads if finite else None, optimizer)
+            apply_step(params, grads if finite else None, optimizer)
+            if finite:
+                state = new_state
             scheduler.step()
             skipped += not finite
             seconds.append(time.perf_counter() - began)
@@ -249,7 +262,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 append_line(log, json.dumps(record))
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
             if lead and config.val_every and (done % config.val_every == 0 or last or stop):
-                _validate(setup, params, out / VALIDATION, done, trained_seconds)
+                _validate(setup, params, state, out / VALIDATION, done, trained_seconds)
             if done % config.checkpoint_every == 0 or last or stop:
                 save(done)
             if stop and not last:
@@ -262,12 +275,13 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             log.close()
 
     summary = _summary(setup, out, done, trained_seconds, seconds, params, ranks)
+    summary["state"] = state
     if skipped and skipped == done:
         raise NonFiniteError(
             f"every one of the {done} meta-iterations had a non-finite meta-gradient and was "
             f"skipped (skip_nonfinite), so θ is still θ₀; lower outer_lr or inner_lr")
     if evaluate_at_end and lead:
-        report = evaluate_params(setup, params)
+        report = evaluate_params(setup, params, state)
         summary["report"] = report
         write_results(out, config, report, summary)
         problem = non_finite(report)
@@ -280,11 +294,12 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
     return summary
 
 
-def _validate(setup: Setup, params: Params, path: Path, iteration: int, seconds: float) -> None:
+def _validate(setup: Setup, params: Params, state: State, path: Path, iteration: int,
+              seconds: float) -> None:
     """Append θ's score on the fixed validation tasks to the learning curve at ``path``."""
     if setup.val_tasks is None:
         setup.val_tasks = validation_tasks(setup)
-    report = evaluate_params(setup, params, num_tasks=setup.config.val_tasks,
+    report = evaluate_params(setup, params, state, num_tasks=setup.config.val_tasks,
                              eval_tasks=setup.val_tasks)
     record = {"iteration": iteration, "train_seconds": seconds,
               **{f"{metric}@{step}": estimate.mean for step, values in report.items()
