@@ -46,3 +46,14 @@ def rewrite_run(run_dir, state, **config_changes):
     written = json.loads((run_dir / "config.json").read_text())
     written.update(config_changes)
     (run_dir / "config.json").write_text(json.dumps(written))
+
+
+def task_gradient(name, loss, params, task, **options):
+    """The registered method ``name``'s meta-gradient and statistics for one task, from the
+    model's parameters ``params`` (its settings built from ``options``)."""
+    from metazoo.algorithms import make_method
+
+    method = make_method(name, **options)
+    meta, state = method.init(params)
+    gradient, stats, _ = method.meta_gradient(loss, meta, state, task)
+    return gradient, stats

@@ -65,7 +65,7 @@ def train_tiny(tree: Path, out: Path, algorithm: str, *extra: str) -> Path:
 def held_out_task(run_dir: Path) -> tuple[TaskBatch, object]:
     """One task of the run's own held-out distribution in the order ``metazoo predict``
     reads files: support shot by shot in label order, queries class by class."""
-    setup, _, _ = rebuild_run(run_dir)
+    setup, _, _, _ = rebuild_run(run_dir)
     task = setup.eval_tasks.sample(1, torch.Generator().manual_seed(7))
     dtype = setup.config.torch_dtype
     shot = torch.arange(WAYS * SHOTS) // WAYS
@@ -107,11 +107,11 @@ def test_load_run_and_predict_give_eval_predictions(algorithm, transductive, tre
     run = metazoo.load_run(run_dir)
     steps = run.steps
     assert run.transductive is transductive
-    assert steps == setup.method.own_test_steps(1)
+    assert steps == (1 if setup.method.test_steps is None else setup.method.test_steps)
 
     # metazoo eval's adaptation and protocol, on this task.
-    _, params, _ = rebuild_run(run_dir)
-    phi = setup.method.adapt(setup.loss, params, task.support_x[0], task.support_y[0],
+    _, params, state, _ = rebuild_run(run_dir)
+    phi = setup.method.adapt(setup.loss, params, state, task.support_x[0], task.support_y[0],
                              [steps])[-1]
     if transductive:
         expected = setup.predict(phi, task.query_x[0])
@@ -123,7 +123,7 @@ def test_load_run_and_predict_give_eval_predictions(algorithm, transductive, tre
         one_by_one = torch.stack([alone(q) for q in task.query_x[0]])
         assert torch.allclose(expected, one_by_one, rtol=1e-12, atol=1e-12)
     report = per_task_metrics(setup.loss, params, task, steps=[steps], method=setup.method,
-                              predict=setup.predict, strategy="loop", transductive=transductive)
+                              state=state, predict=setup.predict, strategy="loop", transductive=transductive)
     accuracy = float(report[steps]["accuracy"][0])
     assert accuracy == float((expected.argmax(-1) == task.query_y[0]).float().mean())
 
@@ -160,10 +160,10 @@ def test_regression_run_predicts_from_csv(tmp_path, capsys):
     assert main(["train", "--task", "sinusoid", "--iterations", "3", "--meta-batch", "2",
                  "--dtype", "float64", "--eval-tasks", "2", "--algorithm", "metasgd",
                  "--no-progress", "--out", str(run_dir)]) == 0
-    setup, params, _ = rebuild_run(run_dir)
+    setup, params, state, _ = rebuild_run(run_dir)
     task = setup.eval_tasks.sample(1, torch.Generator().manual_seed(3)).to("cpu", torch.float64)
     run = metazoo.load_run(run_dir)
-    phi = setup.method.adapt(setup.loss, params, task.support_x[0], task.support_y[0],
+    phi = setup.method.adapt(setup.loss, params, state, task.support_x[0], task.support_y[0],
                              [run.steps])[-1]
     expected = setup.predict(phi, task.query_x[0]) if setup.predict else \
         run.predict_fn(phi, task.query_x[0])

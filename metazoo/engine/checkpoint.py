@@ -34,8 +34,8 @@ from typing import Any
 import torch
 
 import metazoo
-from metazoo.engine.config import TrainConfig
 from metazoo.core.tree import flatten, unflatten
+from metazoo.engine.config import TrainConfig
 from metazoo.engine.setup import Setup, initial_meta_params, make_optimizer
 from metazoo.fileio import atomic_write_bytes, write_json
 from metazoo.messages import brief

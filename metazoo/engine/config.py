@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from metazoo.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, Method, get_algorithm
-from metazoo.options import check_field_types, option
+from metazoo.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, Method, Settings, get_algorithm
 from metazoo.core.batch import STRATEGIES
+from metazoo.options import check_field_types, option
 from metazoo.tasks import TASKS
 
 #: Largest seed: generators take 64-bit seeds, and a run also seeds with seed + 1 and + 2.
@@ -143,7 +143,7 @@ class TrainConfig:
         if shared & set(self.algorithm_options):
             raise ValueError("algorithm_options must not hold inner_steps or inner_lr: they are "
                              "options of the run itself")
-        settings = self.method().settings
+        settings = self.settings()
         resolved = {name: value for name, value in dataclasses.asdict(settings).items()
                     if name not in shared}
         object.__setattr__(self, "algorithm_options", resolved)
@@ -186,8 +186,8 @@ class TrainConfig:
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
 
-    def method(self) -> Method:
-        """The algorithm bound to its settings (inner loop plus its own options).
+    def settings(self) -> Settings:
+        """The algorithm's settings (inner loop plus its own options).
 
         ``inner_steps`` −1 and ``inner_lr`` 0 take the algorithm's own defaults. An option the
         algorithm does not take is refused, naming the algorithm's options.
@@ -197,7 +197,11 @@ class TrainConfig:
             inner["inner_steps"] = self.inner_steps
         if self.inner_lr != 0:
             inner["inner_lr"] = self.inner_lr
-        return get_algorithm(self.algorithm).bind(**inner, **self.algorithm_options)
+        return get_algorithm(self.algorithm).make_settings(**inner, **self.algorithm_options)
+
+    def method(self) -> Method:
+        """The algorithm bound to its settings (:meth:`settings`)."""
+        return get_algorithm(self.algorithm).bind(self.settings())
 
     def task_options(self, evaluation: bool = False, part: str = "") -> dict[str, Any]:
         """Options for the task factory: only those its signature takes.

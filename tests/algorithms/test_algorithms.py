@@ -1,15 +1,14 @@
-"""Each algorithm against a plain, obviously-correct reference on the sinusoid MLP (float64),
-plus one contract test run over every registered algorithm."""
+"""Each algorithm against a plain, obviously-correct reference on the sinusoid MLP (float64).
+The contract every registered method meets is tests/algorithms/test_contract.py."""
 
 import pytest
 import torch
 
-from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
-from metazoo.core import adapt
-from metazoo.core.batch import mean_over_tasks
+from metazoo.algorithms import get_algorithm, make_method, meta_gradient
+from metazoo.core import RMSState, adapt, rms, sgd
 from metazoo.models import make_loss
 from metazoo.tasks import TaskBatch
-from tests.helpers import double_mlp, sinusoid_batch
+from tests.helpers import double_mlp, sinusoid_batch, task_gradient
 
 
 def reference_maml(model, params, task, steps, lr, second_order=True):
@@ -45,10 +44,9 @@ def relative_difference(a, b):
 def test_maml_matches_autograd_reference(steps):
     model, loss, params = double_mlp()
     batch = sinusoid_batch(num_tasks=3)
-    settings = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=0.05)
     for index in range(batch.num_tasks):
         task = batch.task(index)
-        gradient, _ = get_algorithm("maml").meta_gradient(loss, params, task, settings)
+        gradient, _ = task_gradient("maml", loss, params, task, inner_steps=steps, inner_lr=0.05)
         expected = reference_maml(model, params, task, steps, 0.05)
         assert_trees_close(gradient, expected, rtol=1e-10, atol=1e-12)
 
@@ -56,11 +54,10 @@ def test_maml_matches_autograd_reference(steps):
 def test_maml_matches_finite_differences():
     _model, loss, params = double_mlp(seed=3)
     task = sinusoid_batch(num_tasks=1, seed=2).task(0)
-    settings = get_algorithm("maml").make_settings(inner_steps=2, inner_lr=0.02)
-    gradient, _ = get_algorithm("maml").meta_gradient(loss, params, task, settings)
+    gradient, _ = task_gradient("maml", loss, params, task, inner_steps=2, inner_lr=0.02)
 
     def objective(theta):
-        adapted = adapt(loss, theta, task.support_x, task.support_y, 2, 0.02).params
+        adapted = adapt(loss, theta, task.support_x, task.support_y, 2, sgd(0.02)).params
         return loss(adapted, task.query_x, task.query_y).item()
 
     direction = {n: torch.randn(p.shape, generator=torch.Generator().manual_seed(i),
@@ -76,14 +73,12 @@ def test_maml_matches_finite_differences():
 def test_fomaml_is_query_gradient_at_adapted_params_and_differs_from_maml():
     model, loss, params = double_mlp()
     batch = sinusoid_batch(num_tasks=2)
-    settings = get_algorithm("fomaml").make_settings(inner_steps=3, inner_lr=0.05)
     for index in range(batch.num_tasks):
         task = batch.task(index)
-        gradient, _ = get_algorithm("fomaml").meta_gradient(loss, params, task, settings)
+        gradient, _ = task_gradient("fomaml", loss, params, task, inner_steps=3, inner_lr=0.05)
         expected = reference_maml(model, params, task, 3, 0.05, second_order=False)
         assert_trees_close(gradient, expected, rtol=1e-10, atol=1e-12)
-        exact, _ = get_algorithm("maml").meta_gradient(
-            loss, params, task, get_algorithm("maml").make_settings(inner_steps=3, inner_lr=0.05))
+        exact, _ = task_gradient("maml", loss, params, task, inner_steps=3, inner_lr=0.05)
         # Nonzero curvature: a silently first-order MAML would fail here.
         assert relative_difference(gradient, exact) > 1e-3
 
@@ -92,10 +87,9 @@ def test_reptile_with_one_step_points_along_joint_gradient():
     _, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
     lr = 0.03
-    reptile, reptile_stats = get_algorithm("reptile").meta_gradient(
-        loss, params, task, get_algorithm("reptile").make_settings(inner_steps=1, inner_lr=lr))
-    joint, joint_stats = get_algorithm("joint").meta_gradient(
-        loss, params, task, get_algorithm("joint").make_settings())
+    reptile, reptile_stats = task_gradient("reptile", loss, params, task, inner_steps=1,
+                                           inner_lr=lr)
+    joint, joint_stats = task_gradient("joint", loss, params, task)
     assert_trees_close(reptile, {n: lr * g for n, g in joint.items()}, rtol=1e-10, atol=1e-12)
     # Reptile logs the objective where its last step began: here the loss at θ, joint's.
     torch.testing.assert_close(reptile_stats["loss"], joint_stats["loss"], rtol=1e-12, atol=0)
@@ -104,9 +98,8 @@ def test_reptile_with_one_step_points_along_joint_gradient():
 def test_reptile_direction_is_theta_minus_adapted():
     _, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
-    settings = get_algorithm("reptile").make_settings(inner_steps=4, inner_lr=0.02,
-                                                      data="support")
-    direction, stats = get_algorithm("reptile").meta_gradient(loss, params, task, settings)
+    direction, stats = task_gradient("reptile", loss, params, task, inner_steps=4, inner_lr=0.02,
+                                     data="support")
     adapted = dict(params)
     for _ in range(4):  # plain SGD, written out
         last = loss(adapted, task.support_x, task.support_y)
@@ -119,8 +112,7 @@ def test_reptile_direction_is_theta_minus_adapted():
 def test_joint_is_gradient_on_support_and_query():
     model, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
-    gradient, _ = get_algorithm("joint").meta_gradient(
-        loss, params, task, get_algorithm("joint").make_settings())
+    gradient, _ = task_gradient("joint", loss, params, task)
     theta = {n: p.clone().requires_grad_(True) for n, p in params.items()}
     x = torch.cat([task.support_x, task.query_x])
     y = torch.cat([task.support_y, task.query_y])
@@ -129,93 +121,24 @@ def test_joint_is_gradient_on_support_and_query():
     assert_trees_close(gradient, expected)
 
 
-# ---- contract: every registered algorithm -------------------------------------------------
-
-@pytest.fixture(params=sorted(ALGORITHMS))
-def algorithm(request):
-    return get_algorithm(request.param)
-
-
-def per_task_fn(algorithm, loss, settings):
-    method = algorithm.make(settings)
-    return lambda params, task: method.meta_gradient(loss, method.init(params), task)
-
-
-def test_contract_shapes_finite_and_input_unchanged(algorithm):
-    _, loss, params = double_mlp()
-    settings = algorithm.make_settings(inner_steps=2, inner_lr=0.01)
-    params = algorithm.make(settings).init(params)
-    before = {n: p.clone() for n, p in params.items()}
-    task = sinusoid_batch(num_tasks=1).task(0)
-    gradient, stats = algorithm.meta_gradient(loss, params, task, settings)
-    assert gradient.keys() == params.keys()
-    for name in params:
-        assert gradient[name].shape == params[name].shape
-        assert gradient[name].dtype == params[name].dtype
-        assert torch.isfinite(gradient[name]).all()
-        assert not gradient[name].requires_grad
-        assert torch.equal(params[name], before[name])
-    assert "loss" in stats and all(s.ndim == 0 and torch.isfinite(s) for s in stats.values())
-
-
-def test_contract_vmap_equals_loop_and_chunks(algorithm):
-    _, loss, params = double_mlp()
-    batch = sinusoid_batch(num_tasks=5)
-    fn = per_task_fn(algorithm, loss, algorithm.make_settings(inner_steps=2, inner_lr=0.01))
-    looped, loop_stats = mean_over_tasks(fn, params, batch, strategy="loop")
-    mapped, map_stats = mean_over_tasks(fn, params, batch, strategy="vmap")
-    chunked, _ = mean_over_tasks(fn, params, batch, strategy="vmap", chunk_size=2)
-    assert_trees_close(mapped, looped, rtol=1e-10, atol=1e-12)
-    assert_trees_close(chunked, mapped, rtol=1e-12, atol=1e-14)
-    assert_trees_close(map_stats, loop_stats, rtol=1e-10, atol=1e-12)
-    # A mean over tasks, not the meta-gradient of one task.
-    single, _ = fn(params, batch.task(0))
-    assert relative_difference(single, mapped) > 1e-3
-
-
-def test_contract_deterministic(algorithm):
-    _, loss, params = double_mlp()
-    batch = sinusoid_batch(num_tasks=3)
-    fn = per_task_fn(algorithm, loss, algorithm.make_settings(inner_steps=2, inner_lr=0.01))
-    first, _ = mean_over_tasks(fn, params, batch)
-    second, _ = mean_over_tasks(fn, params, batch)
-    for name in first:
-        assert torch.equal(first[name], second[name])
-
-
-def test_contract_float32(algorithm):
-    _, loss, params = double_mlp()
-    params32 = {n: p.float() for n, p in params.items()}
-    batch = sinusoid_batch(num_tasks=3, dtype=torch.float32)
-    fn = per_task_fn(algorithm, loss, algorithm.make_settings(inner_steps=1, inner_lr=0.01))
-    # The module is float64 but functional_call uses the given float32 tensors throughout.
-    gradient, _ = mean_over_tasks(fn, params32, batch)
-    assert all(g.dtype == torch.float32 for g in gradient.values())
-
-
 @pytest.mark.parametrize("steps", [1, 4])
 def test_maml_checkpointing_gives_the_same_gradient(steps):
     model, loss, params = double_mlp()
     batch = sinusoid_batch(num_tasks=3)
-    direct = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=0.05)
-    recompute = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=0.05,
-                                                    checkpoint=True)
-    fn = get_algorithm("maml").meta_gradient
     for index in range(batch.num_tasks):
         task = batch.task(index)
         expected = reference_maml(model, params, task, steps, 0.05)
-        assert_trees_close(fn(loss, params, task, recompute)[0], expected, rtol=1e-10, atol=1e-12)
-        assert_trees_close(fn(loss, params, task, direct)[0], expected, rtol=1e-10, atol=1e-12)
+        for checkpoint in (True, False):
+            gradient, _ = task_gradient("maml", loss, params, task, inner_steps=steps,
+                                        inner_lr=0.05, checkpoint=checkpoint)
+            assert_trees_close(gradient, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_metasgd_with_uniform_rates_has_mamls_theta_gradient():
     _, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
-    settings = get_algorithm("metasgd").make_settings(inner_steps=2, inner_lr=0.03)
-    meta = get_algorithm("metasgd").make(settings).init(params)
-    gradient, _ = get_algorithm("metasgd").meta_gradient(loss, meta, task, settings)
-    exact, _ = get_algorithm("maml").meta_gradient(
-        loss, params, task, get_algorithm("maml").make_settings(inner_steps=2, inner_lr=0.03))
+    gradient, _ = task_gradient("metasgd", loss, params, task, inner_steps=2, inner_lr=0.03)
+    exact, _ = task_gradient("maml", loss, params, task, inner_steps=2, inner_lr=0.03)
     assert_trees_close({n: gradient[n] for n in params}, exact, rtol=1e-10, atol=1e-12)
     # and the step sizes get a gradient of their own, the same shapes as θ
     assert all(gradient["inner_lr." + n].shape == p.shape for n, p in params.items())
@@ -225,10 +148,12 @@ def test_metasgd_with_uniform_rates_has_mamls_theta_gradient():
 def test_anil_adapts_only_the_head_and_equals_maml_when_the_head_is_everything():
     _, _loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
+    from metazoo.algorithms.anil import head_names
+
     settings = get_algorithm("anil").make_settings(inner_steps=2, inner_lr=0.05)
-    assert settings.head_names(params) == ["4.weight", "4.bias"]
-    (adapted,) = get_algorithm("anil").make(settings).adapt(
-        _loss, params, task.support_x, task.support_y, [3])
+    assert head_names(settings, params) == ["4.weight", "4.bias"]
+    (adapted,) = get_algorithm("anil").bind(settings).adapt(
+        _loss, params, {}, task.support_x, task.support_y, [3])
     assert torch.equal(adapted["0.weight"], params["0.weight"])  # the body stays fixed
     assert not torch.equal(adapted["4.weight"], params["4.weight"])
     model = torch.nn.Linear(3, 1).double()
@@ -236,23 +161,21 @@ def test_anil_adapts_only_the_head_and_equals_maml_when_the_head_is_everything()
     linear_loss = make_loss(model)
     x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     task = TaskBatch(x, x.sum(1, keepdim=True), x + 1, x.sum(1, keepdim=True))
-    whole = get_algorithm("anil").make_settings(inner_steps=2, inner_lr=0.05, head="")
     with pytest.raises(ValueError, match="prefix of no parameter name"):
-        get_algorithm("anil").make(head="body").init(linear_params)
+        make_method("anil", head="body").init(linear_params)
     # a one-layer model: its "last layer" is all of it, so ANIL is MAML
-    anil_grad, _ = get_algorithm("anil").meta_gradient(linear_loss, linear_params, task, whole)
-    maml_grad, _ = get_algorithm("maml").meta_gradient(
-        linear_loss, linear_params, task,
-        get_algorithm("maml").make_settings(inner_steps=2, inner_lr=0.05))
+    anil_grad, _ = task_gradient("anil", linear_loss, linear_params, task, inner_steps=2,
+                                 inner_lr=0.05, head="")
+    maml_grad, _ = task_gradient("maml", linear_loss, linear_params, task, inner_steps=2,
+                                 inner_lr=0.05)
     assert_trees_close(anil_grad, maml_grad, rtol=1e-12, atol=1e-14)
 
 
 def test_reptile_with_its_own_inner_adam_is_theta_minus_torch_adam():
     _, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1).task(0)
-    method = get_algorithm("reptile").make(inner_steps=4, inner_lr=0.003, inner_optimizer="adam",
-                                           inner_batch=5)
-    direction, _ = method.meta_gradient(loss, params, task)
+    direction, _ = task_gradient("reptile", loss, params, task, inner_steps=4, inner_lr=0.003,
+                                 inner_optimizer="adam", inner_batch=5)
     weights = {n: p.clone().requires_grad_() for n, p in params.items()}
     optimizer = torch.optim.Adam(weights.values(), lr=0.003, betas=(0.0, 0.999))
     x = torch.cat([task.support_x, task.query_x])  # all of the task's data, 17 examples
@@ -274,13 +197,14 @@ def test_reptile_carrying_its_adam_state_is_the_reference_loop_at_meta_batch_one
     from metazoo.engine.outer import outer_step
 
     _, loss, params = double_mlp()
-    method = get_algorithm("reptile").make(inner_steps=3, inner_lr=0.01, inner_optimizer="adam",
-                                           inner_batch=6, carry_moment=True, beta2=0.99)
-    meta = {n: p.clone().requires_grad_() for n, p in method.init(params).items()}
+    method = make_method("reptile", inner_steps=3, inner_lr=0.01, inner_optimizer="adam",
+                         inner_batch=6, carry_moment=True, beta2=0.99)
+    start, state = method.init(params)
+    meta = {n: p.clone().requires_grad_() for n, p in start.items()}
     outer = torch.optim.SGD(meta.values(), lr=0.5)  # ε
     batches = [sinusoid_batch(num_tasks=1, seed=seed) for seed in range(4)]
     for batch in batches:
-        outer_step(method, loss, meta, batch, outer)
+        _, state = outer_step(method, loss, meta, state, batch, outer)
 
     theta = {n: p.clone() for n, p in params.items()}
     weights = {n: p.clone().requires_grad_() for n, p in params.items()}
@@ -300,49 +224,47 @@ def test_reptile_carrying_its_adam_state_is_the_reference_loop_at_meta_batch_one
         theta = {n: theta[n] + 0.5 * (weights[n].detach() - theta[n]) for n in theta}
     for n in params:
         torch.testing.assert_close(meta[n].detach(), theta[n], rtol=1e-10, atol=1e-12)
-        torch.testing.assert_close(meta["inner_rms." + n].detach(),
+        torch.testing.assert_close(state["inner_rms"][n],
                                    inner.state[weights[n]]["exp_avg_sq"], rtol=1e-10, atol=1e-14)
-    assert meta["inner_rms_steps"].item() == 12 == inner.state[weights["0.weight"]]["step"].item()
+    assert state["inner_rms_steps"].item() == 12 == inner.state[weights["0.weight"]]["step"].item()
+    assert meta.keys() == params.keys()  # the state is not among the meta-parameters
 
     # Evaluation adapts from the carried state, as the reference does (its Adam is not reset
     # for evaluation), and differs from a fresh Adam.
     task = batches[0].task(0)
-    (carried,) = method.adapt(loss, meta, task.support_x, task.support_y, [2])
-    fresh = get_algorithm("reptile").make(inner_steps=3, inner_lr=0.01, inner_optimizer="adam",
-                                          beta2=0.99)
-    (reset,) = fresh.adapt(loss, method.model_params(meta), task.support_x, task.support_y, [2])
-    expected = adapt(loss, method.model_params(meta), task.support_x, task.support_y, 2, 0.01,
-                     rms_decay=0.99, rms_count=meta["inner_rms_steps"],
-                     rms_init={n: meta["inner_rms." + n] for n in params}).params
+    (carried,) = method.adapt(loss, meta, state, task.support_x, task.support_y, [2])
+    fresh = make_method("reptile", inner_steps=3, inner_lr=0.01, inner_optimizer="adam",
+                        beta2=0.99)
+    (reset,) = fresh.adapt(loss, meta, {}, task.support_x, task.support_y, [2])
+    expected = adapt(loss, meta, task.support_x, task.support_y, 2, rms(0.01, 0.99),
+                     state=RMSState(state["inner_rms"], state["inner_rms_steps"])).params
     assert_trees_close(carried, expected, rtol=1e-12, atol=1e-14)
     assert not all(torch.allclose(carried[n], reset[n]) for n in params)
 
 
 def test_reptile_carried_moment_is_the_mean_over_a_meta_batch():
     _, loss, params = double_mlp()
-    method = get_algorithm("reptile").make(inner_steps=2, inner_lr=0.01, inner_optimizer="adam",
-                                           carry_moment=True)
-    meta = method.init(params)
+    method = make_method("reptile", inner_steps=2, inner_lr=0.01, inner_optimizer="adam",
+                         carry_moment=True)
+    meta, state = method.init(params)
     batch = sinusoid_batch(num_tasks=3)
-    grads, _ = meta_gradient(method, loss, meta, batch)
-    moments = [method.meta_gradient(loss, meta, batch.task(i))[0] for i in range(3)]
+    _, _, mean_state = meta_gradient(method, loss, meta, state, batch)
+    states = [method.meta_gradient(loss, meta, state, batch.task(i))[2] for i in range(3)]
     for n in params:
-        torch.testing.assert_close(grads["inner_rms." + n],
-                                   sum(m["inner_rms." + n] for m in moments) / 3)
-    assert grads["inner_rms_steps"].item() == 2
-    assert method.carried(meta) == [n for n in meta if n.startswith("inner_rms")]
+        torch.testing.assert_close(mean_state["inner_rms"][n],
+                                   sum(s["inner_rms"][n] for s in states) / 3)
+    assert mean_state["inner_rms_steps"].item() == 2
     with pytest.raises(ValueError, match="carry_moment needs inner_optimizer 'adam'"):
-        get_algorithm("reptile").make(carry_moment=True)
+        make_method("reptile", carry_moment=True)
 
 
 def test_imaml_newton_solver_settings_are_checked():
-    imaml = get_algorithm("imaml")
     with pytest.raises(ValueError, match="inner_solver must be 'gd' or 'newton'"):
-        imaml.make(inner_solver="lbfgs")
+        make_method("imaml", inner_solver="lbfgs")
     with pytest.raises(ValueError, match="use it with inner_solver 'gd'"):
-        imaml.make(inner_solver="newton", inner_proximal=False)
+        make_method("imaml", inner_solver="newton", inner_proximal=False)
     with pytest.raises(ValueError, match="solver_cg_steps must be an integer >= 1"):
-        imaml.make(inner_solver="newton", solver_cg_steps=0)
+        make_method("imaml", inner_solver="newton", solver_cg_steps=0)
 
 
 def test_imaml_newton_solver_adapts_further_than_its_gradient_steps_at_high_curvature():
@@ -351,11 +273,10 @@ def test_imaml_newton_solver_adapts_further_than_its_gradient_steps_at_high_curv
     _, loss, params = double_mlp()
     sharp = {n: 3.0 * p for n, p in params.items()}  # a sharper θ
     task = sinusoid_batch(num_tasks=1).task(0)
-    newton = get_algorithm("imaml").make(lam=10.0)  # the default solver
-    gd = get_algorithm("imaml").make(inner_solver="gd", inner_lr=0.5, lam=10.0,
-                                     test_proximal=True)
-    (by_newton,) = newton.adapt(loss, sharp, task.support_x, task.support_y, [10])
-    (by_gd,) = gd.adapt(loss, sharp, task.support_x, task.support_y, [10])
+    newton = make_method("imaml", lam=10.0)  # the default solver
+    gd = make_method("imaml", inner_solver="gd", inner_lr=0.5, lam=10.0, test_proximal=True)
+    (by_newton,) = newton.adapt(loss, sharp, {}, task.support_x, task.support_y, [10])
+    (by_gd,) = gd.adapt(loss, sharp, {}, task.support_x, task.support_y, [10])
     start = loss(sharp, task.support_x, task.support_y)
     assert loss(by_newton, task.support_x, task.support_y) < start
     assert not loss(by_gd, task.support_x, task.support_y) < start

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from metazoo.algorithms import get_algorithm
+from metazoo.algorithms import make_method
 from metazoo.models import make_loss
 from metazoo.types import TaskBatch
-from tests.helpers import linear_batch
+from tests.helpers import linear_batch, task_gradient
 
 
 def linear_model(dim: int, seed: int = 0):
@@ -39,7 +39,6 @@ def test_maml_equals_closed_form(steps):
     dim, alpha = 3, 0.05
     _model, loss, params = linear_model(dim)
     batch = linear_batch(num_tasks=3, dim=dim)
-    settings = get_algorithm("maml").make_settings(inner_steps=steps, inner_lr=alpha)
     for index in range(batch.num_tasks):
         task = batch.task(index)
         support_a, support_b = quadratic(task.support_x, task.support_y)
@@ -51,7 +50,8 @@ def test_maml_equals_closed_form(steps):
         # dφ/dθ = (I − αA)^k, symmetric, so the meta-gradient is (I − αA)^k ∇L_query(φ).
         jacobian = np.linalg.matrix_power(np.eye(dim + 1) - alpha * support_a, steps)
         expected = jacobian @ (query_a @ phi - query_b)
-        gradient, _ = get_algorithm("maml").meta_gradient(loss, params, task, settings)
+        gradient, _ = task_gradient("maml", loss, params, task, inner_steps=steps,
+                                    inner_lr=alpha)
         np.testing.assert_allclose(flat(gradient), expected, rtol=0, atol=1e-10)
 
 
@@ -67,8 +67,8 @@ def test_imaml_equals_exact_implicit_gradient(regularization, solver):
     dim = 3
     _model, loss, params = linear_model(dim, seed=1)
     batch = linear_batch(num_tasks=2, dim=dim, seed=3)
-    settings = get_algorithm("imaml").make_settings(lam=regularization, cg_steps=dim + 1,
-                                                    test_proximal=True, **SOLVERS[solver])
+    options = {"lam": regularization, "cg_steps": dim + 1, "test_proximal": True,
+               **SOLVERS[solver]}
     for index in range(batch.num_tasks):
         task = batch.task(index)
         support_a, support_b = quadratic(task.support_x, task.support_y)
@@ -77,12 +77,12 @@ def test_imaml_equals_exact_implicit_gradient(regularization, solver):
         phi = np.linalg.solve(support_a + regularization * identity,
                               support_b + regularization * flat(params))
         expected = np.linalg.solve(identity + support_a / regularization, query_a @ phi - query_b)
-        gradient, stats = get_algorithm("imaml").meta_gradient(loss, params, task, settings)
+        gradient, stats = task_gradient("imaml", loss, params, task, **options)
         np.testing.assert_allclose(flat(gradient), expected, rtol=0, atol=1e-9)
         assert stats["cg_residual"] < 1e-8
         # test-time adaptation (proximal term on) reaches the same proximal solution
-        (adapted,) = get_algorithm("imaml").make(settings).adapt(
-            loss, params, task.support_x, task.support_y, [settings.inner_steps])
+        (adapted,) = make_method("imaml", **options).adapt(
+            loss, params, {}, task.support_x, task.support_y, [options["inner_steps"]])
         np.testing.assert_allclose(flat(adapted), phi, rtol=0, atol=1e-9)
 
 
@@ -91,12 +91,9 @@ def test_imaml_with_few_cg_steps_is_not_exact():
     dim = 3
     _, loss, params = linear_model(dim, seed=1)
     task = linear_batch(num_tasks=1, dim=dim, seed=3).task(0)
-    exact = get_algorithm("imaml").make_settings(inner_solver="gd", inner_steps=500,
-                                                 inner_lr=0.1, cg_steps=dim + 1, lam=0.5)
-    rough = get_algorithm("imaml").make_settings(inner_solver="gd", inner_steps=500,
-                                                 inner_lr=0.1, cg_steps=1, lam=0.5)
-    exact_grad, _ = get_algorithm("imaml").meta_gradient(loss, params, task, exact)
-    rough_grad, stats = get_algorithm("imaml").meta_gradient(loss, params, task, rough)
+    options = {"inner_solver": "gd", "inner_steps": 500, "inner_lr": 0.1, "lam": 0.5}
+    exact_grad, _ = task_gradient("imaml", loss, params, task, cg_steps=dim + 1, **options)
+    rough_grad, stats = task_gradient("imaml", loss, params, task, cg_steps=1, **options)
     assert np.abs(flat(exact_grad) - flat(rough_grad)).max() > 1e-4
     assert stats["cg_residual"] > 1e-6
 
@@ -105,9 +102,8 @@ def test_cg_damping_solves_the_damped_system():
     dim, damping, regularization = 3, 0.7, 1.5
     _, loss, params = linear_model(dim, seed=2)
     task = linear_batch(num_tasks=1, dim=dim, seed=5).task(0)
-    settings = get_algorithm("imaml").make_settings(
-        inner_solver="gd", inner_steps=400, inner_lr=0.1, lam=regularization, cg_steps=dim + 1,
-        cg_damping=damping)
+    options = {"inner_solver": "gd", "inner_steps": 400, "inner_lr": 0.1, "lam": regularization,
+               "cg_steps": dim + 1, "cg_damping": damping}
     support_a, support_b = quadratic(task.support_x, task.support_y)
     query_a, query_b = quadratic(task.query_x, task.query_y)
     identity = np.eye(dim + 1)
@@ -115,7 +111,7 @@ def test_cg_damping_solves_the_damped_system():
                           support_b + regularization * flat(params))
     expected = np.linalg.solve((1 + damping) * identity + support_a / regularization,
                                query_a @ phi - query_b)
-    gradient, _ = get_algorithm("imaml").meta_gradient(loss, params, task, settings)
+    gradient, _ = task_gradient("imaml", loss, params, task, **options)
     np.testing.assert_allclose(flat(gradient), expected, atol=1e-9)
 
 
@@ -131,10 +127,10 @@ def test_imaml_authors_scheme_is_plain_steps_then_one_proximal_step_and_a_damped
     xq = torch.randn(6, dim, generator=generator, dtype=torch.float64)
     yq = torch.randn(6, 1, generator=generator, dtype=torch.float64)
     theta = {"weight": torch.randn(1, dim, generator=generator, dtype=torch.float64)}
-    method = get_algorithm("imaml").make(
-        inner_steps=steps, inner_lr=lr, lam=lam, cg_steps=dim + 1, cg_damping=delta,
-        lam_damping=lam_d, inner_proximal=False, inner_solver="gd")
-    gradient, _ = method.meta_gradient(loss, theta, TaskBatch(x, y, xq, yq))
+    gradient, _ = task_gradient(
+        "imaml", loss, theta, TaskBatch(x, y, xq, yq), inner_steps=steps, inner_lr=lr, lam=lam,
+        cg_steps=dim + 1, cg_damping=delta, lam_damping=lam_d, inner_proximal=False,
+        inner_solver="gd")
     hessian = 2 * x.T @ x / 8  # of ‖xw − y‖²/n
     w = theta["weight"].reshape(-1)
     for _ in range(steps):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from metazoo.core import adapt
+from metazoo.core import adapt, proximal, rms, sgd
 from metazoo.core.batch import mean_over_tasks
 from metazoo.core.linalg import conjugate_gradient
 from metazoo.tasks import make_task
@@ -15,7 +15,7 @@ from tests.helpers import double_mlp, sinusoid_batch
 def test_adapt_zero_steps_returns_params_and_empty_path():
     _, loss, params = double_mlp()
     task = sinusoid_batch(1).task(0)
-    result = adapt(loss, params, task.support_x, task.support_y, 0, 0.1, record=True)
+    result = adapt(loss, params, task.support_x, task.support_y, 0, sgd(0.1), record=True)
     assert all(result.params[n] is params[n] for n in params)
     assert result.losses.numel() == 0 and result.grad_norms.numel() == 0
 
@@ -23,7 +23,7 @@ def test_adapt_zero_steps_returns_params_and_empty_path():
 def test_adapt_is_plain_sgd_and_records_the_path():
     _, loss, params = double_mlp()
     task = sinusoid_batch(1).task(0)
-    result = adapt(loss, params, task.support_x, task.support_y, 3, 0.05, record=True)
+    result = adapt(loss, params, task.support_x, task.support_y, 3, sgd(0.05), record=True)
     current, losses, norms = dict(params), [], []
     for _ in range(3):  # the reference: explicit autograd on leaf tensors
         leaves = {n: p.clone().requires_grad_(True) for n, p in current.items()}
@@ -38,7 +38,7 @@ def test_adapt_is_plain_sgd_and_records_the_path():
     torch.testing.assert_close(result.grad_norms, torch.tensor(norms, dtype=torch.float64))
     assert result.losses[-1] < result.losses[0]
     # Without record, the losses (a by-product) still come back; the rest does not.
-    plain = adapt(loss, params, task.support_x, task.support_y, 3, 0.05)
+    plain = adapt(loss, params, task.support_x, task.support_y, 3, sgd(0.05))
     torch.testing.assert_close(plain.losses, result.losses, rtol=0, atol=0)
     assert plain.grad_norms is None and plain.gradients is None
 
@@ -48,8 +48,8 @@ def test_adapt_proximal_term_and_per_parameter_lr():
     task = sinusoid_batch(1).task(0)
     anchor = {n: torch.zeros_like(p) for n, p in params.items()}
     lr = {n: torch.full_like(p, 0.02) for n, p in params.items()}
-    result = adapt(loss, params, task.support_x, task.support_y, 1, lr, anchor=anchor,
-                   regularization=3.0).params
+    result = adapt(proximal(loss, anchor, 3.0), params, task.support_x, task.support_y, 1,
+                   sgd(lr)).params
     grads = torch.func.grad(loss)(params, task.support_x, task.support_y)
     for name in params:
         expected = params[name] - 0.02 * (grads[name] + 3.0 * params[name])
@@ -60,9 +60,9 @@ def test_adapt_rejects_bad_arguments():
     _, loss, params = double_mlp()
     task = sinusoid_batch(1).task(0)
     with pytest.raises(ValueError, match="inner steps must be >= 0"):
-        adapt(loss, params, task.support_x, task.support_y, -1, 0.1)
+        adapt(loss, params, task.support_x, task.support_y, -1, sgd(0.1))
     with pytest.raises(ValueError, match="regularization"):
-        adapt(loss, params, task.support_x, task.support_y, 1, 0.1, regularization=-1.0)
+        proximal(loss, params, -1.0)
 
 
 def test_conjugate_gradient_solves_spd_system():
@@ -88,11 +88,10 @@ def test_conjugate_gradient_zero_rhs_gives_zero_not_nan():
 def test_unknown_task_and_strategy():
     with pytest.raises(ValueError, match="unknown task 'cifar'.*choose one of"):
         make_task("cifar")
-    _, _loss, params = double_mlp()
     with pytest.raises(ValueError, match="unknown strategy"):
-        mean_over_tasks(lambda p, t: ({}, {}), params, sinusoid_batch(2), strategy="threads")
+        mean_over_tasks(lambda t: ({}, {}), sinusoid_batch(2), strategy="threads")
     with pytest.raises(ValueError, match="chunk_size"):
-        mean_over_tasks(lambda p, t: ({}, {}), params, sinusoid_batch(2), chunk_size=0)
+        mean_over_tasks(lambda t: ({}, {}), sinusoid_batch(2), chunk_size=0)
 
 
 def test_adam_without_momentum_in_mini_batches_matches_torch_optim():
@@ -100,8 +99,8 @@ def test_adam_without_momentum_in_mini_batches_matches_torch_optim():
     batches, step by step (Reptile's inner optimizer)."""
     _, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1, k_shot=10).task(0)
-    result = adapt(loss, params, task.support_x, task.support_y, 7, 0.01, batch_size=4,
-                   rms_decay=0.99, keep=[0, 3, 7])
+    result = adapt(loss, params, task.support_x, task.support_y, 7, rms(0.01, 0.99),
+                   batch_size=4, keep=[0, 3, 7])
     weights = {n: p.clone().requires_grad_() for n, p in params.items()}
     optimizer = torch.optim.Adam(weights.values(), lr=0.01, betas=(0.0, 0.99), eps=1e-8)
     x, y = task.support_x, task.support_y
@@ -128,10 +127,11 @@ def test_adapt_carries_adam_state_from_one_call_to_the_next():
     _, loss, params = double_mlp()
     task = sinusoid_batch(num_tasks=1, k_shot=10).task(0)
     x, y = task.support_x, task.support_y
-    first = adapt(loss, params, x, y, 3, 0.01, batch_size=4, rms_decay=0.99)
+    first = adapt(loss, params, x, y, 3, rms(0.01, 0.99), batch_size=4)
+    assert first.state.count == 3
     second = adapt(loss, first.params, x[[2, 3, 4, 5, 6, 7, 8, 9, 0, 1]],
-                   y[[2, 3, 4, 5, 6, 7, 8, 9, 0, 1]], 4, 0.01, batch_size=4, rms_decay=0.99,
-                   rms_init=first.moment, rms_count=3)
+                   y[[2, 3, 4, 5, 6, 7, 8, 9, 0, 1]], 4, rms(0.01, 0.99), batch_size=4,
+                   state=first.state)
     weights = {n: p.clone().requires_grad_() for n, p in params.items()}
     optimizer = torch.optim.Adam(weights.values(), lr=0.01, betas=(0.0, 0.99), eps=1e-8)
     for step in range(7):
@@ -142,10 +142,10 @@ def test_adapt_carries_adam_state_from_one_call_to_the_next():
     for name in params:
         torch.testing.assert_close(second.params[name], weights[name].detach(), rtol=1e-10,
                                    atol=1e-12)
-        torch.testing.assert_close(second.moment[name], optimizer.state[weights[name]]
+        torch.testing.assert_close(second.state.second[name], optimizer.state[weights[name]]
                                    ["exp_avg_sq"], rtol=1e-10, atol=1e-14)
     # Without a carried state the second call starts afresh, and differs.
-    fresh = adapt(loss, first.params, x, y, 4, 0.01, batch_size=4, rms_decay=0.99)
+    fresh = adapt(loss, first.params, x, y, 4, rms(0.01, 0.99), batch_size=4)
     assert not all(torch.allclose(fresh.params[n], second.params[n]) for n in params)
 
 
@@ -153,4 +153,4 @@ def test_adapt_refuses_a_task_without_examples():
     _, loss, params = double_mlp()
     empty = torch.zeros(0, 1, dtype=torch.float64)
     with pytest.raises(ValueError, match="no examples"):
-        adapt(loss, params, empty, empty, 1, 0.1)
+        adapt(loss, params, empty, empty, 1, sgd(0.1))

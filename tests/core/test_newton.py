@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from metazoo.core import adapt
+from metazoo.core import adapt, proximal, sgd
 from metazoo.core.batch import map_tasks
 from metazoo.core.linalg import steihaug_conjugate_gradient
 from metazoo.core.newton import newton
@@ -80,8 +80,8 @@ def test_newton_never_increases_the_objective_and_nears_the_proximal_solution():
                   keep=[0, 10])
     losses = path.losses.numpy()
     assert np.all(np.diff(losses) <= 1e-12)
-    reference = adapt(loss, params, task.support_x, task.support_y, 3000, 0.002,
-                      regularization=lam).losses[-1].item()
+    reference = adapt(proximal(loss, params, lam), params, task.support_x, task.support_y, 3000,
+                      sgd(0.002)).losses[-1].item()
 
     def objective(phi):
         return (loss(phi, task.support_x, task.support_y)

@@ -9,7 +9,8 @@ import torch
 
 from metazoo.algorithms import make_method
 from metazoo.cli import main
-from metazoo.core import adapt
+from metazoo.core import adapt, sgd
+from metazoo.core.tree import flatten
 from metazoo.engine import Estimate, NonFiniteError, TrainConfig, evaluate, rebuild_run, train
 from metazoo.engine.setup import build, configure_process
 from tests.helpers import double_mlp, read_state, rewrite_run, sinusoid_batch
@@ -33,13 +34,14 @@ def test_estimate_is_mean_and_student_t_95_interval():
 def test_evaluate_matches_direct_adaptation():
     _, loss, params = double_mlp()
     tasks = sinusoid_batch(num_tasks=6)
-    report = evaluate(loss, params, tasks, steps=[3, 0, 1], method=make_method("maml", inner_lr=0.02))
+    report = evaluate(loss, params, tasks, steps=[3, 0, 1], method=make_method("maml", inner_lr=0.02),
+                      state={})
     assert list(report) == [0, 1, 3]
     for steps in (0, 1, 3):
         per_task = []
         for i in range(6):
             task = tasks.task(i)
-            adapted = adapt(loss, params, task.support_x, task.support_y, steps, 0.02).params
+            adapted = adapt(loss, params, task.support_x, task.support_y, steps, sgd(0.02)).params
             per_task.append(loss(adapted, task.query_x, task.query_y))
         expected = Estimate.of(torch.stack(per_task))
         assert report[steps]["loss"].mean == pytest.approx(expected.mean, rel=1e-10)
@@ -49,18 +51,20 @@ def test_evaluate_matches_direct_adaptation():
 def test_evaluate_uses_the_methods_own_test_time_adaptation():
     _, loss, params = double_mlp()
     tasks = sinusoid_batch(num_tasks=3)
-    plain = evaluate(loss, params, tasks, steps=[2], method=make_method("maml", inner_lr=0.05))
+    plain = evaluate(loss, params, tasks, steps=[2], method=make_method("maml", inner_lr=0.05),
+                     state={})
     proximal = evaluate(loss, params, tasks, steps=[2],
                         method=make_method("imaml", inner_solver="gd", inner_lr=0.05, lam=2.0,
-                                           test_proximal=True))
+                                           test_proximal=True), state={})
     assert plain[2]["loss"].mean != pytest.approx(proximal[2]["loss"].mean, rel=1e-6)
     # without the proximal term iMAML adapts exactly as MAML does
     without = evaluate(loss, params, tasks, steps=[2],
-                       method=make_method("imaml", inner_solver="gd", inner_lr=0.05))
+                       method=make_method("imaml", inner_solver="gd", inner_lr=0.05), state={})
     assert without[2]["loss"].mean == plain[2]["loss"].mean
     # Meta-SGD takes its learned step sizes for the k steps they were learned for, no more
     metasgd = make_method("metasgd", inner_steps=1, inner_lr=0.05)
-    capped = evaluate(loss, metasgd.init(params), tasks, steps=[1, 5], method=metasgd)
+    meta, state = metasgd.init(params)
+    capped = evaluate(loss, meta, tasks, steps=[1, 5], method=metasgd, state=state)
     assert capped[5]["loss"].mean == capped[1]["loss"].mean
 
 
@@ -91,9 +95,9 @@ def test_resume_is_bit_identical(tmp_path, method):
     config = TrainConfig(**method, **TINY)
     whole = train(config, tmp_path / "whole", progress=False)
     if method is CARRYING:  # the state moved, and the final θ was adapted from it
-        assert whole["params"]["inner_rms_steps"].item() == 12 * config.inner_steps
-        assert all(whole["params"][n].abs().sum() > 0 for n in whole["params"]
-                   if n.startswith("inner_rms."))
+        assert whole["state"]["inner_rms_steps"].item() == 12 * config.inner_steps
+        assert all(v.abs().sum() > 0 for v in whole["state"]["inner_rms"].values())
+        assert whole["params"].keys() == whole["state"]["inner_rms"].keys()
     # Stop after 8 iterations (the checkpoint at 8), then resume to 12.
     short = TrainConfig(**method, **{**TINY, "iterations": 8})
     train(short, tmp_path / "part", progress=False, evaluate_at_end=False)
@@ -102,6 +106,8 @@ def test_resume_is_bit_identical(tmp_path, method):
     resumed = train(config, tmp_path / "part", resume=True, progress=False)
     for name in whole["params"]:
         assert torch.equal(whole["params"][name], resumed["params"][name])
+    for name, value in flatten(whole["state"]).items():
+        assert torch.equal(value, flatten(resumed["state"])[name])
     iterations = [json.loads(line)["iteration"]
                   for line in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
     assert iterations == [3, 6, 8, 9, 12]  # 8: the short run logged its last iteration
@@ -127,7 +133,7 @@ def test_nonfinite_stops_with_iteration_and_keeps_checkpoint(tmp_path):
     config = TrainConfig(**{**TINY, "inner_lr": 1e6, "outer_lr": 1e6, "checkpoint_every": 1})
     with pytest.raises(NonFiniteError, match=r"at iteration \d+.*last good checkpoint"):
         train(config, tmp_path / "run", progress=False)
-    _, params, _state = rebuild_run(tmp_path / "run")
+    _, params, _, _ = rebuild_run(tmp_path / "run")
     assert all(torch.isfinite(p).all() for p in params.values())
     skipping = TrainConfig(**{**TINY, "inner_lr": 1e6, "outer_lr": 1e6, "skip_nonfinite": True})
     train(skipping, tmp_path / "skip", progress=False, evaluate_at_end=False)
@@ -282,7 +288,7 @@ def test_extended_algorithms_train_and_evaluate(tmp_path, algorithm):
         # the learned step sizes moved away from their initial value
         assert any((p - 0.01).abs().max() > 0 for n, p in summary["params"].items()
                    if n.startswith("inner_lr."))
-    _, params, _ = rebuild_run(tmp_path / "run")
+    _, params, _, _ = rebuild_run(tmp_path / "run")
     assert params.keys() == summary["params"].keys()
     assert summary["report"][2]["loss"].mean < summary["report"][0]["loss"].mean
 
@@ -327,17 +333,18 @@ def test_a_stored_run_reads_back_with_the_value_it_used_for_an_option_added_sinc
     reads back with the value runs used before the option existed (``option(absent=...)``)."""
     from dataclasses import dataclass
 
-    from metazoo.algorithms import Settings, get_algorithm, option, register, unregister
+    from metazoo.algorithms import Algorithm, Settings, get_algorithm, register, unregister
+    from metazoo.options import option
 
     @dataclass(frozen=True)
     class Later(Settings):
         solver: str = option("new", "added later, with a new default", absent="old")
         width: float = option(1.0, "an option every stored run holds")
 
-    def meta_gradient(loss, params, task, settings):  # pragma: no cover - never trained here
+    def make(settings):  # pragma: no cover - never trained here
         raise AssertionError
 
-    register("toy-later", Later, "a method whose option was added later")(meta_gradient)
+    register(Algorithm("toy-later", "a method whose option was added later", Later, make))
     try:
         stored = TrainConfig(algorithm="toy-later").to_dict()
         assert stored["algorithm_options"] == {"solver": "new", "width": 1.0}

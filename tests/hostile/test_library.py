@@ -25,14 +25,14 @@ def missing_parameter(loss, params):
 
 def empty_batch(loss, params):
     b = batch()
-    meta_gradient("maml", loss, params, TaskBatch(b.support_x[:0], b.support_y[:0],
-                                                  b.query_x[:0], b.query_y[:0]))
+    meta_gradient("maml", loss, params, {}, TaskBatch(b.support_x[:0], b.support_y[:0],
+                                                      b.query_x[:0], b.query_y[:0]))
 
 
 def no_support_examples(loss, params):
     b = batch()
-    meta_gradient("maml", loss, params, TaskBatch(b.support_x[:, :0], b.support_y[:, :0],
-                                                  b.query_x, b.query_y))
+    meta_gradient("maml", loss, params, {}, TaskBatch(b.support_x[:, :0], b.support_y[:, :0],
+                                                      b.query_x, b.query_y))
 
 
 def running_statistics(loss, params):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from metazoo.algorithms import get_algorithm, meta_gradient
+from metazoo.algorithms import meta_gradient
 from metazoo.cli import main
 from metazoo.models import (
     MLP,
@@ -22,6 +22,7 @@ from metazoo.models import (
     task_shapes,
 )
 from metazoo.tasks import LinearRegression, Sinusoid, TaskBatch
+from tests.helpers import task_gradient
 
 
 def textbook_conv4(n_way: int, hidden: int, image_size: int) -> nn.Module:
@@ -61,12 +62,10 @@ def test_conv4_pooling_before_relu_is_the_textbook_net_with_the_same_gradients()
     first = torch.func.grad(mine)(params, x, y)
     assert all(torch.equal(first[n], g) for n, g in torch.func.grad(theirs)(params, x, y).items())
     # Second order: MAML's meta-gradient differentiates through the inner step.
-    maml = get_algorithm("maml")
-    settings = maml.make_settings(inner_steps=2, inner_lr=0.4)
     for index in range(batch.num_tasks):
         task = batch.task(index)
-        a, _ = maml.meta_gradient(mine, params, task, settings)
-        b, _ = maml.meta_gradient(theirs, params, task, settings)
+        a, _ = task_gradient("maml", mine, params, task, inner_steps=2, inner_lr=0.4)
+        b, _ = task_gradient("maml", theirs, params, task, inner_steps=2, inner_lr=0.4)
         for name in params:
             torch.testing.assert_close(a[name], b[name], rtol=1e-12, atol=1e-14)
 
@@ -227,7 +226,7 @@ def test_batch_statistics_are_per_task_and_agree_across_strategies():
     loss, params = make_loss(model), initial_params(model)
     batch = Sinusoid(k_shot=5, query_shots=6).sample(4, torch.Generator().manual_seed(1)).to(
         "cpu", torch.float64)
-    results = [meta_gradient("maml", loss, params, batch, strategy=s) for s in ("vmap", "loop")]
+    results = [meta_gradient("maml", loss, params, {}, batch, strategy=s) for s in ("vmap", "loop")]
     for name in params:
         torch.testing.assert_close(results[0][0][name], results[1][0][name])
     assert not list(model.buffers())
@@ -240,7 +239,8 @@ def test_stored_statistics_in_eval_mode_are_constants_and_stay_unchanged():
     batch = Sinusoid(k_shot=5, query_shots=6).sample(3, torch.Generator().manual_seed(1)).to(
         "cpu", torch.float64)
     for strategy in ("vmap", "loop"):
-        meta_gradient("maml", make_loss(model), initial_params(model), batch, strategy=strategy)
+        meta_gradient("maml", make_loss(model), initial_params(model), {}, batch,
+                      strategy=strategy)
     assert all(torch.equal(before[n], b) for n, b in model.named_buffers())
 
 
@@ -262,7 +262,7 @@ def test_a_buffer_written_in_forward_is_refused(strategy):
     loss = make_loss(Counter())
     batch = Sinusoid().sample(2, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=r"changed its buffer\(s\) calls in place"):
-        meta_gradient("maml", loss, initial_params(Counter()), batch, strategy=strategy)
+        meta_gradient("maml", loss, initial_params(Counter()), {}, batch, strategy=strategy)
 
 
 # ----------------------------------------------------------------------------- params
@@ -290,7 +290,7 @@ def test_a_missing_parameter_is_refused_inside_the_algorithms(strategy):
     params = {n: p for n, p in initial_params(model).items() if n != "4.bias"}
     batch = Sinusoid().sample(2, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="missing 4.bias"):
-        meta_gradient("maml", make_loss(model), params, batch, strategy=strategy)
+        meta_gradient("maml", make_loss(model), params, {}, batch, strategy=strategy)
 
 
 def test_a_target_shaped_unlike_the_prediction_is_refused():
