@@ -9,6 +9,7 @@ import torch
 from torch.func import grad
 
 from metazoo.algorithms import Method
+from metazoo.analysis.methods import as_gradient
 from metazoo.core import tree_dot, tree_norm
 from metazoo.core.autodiff import hessian_vector_product
 from metazoo.types import LossFn, Params, TaskBatch
@@ -114,12 +115,12 @@ def fidelity(
     method it approximates) at the same θ and task.
 
     The method's direction is first expressed as a gradient estimate
-    (:meth:`~metazoo.algorithms.Method.as_gradient`: Reptile's θ − φ over kα); only the model
+    (:func:`~metazoo.analysis.methods.as_gradient`: Reptile's θ − φ over kα); only the model
     parameters' part is compared (Meta-SGD's step sizes are not).
     """
     estimate, _ = method.meta_gradient(loss, method.init(params), task)
     exact, _ = reference.meta_gradient(loss, reference.init(params), task)
-    estimate = method.as_gradient({n: estimate[n] for n in params})
+    estimate = as_gradient(method, {n: estimate[n] for n in params})
     exact = {n: exact[n] for n in params}
     norm_estimate, norm_exact = tree_norm(estimate), tree_norm(exact)
     return {
