@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from metazoo.algorithms import ALGORITHMS
-from metazoo.analysis.stats import mean_ci
+from metazoo.stats import mean_ci
 from metazoo.tasks import Faces
 
 ROOT = Path(__file__).resolve().parent.parent
