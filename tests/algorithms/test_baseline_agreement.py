@@ -1,7 +1,5 @@
-"""The library against the independent plain-PyTorch baseline of ``benchmarks/baseline.py``,
-on the MLP and on a small Conv4 with batch-statistics BatchNorm and cross-entropy."""
-
-import sys
+"""The library against the independent plain-PyTorch reference of ``tests/reference.py``, on the
+MLP and on a small Conv4 with batch-statistics BatchNorm and cross-entropy."""
 
 import pytest
 import torch
@@ -9,10 +7,8 @@ import torch
 from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
 from metazoo.models import Conv4, initial_params, make_loss
 from metazoo.tasks import TaskBatch
-from tests.helpers import REPO, double_mlp, sinusoid_batch
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-from baseline import Baseline
+from tests.helpers import double_mlp, sinusoid_batch
+from tests.reference import Baseline
 
 
 def tiny_classification_batch(tasks=3, n_way=3, k_shot=2, query=2):
