@@ -30,6 +30,7 @@ from metazoo.engine import NonFiniteError, evaluate_params, rebuild_run, train
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.layout import CHECKPOINT, LOG, RESULTS, read_log, read_records
 from metazoo.engine.run import NOT_RESULTS, report_to_dict
+from metazoo.engine.setup import configure_process
 from metazoo.engine.stopping import Interrupted, deferred_signals
 from metazoo.fileio import append_line, atomic_write_bytes, atomic_write_data
 from metazoo.messages import brief
@@ -92,13 +93,16 @@ class Evaluations:
         if (run_dir / RESULTS).is_file():
             evaluation = json.loads((run_dir / RESULTS).read_text())["evaluation"]
         else:
-            evaluation = _report(run_dir, {})
-        return {"evaluation": evaluation,
-                "extra": {label: _report(run_dir, options) for label, options in self.extra.items()}}
+            evaluation = evaluation_report(run_dir)
+        return {"evaluation": evaluation, "extra": {
+            label: evaluation_report(run_dir, **options) for label, options in self.extra.items()}}
 
 
-def _report(run_dir: Path, options: dict) -> dict:
+def evaluation_report(run_dir: Path, **options) -> dict:
+    """The held-out report of the run in ``run_dir`` (its last checkpoint), as ``metazoo
+    eval`` writes it, with evaluation ``options`` changed (``eval_tasks``, ``eval_k_shot``…)."""
     setup, params, _ = rebuild_run(run_dir, **options)
+    configure_process(setup.config)
     return report_to_dict(evaluate_params(setup, params))
 
 
