@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: the repository's paths, a clock for wall-clock and CPU
-seconds, and the writer of their Markdown tables and result files. The package never imports
+"""What the benchmark scripts share: the repository's paths, the timing harness (a clock for
+wall-clock and CPU seconds, a loop that repeats a step for a while), and the writer of their
+Markdown tables and result files. The package never imports
 this; grids of training runs are the library's :func:`metazoo.analysis.grid.run_grid`, and the
 time and memory of one computation are :mod:`metazoo.analysis.cost`.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,18 @@ class Clock:
     def cpu(self) -> float:
         now = self.ended[1] if self.ended else time.process_time()
         return now - self.began_cpu
+
+
+def repeat_for(step: Callable[[], object], seconds: float) -> tuple[int, Clock]:
+    """Call ``step`` once to warm up, then back to back for about ``seconds`` (at least once);
+    returns how many calls were timed and their clock."""
+    step()
+    count = 0
+    with Clock() as clock:
+        while count == 0 or clock.wall < seconds:
+            step()
+            count += 1
+    return count, clock
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]],
