@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from common import RESULTS, ROOT
+from common import RESULTS, ROOT, table
 
 from metazoo.analysis.grid import Evaluations, evaluation_report, run_grid
 from metazoo.engine import TrainConfig, read_run
@@ -130,15 +130,14 @@ def main() -> None:
          "Transductive: a task's queries are classified together (BatchNorm statistics over "
          "them); non-transductive: each query with the support set alone."),
         "",
-        ("| method | preset | iterations | CPU s | test steps | accuracy, transductive | "
-         "accuracy, non-transductive | target | met |"),
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    rows = []
     for entry in entries:
         if entry["results"] is None:
-            lines.append(f"| {entry['name']} | `{entry['preset']}` | {entry['iterations']} | "
-                         f"{entry['curve'][-1]['train_seconds']:.0f} | — | no checkpoint after "
-                         "θ₀ when stopped: see its learning curve | — | — | — |")
+            rows.append([entry["name"], f"`{entry['preset']}`", entry["iterations"],
+                         f"{entry['curve'][-1]['train_seconds']:.0f}", "—",
+                         "no checkpoint after θ₀ when stopped: see its learning curve", "—", "—",
+                         "—"])
             continue
         results, other = entry["results"], entry["non_transductive"]
         step = str(max(int(s) for s in results["evaluation"]))
@@ -146,28 +145,30 @@ def main() -> None:
         other_acc = other[step]["accuracy"]
         target = TARGETS.get(entry["name"])
         met = "—" if target is None else ("yes" if main_acc["mean"] >= target else "no")
-        lines.append(
-            f"| {entry['name']} | `{entry['preset']}` | {results['iterations']} | "
-            f"{results['train_seconds']:.0f} | {step} | "
-            f"{100 * main_acc['mean']:.1f} ± {100 * main_acc['ci95']:.1f} | "
-            f"{100 * other_acc['mean']:.1f} ± {100 * other_acc['ci95']:.1f} | "
-            f"{'' if target is None else f'{100 * target:.0f}'} | {met} |")
+        rows.append([entry["name"], f"`{entry['preset']}`", results["iterations"],
+                     f"{results['train_seconds']:.0f}", step,
+                     f"{100 * main_acc['mean']:.1f} ± {100 * main_acc['ci95']:.1f}",
+                     f"{100 * other_acc['mean']:.1f} ± {100 * other_acc['ci95']:.1f}",
+                     "" if target is None else f"{100 * target:.0f}", met])
+    lines += table(["method", "preset", "iterations", "CPU s", "test steps",
+                    "accuracy, transductive", "accuracy, non-transductive", "target", "met"],
+                   rows, "llrrrrrrl")
     marks = (60, 120, 180, 240, 300) if args.partial else (300, 600, 900, 1200, 1500, 1800)
     if args.partial:
         lines += ["", (f"**Stopped early.** These runs were stopped before their "
                        f"{args.time_budget:g}-second budget (see the CPU seconds column); each "
                        f"last checkpoint is scored on {args.partial} test tasks.")]
     lines += ["", ("Learning curves (validation split, 100 fixed tasks, at each method's own "
-                   "test steps): [`docs/omniglot-curve.png`](../docs/omniglot-curve.png)."), "", "| method | " + " | ".join(
-                  f"acc. after {s:g} CPU s" for s in marks) + " |",
-              "|---|" + "---:|" * len(marks)]
+                   "test steps): [`docs/omniglot-curve.png`](../docs/omniglot-curve.png)."), ""]
+    rows = []
     for entry in entries:
         step = _own_step(entry)
         cells = []
         for mark in marks:
             before = [r for r in entry["curve"] if r["train_seconds"] <= mark]
             cells.append(f"{100 * before[-1][f'accuracy@{step}']:.1f}" if before else "—")
-        lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
+        rows.append([entry["name"], *cells])
+    lines += table(["method", *(f"acc. after {s:g} CPU s" for s in marks)], rows)
     # A reading of the numbers, written by hand below HAND_WRITTEN, survives regeneration.
     markdown = args.out.with_suffix(".md")
     kept = markdown.read_text().partition(HAND_WRITTEN) if markdown.is_file() else ("", "", "")
