@@ -39,6 +39,8 @@ RECORDS = "runs.jsonl"
 TABLE = "runs.csv"
 RUNS = "runs"
 PER_TASK = "per_task.pt"
+#: What a record takes from the run's results.json where it has one.
+TIMINGS = ("iterations", "train_seconds", "median_seconds_per_iteration")
 
 #: ``train_steps`` value meaning each algorithm's own k (its defaults, or its settings).
 OWN = -1
@@ -129,6 +131,11 @@ def train_run(name: str, config: TrainConfig, run_dir: Path, threads: int = 0,
         diverged = str(error).partition(";")[0]
         summary = {"iterations": checkpoint.iteration, "train_seconds": checkpoint.train_seconds,
                    "median_seconds_per_iteration": float("nan")}
+    if evaluate_at_end and (run_dir / RESULTS).is_file():
+        # The run's own account of its training: a finished run resumed has only its log's
+        # sampled iterations to time.
+        stored = json.loads((run_dir / RESULTS).read_text())
+        summary = {**summary, **{key: stored[key] for key in TIMINGS if key in stored}}
     scores = score(config, run_dir) if score is not None else {}
     skipped = sum(bool(record.get("skipped")) for record in read_log(run_dir / LOG))
     return {"name": name, "algorithm": config.algorithm, "k": config.inner_steps,

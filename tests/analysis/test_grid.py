@@ -44,6 +44,8 @@ def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path):
     assert stamps(tmp_path) == before
     assert [r["evaluation"] for r in again] == [r["evaluation"] for r in records]
     assert [r["extra"] for r in again] == [r["extra"] for r in records]
+    for key in ("iterations", "train_seconds", "ms_per_iteration"):  # as the run recorded them
+        assert [r[key] for r in again] == [r[key] for r in records]
 
     changed = {name: tiny(config.seed, iterations=4) for name, config in cells.items()}
     with pytest.raises(ValueError, match="made with other options"):
