@@ -22,7 +22,14 @@ from pathlib import Path
 from metazoo.analysis import report as rpt
 from metazoo.analysis.config import UNBOUNDED, CompareConfig, grid_cells
 from metazoo.analysis.grid import RECORDS, RUNS, TABLE, PerTask, run_grid, stored_records
-from metazoo.analysis.sections import contests, cost, fidelity, paths, second_order, start_or_gain
+from metazoo.analysis.sections import (
+    contests,
+    cost_by_k,
+    fidelity,
+    paths,
+    second_order,
+    start_or_gain,
+)
 from metazoo.analysis.toy import toy_blocks
 from metazoo.engine.folder import check_out, locked_folder
 from metazoo.engine.layout import LOCK
@@ -100,7 +107,7 @@ def _report(config: CompareConfig, out: Path, records: list[dict]) -> Path:
     blocks += paths.blocks(config, out)
     for source in fidelity.sources(config):
         blocks += fidelity.blocks(config, out, source)
-    blocks += cost.blocks(config)
+    blocks += cost_by_k.blocks(config)
     if config.toy_iterations:
         blocks += toy_blocks(config.toy_iterations)
     numbers = {"config": dataclasses.asdict(config),

@@ -12,7 +12,7 @@ No method is named here: pairs and contests come from the registry
 3. :mod:`.paths` — what do the inner update paths look like?
 4. :mod:`.fidelity` — how faithful is each cheap meta-gradient to the exact one it
    approximates?
-5. :mod:`.cost` — what does each cost, in time and memory, as k grows?
+5. :mod:`.cost_by_k` — what does each cost, in time and memory, as k grows?
 """
 
 from __future__ import annotations
