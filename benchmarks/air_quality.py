@@ -35,8 +35,9 @@ the later years held out) and each K (support hours; 10 query hours per task whi
     PYTHONPATH=. OMP_NUM_THREADS=1 nohup python benchmarks/air_quality.py \\
         --data-dir ../shared/data/beijing_air_quality > runs/air-quality.log 2>&1 &
 
-Runs go to ``runs/air-quality/<split>-k<K>/<algorithm>`` (a finished run is reused, an
-unfinished one restarted); the report to ``results/air-quality.md`` and ``.json``.
+Runs go to ``runs/air-quality/<split>-k<K>/<algorithm>``, trained by the library's grid runner
+(a finished run is reused, an interrupted one resumed, one made with other options refused);
+the report to ``results/air-quality.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -50,15 +51,16 @@ import time
 from pathlib import Path
 
 import torch
+from common import ROOT, table
 
-from metazoo.algorithms import ALGORITHMS
-from metazoo.engine import TrainConfig, rebuild_run, train
+from metazoo.algorithms import ALGORITHMS, get_algorithm
+from metazoo.analysis.grid import run_grid
+from metazoo.engine import TrainConfig, rebuild_run
 from metazoo.engine.evaluate import per_task_metrics
 from metazoo.models import initial_params, make_model
-from metazoo.stats import mean_ci, t_quantile
+from metazoo.stats import Difference, mean_ci, t_quantile
 from metazoo.tasks.air_quality import AirQuality
 
-ROOT = Path(__file__).resolve().parent.parent
 BASELINE_ALGORITHM = "joint"  # the registered multi-task baseline; every other one meta-learns
 PILOT_ALGORITHM = "maml"  # whose pilot runs choose α for every meta-learner
 PER_TASK = ("scratch", "ridge")  # baselines that learn from the task's support hours alone
@@ -124,20 +126,14 @@ def config_for(args, split: str, k_shot: int, algorithm: str, inner_lr: float,
     )
 
 
-def trained(config: TrainConfig, out: Path):
-    """Train ``config`` into ``out`` unless a finished run of the same configuration is
-    there (its stored options resolved as today's, e.g. a changed default retrains it);
-    return (setup, θ)."""
-    finished = (out / "results.json").is_file() and not TrainConfig.from_dict(
-        json.loads((out / "config.json").read_text())).differences(config)
-    if not finished:
-        began = time.process_time()
-        summary = train(config, out, overwrite=True, progress=False)
-        print(f"  {out.relative_to(out.parents[1])}: {summary['iterations']} iterations in "
-              f"{summary['train_seconds']:.1f} CPU s (+{time.process_time() - began - summary['train_seconds']:.1f} "
-              "CPU s building and evaluating)", flush=True)
-    setup, params, _ = rebuild_run(out)
-    return setup, params
+def trained(args, name: str, config: TrainConfig):
+    """Train ``config`` into ``args.out / name`` through the library's grid runner (a finished
+    run of the same configuration is reused, an interrupted one resumed, one made with other
+    options refused); return (setup, (θ, the method's carried state))."""
+    run_grid({name: config}, args.out, runs=args.out, jobs=1, evaluate_at_end=True,
+             progress=False)
+    setup, params, state, _ = rebuild_run(args.out / name)
+    return setup, (params, state)
 
 
 def sample(tasks: AirQuality, count: int, seed: int):
@@ -147,14 +143,17 @@ def sample(tasks: AirQuality, count: int, seed: int):
     return batch, periods
 
 
-def adapted_rmse(setup, params, tasks: AirQuality, batch, steps, inner_lr=None):
+def adapted_rmse(setup, learned, tasks: AirQuality, batch, steps, inner_lr=None):
     """{steps: per-task RMSE [T]} after the method's own test-time adaptation (the library's
-    evaluation), or, given ``inner_lr``, with that step size instead of its own."""
+    evaluation) from ``learned`` = (θ, carried state), or, given ``inner_lr``, with that step
+    size instead of its own."""
     method = setup.method
     if inner_lr is not None:
-        method = method.algorithm.make(dataclasses.replace(method.settings, inner_lr=inner_lr))
+        method = get_algorithm(method.name).bind(
+            dataclasses.replace(method.settings, inner_lr=inner_lr))
+    params, state = learned
     report = per_task_metrics(setup.loss, params, batch, steps=steps, method=method,
-                              strategy="vmap")
+                              state=state, strategy="vmap")
     return {step: rmse_per_task(values["loss"], tasks) for step, values in report.items()}
 
 
@@ -179,7 +178,7 @@ def pilot(args) -> tuple[float, dict[str, float]]:
     scores = {}
     for rate in args.pilot_rates:
         config = config_for(args, "years", 10, PILOT_ALGORITHM, rate, args.pilot_budget)
-        setup, params = trained(config, args.out / "pilot" / f"{PILOT_ALGORITHM}-lr{rate}")
+        setup, params = trained(args, f"pilot/{PILOT_ALGORITHM}-lr{rate}", config)
         val = AirQuality(k_shot=10, query_shots=args.eval_query_shots, root=args.data_dir,
                          split="years", part="val")
         batch, _ = sample(val, args.eval_tasks, config.eval_seed + 1)
@@ -214,14 +213,14 @@ def score(setup, params, algorithm: str, held: Held) -> dict:
 
 def one_setting(args, split: str, k_shot: int, inner_lr: float) -> dict:
     """Every method at one (split, K): validation choices and per-task test RMSE."""
-    folder = args.out / f"{split}-k{k_shot}"
     held = Held(args, split, k_shot, inner_lr)
     test_tasks, test_batch, val, val_batch = held.test, held.test_batch, held.val, held.val_batch
     methods: dict[str, dict] = {}
     setups = {}
     for algorithm in sorted(ALGORITHMS):
         config = config_for(args, split, k_shot, algorithm, inner_lr, args.budget)
-        setup, params = setups[algorithm] = trained(config, folder / algorithm)
+        setup, params = setups[algorithm] = trained(args, f"{split}-k{k_shot}/{algorithm}",
+                                                    config)
         methods[algorithm] = score(setup, params, algorithm, held)
     # From scratch: the same network from a seeded random initialisation, adapted as joint's
     # θ is (plain SGD, no proximal term, no learned step sizes; its meta-parameters are θ).
@@ -230,12 +229,12 @@ def one_setting(args, split: str, k_shot: int, inner_lr: float) -> dict:
         torch.manual_seed(args.seed + 1)
         scratch = initial_params(make_model(setup.config.model_name, test_tasks))
     on_val = {(rate, step): rmse for rate in SCRATCH_RATES for step, rmse in
-              adapted_rmse(setup, scratch, val, val_batch, SCRATCH_STEPS, rate).items()}
+              adapted_rmse(setup, (scratch, {}), val, val_batch, SCRATCH_STEPS, rate).items()}
     rate, step = choose(on_val)
     methods["scratch"] = {"family": "baseline", "choice": {"steps": step, "lr": rate},
                           "val": on_val[(rate, step)].mean().item(),
-                          "test": adapted_rmse(setup, scratch, test_tasks, test_batch, [step],
-                                               rate)[step]}
+                          "test": adapted_rmse(setup, (scratch, {}), test_tasks, test_batch,
+                                               [step], rate)[step]}
     on_val = {penalty: ridge_rmse(val_batch, val, penalty) for penalty in RIDGE}
     penalty = choose(on_val)
     methods["ridge"] = {"family": "baseline", "choice": {"lambda": penalty},
@@ -279,9 +278,9 @@ def seed_check(args, inner_lr: float, summaries: dict) -> dict:
         for algorithm in (BASELINE_ALGORITHM, meta):
             config = dataclasses.replace(
                 config_for(args, split, k_shot, algorithm, inner_lr, args.budget), seed=seed)
-            folder = (args.out / f"{split}-k{k_shot}" / algorithm if seed == args.seed
-                      else args.out / "seeds" / f"{split}-k{k_shot}-{algorithm}-seed{seed}")
-            setup, params = trained(config, folder)
+            name = (f"{split}-k{k_shot}/{algorithm}" if seed == args.seed
+                    else f"seeds/{split}-k{k_shot}-{algorithm}-seed{seed}")
+            setup, params = trained(args, name, config)
             scores[algorithm] = score(setup, params, algorithm, held)["test"]
         difference = (scores[BASELINE_ALGORITHM] - scores[meta]).mean().item()
         differences.append(difference)
@@ -298,11 +297,9 @@ def describe_seeds(check: dict) -> list[str]:
              (f"The tables above hold one training run per method. Retraining {BASELINE_ALGORITHM} "
               f"and {meta} (the meta-learner chosen on validation here) with {len(rows)} seeds, "
               "each scored as above on the same test tasks (mean RMSE, µg/m³):"), "",
-             f"| seed | {BASELINE_ALGORITHM} + fine-tuning | {meta} | difference |",
-             "|---:|---:|---:|---:|"]
-    for row in rows:
-        lines.append(f"| {row['seed']} | {row[BASELINE_ALGORITHM]:.2f} | {row[meta]:.2f} | "
-                     f"{row['difference']:+.2f} |")
+             *table(["seed", f"{BASELINE_ALGORITHM} + fine-tuning", meta, "difference"],
+                    [[row["seed"], f"{row[BASELINE_ALGORITHM]:.2f}", f"{row[meta]:.2f}",
+                      f"{row['difference']:+.2f}"] for row in rows], "rrrr")]
     d = check["difference"]
     lines += ["", (f"Mean difference over seeds: {d['mean']:+.2f} ± {d['ci95']:.2f} µg/m³ (95% "
                    f"t-interval over {len(rows)} seeds); it is {seed_signs(rows)}."), ""]
@@ -332,7 +329,8 @@ def answer(summaries: dict, ks: list[int]) -> list[str]:
         for k in ks:
             s = by_k[k]
             mean, ci = s["advantage"]["mean"], s["advantage"]["ci95"]
-            verdicts[k] = "better" if mean - ci > 0 else "worse" if mean + ci < 0 else "tied"
+            winner = Difference(mean, ci).winner("meta", "baseline", higher_is_better=True)
+            verdicts[k] = {"meta": "better", "baseline": "worse", None: "tied"}[winner]
             relative = 100 * mean / s["rows"][s["best"]["baseline"]]["rmse"]
             parts.append(f"K = {k}: {s['best']['meta-learning']} vs {s['best']['baseline']}, "
                          f"{mean:+.2f} ± {ci:.2f} µg/m³, {relative:+.1f}% ({verdicts[k]})")
@@ -393,9 +391,8 @@ def report(args, inner_lr: float, pilot_scores: dict, summaries: dict, seconds: 
     ]
     for split, by_k in summaries.items():
         first = by_k[args.k[0]]
-        lines += [f"## {SPLITS[split].capitalize()} ({first['months']} test station-months)", "",
-                  "| method | family | " + " | ".join(f"K = {k}" for k in args.k) + " |",
-                  "|---|---|" + "---:|" * len(args.k)]
+        lines += [f"## {SPLITS[split].capitalize()} ({first['months']} test station-months)", ""]
+        rows = []
         for name in first["rows"]:
             cells = []
             for k in args.k:
@@ -405,15 +402,15 @@ def report(args, inner_lr: float, pilot_scores: dict, summaries: dict, seconds: 
             label = {BASELINE_ALGORITHM: f"{BASELINE_ALGORITHM} + fine-tuning",
                      "scratch": "from scratch",
                      "ridge": "ridge (per task)"}.get(name, name)
-            lines.append(f"| {label} | {first['rows'][name]['family']} | " + " | ".join(cells)
-                         + " |")
-        lines.append("")
+            rows.append([label, first["rows"][name]["family"], *cells])
+        lines += table(["method", "family", *(f"K = {k}" for k in args.k)], rows,
+                       "ll" + "r" * len(args.k)) + [""]
     if seeds is not None:
         lines += describe_seeds(seeds)
     lines += ["## Answer", "", *answer(summaries, args.k), ""]
     if seeds is not None:
         d = seeds["difference"]
-        resolved = d["mean"] - d["ci95"] > 0 or d["mean"] + d["ci95"] < 0
+        resolved = Difference(d["mean"], d["ci95"]).resolved
         lines += [(f"**Training seeds** ({SPLITS[seeds['split']]}, K = {seeds['k_shot']}): the "
                    f"difference between {BASELINE_ALGORITHM} and {seeds['meta']} is "
                    f"{seed_signs(seeds['rows'])}, {d['mean']:+.2f} ± {d['ci95']:.2f} µg/m³ over "

@@ -12,15 +12,11 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench
+import torch
 
 from metazoo.algorithms import DEFAULT_ALGORITHM
 from metazoo.engine.allocator import retain_freed_memory

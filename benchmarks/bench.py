@@ -3,7 +3,7 @@ side by side in the same run.
 
 For each workload × algorithm × k it measures one whole meta-iteration (inner loops,
 meta-gradient, Adam step; the task batch is sampled once beforehand) for the library and for
-``baseline.py``: the median and interquartile range of the wall time over repeats after one
+the plain reference of ``tests/reference.py``: the median and interquartile range of the wall time over repeats after one
 warm-up, and the peak resident memory above the level before the warm-up (the kernel's
 high-water mark, reset through /proc/self/clear_refs, read after free memory is returned to
 the kernel). It also checks, on the first 8 tasks, that both compute the same meta-gradient.
@@ -19,7 +19,7 @@ of a shared machine hits every side alike:
 
     metazoo   the library as ``metazoo train`` runs it: freed memory is retained for reuse
               (``TrainConfig.retain_memory``, ``metazoo.engine.allocator``)
-    baseline  ``baseline.py`` (a loop over tasks, query losses summed, one backward pass) with
+    baseline  ``tests/reference.py`` (a loop over tasks, query losses summed, one backward pass) with
               the C library's default allocator: a usual script
     control   the same baseline in a process that also retains freed memory. metazoo against
               the control isolates the engine (same allocator); the control against the
@@ -48,17 +48,14 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline import Baseline
+from common import ROOT
 
 from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
 from metazoo.analysis.cost import PeakMemory, summarize, timed
 from metazoo.engine.allocator import retain_freed_memory
 from metazoo.models import MLP, Conv4, initial_params, make_loss
 from metazoo.tasks import Sinusoid, TaskBatch
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.reference import Baseline
 
 # The methods this benchmark names, all for issue 4 (its speed targets and its questions about
 # peak memory against the number of inner steps k); ``--algorithms`` takes any registered one.
@@ -143,15 +140,15 @@ def side_prepare(side: str, work: str, variant: str, k: int, args) -> dict:
     model, batch = model.to(args.device), batch.to(args.device)
     algorithm, extra = VARIANTS[variant]
     settings = get_algorithm(algorithm).make_settings(inner_steps=k, inner_lr=inner_lr, **extra)
-    method = get_algorithm(algorithm).make(settings)
-    params = method.init(initial_params(model))  # the meta-parameters (Meta-SGD adds its α)
+    method = get_algorithm(algorithm).bind(settings)
+    params, state = method.init(initial_params(model))  # Meta-SGD adds its α to θ
     baseline = Baseline(algorithm, model, loss_name, settings)
     info = {"strategy": strategy_for(model, args)}
     if side == "metazoo":
         loss = make_loss(model, loss_name)
 
         def gradient(tasks=batch):
-            return meta_gradient(method, loss, params, tasks, strategy=info["strategy"],
+            return meta_gradient(method, loss, params, state, tasks, strategy=info["strategy"],
                                  chunk_size=args.chunk_size)[0]
 
         if not args.no_baseline:
@@ -314,7 +311,7 @@ def markdown(meta: dict, rows: list[dict], summary: dict) -> str:
              f"about {meta['budget']:g} s per row; IQR in brackets; peak resident memory above "
              "the level before the warm-up. max abs diff is measured on the first 8 tasks. Each "
              "side runs in its own process: metazoo retains freed memory for reuse, as `metazoo "
-             "train` does; the baseline (`benchmarks/baseline.py`: a loop over tasks, query "
+             "train` does; the baseline (`tests/reference.py`: a loop over tasks, query "
              "losses summed, one backward pass) uses the C library's default allocator, as a "
              "usual script does; the control is the baseline with retained memory. speed-up: "
              "baseline / metazoo; engine speed-up: control / metazoo (same allocator). max abs "

@@ -26,85 +26,55 @@ Results: mean over split seeds ± 95% Student-t interval over split seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+from common import RESULTS, ROOT, Clock, command, table, write_results
 
 from metazoo.algorithms import ALGORITHMS
-from metazoo.analysis.stats import mean_ci
+from metazoo.analysis.grid import Evaluations, run_grid
+from metazoo.engine import TrainConfig
+from metazoo.stats import Difference, mean_ci, paired_by_seed
 from metazoo.tasks import Faces
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOTS = (1, 5)
 QUERY = 5
 EVAL_SEED = 12345
 INNER_LR = 0.1
-COMMON = ["--task", "faces", "--model", "conv4-32", "--n-way", "5", "--k-shot", "1",
-          "--query-shots", str(QUERY), "--inner-lr", str(INNER_LR), "--meta-batch", "8",
-          "--iterations", "1000000", "--budget-clock", "cpu", "--strategy", "loop",
-          "--eval-seed", str(EVAL_SEED),
-          "--eval-query-shots", str(QUERY), "--log-every", "25", "--checkpoint-every", "100",
-          "--no-progress"]
+COMMON = {"task": "faces", "model": "conv4-32", "n_way": 5, "k_shot": 1, "query_shots": QUERY,
+          "inner_lr": INNER_LR, "meta_batch": 8, "iterations": 1000000, "budget_clock": "cpu",
+          "strategy": "loop", "eval_seed": EVAL_SEED, "eval_query_shots": QUERY,
+          "log_every": 25, "checkpoint_every": 100}
 #: The registered method that meta-learning is set against (joint training: no inner loop).
 BASELINE = "joint"
 #: A method's own settings, beyond the shared protocol (methods not named use none).
-OWN = {"reptile": ["--inner-steps", "5"],
-       "imaml": ["--inner-steps", "5", "--cg-damping", "21"]}
+OWN = {"reptile": {"inner_steps": 5},
+       "imaml": {"inner_steps": 5, "algorithm_options": {"cg_damping": 21.0}}}
 
 
-def run(args, algorithm: str, seed: int) -> dict:
-    """Train (or resume) one method on one split seed; evaluate at every K; return accuracies."""
-    out = args.runs / f"{algorithm}-seed{seed}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    steps = [str(s) for s in sorted({0, *args.report_steps})]
-    executed = not (out / "results.json").is_file()
-    if executed:
-        began = time.time()
-        command = [sys.executable, "-m", "metazoo", "train", *COMMON, *OWN.get(algorithm, []),
-                   "--algorithm", algorithm, "--data-dir", str(args.data_dir),
-                   "--split-seed", str(seed), "--seed", str(seed),
-                   "--time-budget", str(args.time_budget), "--eval-steps", *steps,
-                   "--eval-tasks", str(args.eval_tasks),
-                   "--overwrite", "--out", str(out)]
-        _run_counted(command, env, out)
-        print(f"{algorithm} seed {seed}: trained and tested at K=1 in {time.time() - began:.0f} s",
-              flush=True)
-    results = json.loads((out / "results.json").read_text())
-    accuracy = {1: {int(s): v["accuracy"]["mean"] for s, v in results["evaluation"].items()}}
-    for shots in SHOTS[1:]:
-        report = out / f"eval-{shots}shot.json"
-        if not report.is_file():
-            _run_counted([sys.executable, "-m", "metazoo", "eval", str(out), "--k-shot",
-                          str(shots), "--steps", *steps, "--json", str(report)], env, out)
-        evaluation = json.loads(report.read_text())
-        accuracy[shots] = {int(s): v["accuracy"]["mean"] for s, v in evaluation.items()}
-    cpu = out / "cpu-seconds.json"
-    return {"algorithm": algorithm, "seed": seed, "accuracy": accuracy,
-            "iterations": results["iterations"], "train_seconds": results["train_seconds"],
-            "cpu_seconds": sum(json.loads(cpu.read_text())) if cpu.is_file() else None,
-            "executed": executed}
-
-
-def _run_counted(command: list[str], env: dict, out: Path) -> None:
-    """Run ``command``; add the CPU seconds it used to ``out/cpu-seconds.json``.
-
-    Children's CPU time is read from ``getrusage`` before and after, so runs must not
-    overlap for the count to be exact (``--jobs 1``).
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    record = out / "cpu-seconds.json"
-    spent = json.loads(record.read_text()) if record.is_file() else []
-    record.write_text(json.dumps([*spent, used]) + "\n")
+def train_all(args, grid: list[tuple[str, int]]) -> list[dict]:
+    """Train (or resume, or reuse) every method on every split seed, one thread each; test
+    each at every K. Returns, per run, its accuracies ``{K: {steps: mean}}``."""
+    steps = sorted({0, *args.report_steps})
+    cells = {f"{algorithm}-seed{seed}": TrainConfig(
+        **COMMON, **OWN.get(algorithm, {}), algorithm=algorithm, data_dir=str(args.data_dir),
+        split_seed=seed, seed=seed, time_budget=args.time_budget, eval_steps=steps,
+        eval_tasks=args.eval_tasks) for algorithm, seed in grid}
+    score = Evaluations({str(shots): {"eval_k_shot": shots} for shots in SHOTS[1:]})
+    records = run_grid(cells, args.runs, runs=args.runs, score=score, jobs=args.jobs,
+                       threads=1, evaluate_at_end=True, desc="faces")
+    runs = []
+    for record in records:
+        reports = {1: record["evaluation"], **{shots: record["extra"][str(shots)]
+                                               for shots in SHOTS[1:]}}
+        runs.append({"algorithm": record["algorithm"], "seed": record["seed"],
+                     "accuracy": {shots: {int(s): v["accuracy"]["mean"]
+                                          for s, v in report.items()}
+                                  for shots, report in reports.items()},
+                     "iterations": record["iterations"],
+                     "train_seconds": record["train_seconds"]})
+    return runs
 
 
 def nearest_neighbour(data_dir: Path, seed: int, shots: int, num_tasks: int) -> float:
@@ -121,8 +91,8 @@ def nearest_neighbour(data_dir: Path, seed: int, shots: int, num_tasks: int) -> 
 NEAREST = "nearest neighbour on pixels"
 
 
-def percent(values) -> str:
-    mean, half = mean_ci([100 * v for v in values])
+def percent(by_seed: dict[int, float]) -> str:
+    mean, half = mean_ci([100 * v for v in by_seed.values()])
     return f"{mean:.1f} ± {half:.1f}"
 
 
@@ -141,93 +111,82 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     grid = [(algorithm, seed) for seed in args.seeds for algorithm in sorted(ALGORITHMS)]
-    started = time.time()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda item: run(args, *item), grid))
+    with Clock() as clock:
+        runs = train_all(args, grid)
     neighbour = {shots: [nearest_neighbour(args.data_dir, seed, shots, args.eval_tasks)
                          for seed in args.seeds]
                  for shots in SHOTS}
     headline = args.report_steps[-1]
     steps = sorted({0, *args.report_steps})
     methods = sorted(ALGORITHMS)
-    # Accuracy per method, K and test step count: one value per split seed, in seed order.
-    table = {(a, k, s): [r["accuracy"][k][s] for r in runs if r["algorithm"] == a]
-             for a in methods for k in SHOTS for s in steps}
-    table.update({(NEAREST, k, headline): neighbour[k] for k in SHOTS})
+    # Accuracy per method, K and test step count: {split seed: value}.
+    accuracy = {(a, k, s): {r["seed"]: r["accuracy"][k][s] for r in runs if r["algorithm"] == a}
+                for a in methods for k in SHOTS for s in steps}
+    accuracy.update({(NEAREST, k, headline): dict(zip(args.seeds, neighbour[k]))
+                     for k in SHOTS})
 
-    command = "python benchmarks/faces.py " + " ".join(sys.argv[1:])
-    cpu = [r["cpu_seconds"] for r in runs]
-    executed = any(r["executed"] for r in runs)
+    trained = sum(r["train_seconds"] for r in runs)
     lines = ["# Faces: 5-way few-shot identification of people never seen in training", "",
-             "Produced by:", "", f"    {command}", "",
+             "Produced by:", "", f"    {command('faces.py')}", "",
              (f"{len(args.seeds)} split seeds ({', '.join(map(str, args.seeds))}) × "
               f"{len(methods)} methods, {args.time_budget:.0f} CPU seconds of meta-training "
-              f"each, {args.eval_tasks} test tasks per K"
-              + (f"; {sum(cpu) / 60:.0f} CPU minutes in all (training, testing, start-up)"
-                 if args.jobs == 1 and all(c is not None for c in cpu) else "")
-              + (f"; {(time.time() - started) / 60:.0f} min of wall-clock time on "
-                 f"{os.cpu_count()} shared CPU cores ({args.jobs} run(s) at a time)"
-                 if executed else "") + "."), "",
+              f"each, {args.eval_tasks} test tasks per K; {trained / 60:.0f} CPU minutes of "
+              f"meta-training in all; this call {clock.wall / 60:.0f} min of wall-clock time on "
+              f"{os.cpu_count()} shared CPU cores ({args.jobs} run(s) at a time)."), "",
              __doc__.split("\n\n", 2)[2].strip(), "",
-             f"## Accuracy (%) after {headline} test steps, mean ± 95% CI over split seeds", "",
-             "| method | iterations (mean) | 5-way 1-shot | 5-way 5-shot |", "|---|---:|---:|---:|"]
+             f"## Accuracy (%) after {headline} test steps, mean ± 95% CI over split seeds", ""]
+    rows = []
     for algorithm in methods:
         iterations = [r["iterations"] for r in runs if r["algorithm"] == algorithm]
-        lines.append(f"| {algorithm} | {sum(iterations) / len(iterations):.0f} | "
-                     + " | ".join(percent(table[algorithm, k, headline]) for k in SHOTS) + " |")
-    lines.append(f"| {NEAREST} | – | "
-                 + " | ".join(percent(table[NEAREST, k, headline]) for k in SHOTS) + " |")
+        rows.append([algorithm, f"{sum(iterations) / len(iterations):.0f}",
+                     *(percent(accuracy[algorithm, k, headline]) for k in SHOTS)])
+    rows.append([NEAREST, "–", *(percent(accuracy[NEAREST, k, headline]) for k in SHOTS)])
+    lines += table(["method", "iterations (mean)", "5-way 1-shot", "5-way 5-shot"], rows)
     verdicts = []
     for reference in (BASELINE, NEAREST):
-        gaps = paired_gaps(table, [a for a in methods if a != BASELINE], reference, headline)
+        gaps = paired_gaps(accuracy, [a for a in methods if a != BASELINE], reference, headline)
         name = "joint training" if reference == BASELINE else reference
-        lines += ["", f"## Meta-learning against {name}, paired by split seed", "",
-                  "| method | 1-shot: difference (points) | 5-shot: difference (points) |",
-                  "|---|---:|---:|"]
-        lines += [f"| {a} | " + " | ".join(f"{gaps[a][k][0]:+.1f} ± {gaps[a][k][1]:.1f}"
-                                           for k in SHOTS) + " |" for a in gaps]
-        verdicts.append(verdict(gaps, reference, name, table, headline))
+        lines += ["", f"## Meta-learning against {name}, paired by split seed", ""]
+        lines += table(["method", "1-shot: difference (points)", "5-shot: difference (points)"],
+                       [[a, *(f"{gaps[a][k].mean:+.1f} ± {gaps[a][k].ci95:.1f}" for k in SHOTS)]
+                        for a in gaps])
+        verdicts.append(verdict(gaps, reference, name, accuracy, headline))
     lines += ["", "Does meta-learning beat joint training on faces? " + " ".join(verdicts), ""]
-    lines += ["## Every test step count (mean over split seeds, %)", "",
-              "| method | K | " + " | ".join(f"{s} steps" for s in steps) + " |",
-              "|---|---:|" + "---:|" * len(steps)]
-    for algorithm in methods:
-        for shots in SHOTS:
-            cells = [f"{100 * sum(table[algorithm, shots, s]) / len(args.seeds):.1f}"
-                     for s in steps]
-            lines.append(f"| {algorithm} | {shots} | " + " | ".join(cells) + " |")
-    lines.append("")
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / "faces.md").write_text("\n".join(lines))
-    (ROOT / "results" / "faces.json").write_text(json.dumps(
-        {"runs": runs, "nearest_neighbour": neighbour, "command": command}, indent=1) + "\n")
-    print("\n".join(lines))
+    lines += ["## Every test step count (mean over split seeds, %)", ""]
+    lines += table(["method", "K", *(f"{s} steps" for s in steps)],
+                   [[algorithm, shots, *(f"{100 * sum(accuracy[algorithm, shots, s].values()) / len(args.seeds):.1f}"
+                                         for s in steps)]
+                    for algorithm in methods for shots in SHOTS])
+    write_results(RESULTS / "faces", lines, {"runs": runs, "nearest_neighbour": neighbour,
+                                             "command": command("faces.py")}, indent=1)
 
 
-def paired_gaps(table, methods, reference, steps) -> dict[str, dict[int, tuple[float, float]]]:
-    """Per method and K: mean ± 95% CI over split seeds of (method − reference), in points.
+def paired_gaps(accuracy, methods, reference, steps) -> dict[str, dict[int, Difference]]:
+    """Per method and K: (method − reference) in points, paired by split seed (both are tested
+    on the same tasks of the same people), with its 95% interval over split seeds."""
+    def points(key):
+        return {seed: 100 * value for seed, value in accuracy[key].items()}
 
-    Paired by seed: both are tested on the same tasks of the same people.
-    """
-    return {a: {k: mean_ci([100 * (x - y) for x, y in zip(
-        table[a, k, steps], table[reference, k, steps])]) for k in SHOTS} for a in methods}
+    return {a: {k: paired_by_seed(points((a, k, steps)), points((reference, k, steps)))
+                for k in SHOTS} for a in methods}
 
 
-def verdict(gaps, reference: str, name: str, table, steps) -> str:
+def verdict(gaps, reference: str, name: str, accuracy, steps) -> str:
     """One sentence per K, computed from the paired gaps to ``reference`` (called ``name``)."""
     sentences = []
     for shots in SHOTS:
-        above = sorted(a for a, g in gaps.items() if g[shots][0] - g[shots][1] > 0)
-        below = sorted(a for a, g in gaps.items() if g[shots][0] + g[shots][1] < 0)
-        best = max(gaps, key=lambda a: gaps[a][shots][0])
-        mean, half = gaps[best][shots]
-        level = 100 * sum(table[reference, shots, steps]) / len(table[reference, shots, steps])
+        above = sorted(a for a, g in gaps.items() if g[shots].resolved and g[shots].mean > 0)
+        below = sorted(a for a, g in gaps.items() if g[shots].resolved and g[shots].mean < 0)
+        best = max(gaps, key=lambda a: gaps[a][shots].mean)
+        gap = gaps[best][shots]
+        values = accuracy[reference, shots, steps].values()
+        level = 100 * sum(values) / len(values)
         found = (f"{len(above)} of {len(gaps)} methods beat {name} ({', '.join(above)}: "
                  "paired interval above zero)" if above else
                  f"no method resolves an advantage over {name}")
         sentences.append(
             f"**{shots}-shot against {name} ({level:.1f}%):** {found}; the largest mean "
-            f"gain is {best}'s, {mean:+.1f} ± {half:.1f} points"
+            f"gain is {best}'s, {gap.mean:+.1f} ± {gap.ci95:.1f} points"
             + (f"; {', '.join(below)} {'is' if len(below) == 1 else 'are'} below it (paired "
                "interval below zero)" if below else "") + ".")
     return " ".join(sentences)

@@ -19,18 +19,17 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import ROOT, Clock, repeat_for
 from PIL import Image
 
 from metazoo.engine.allocator import retain_freed_memory
 from metazoo.tasks import ImageFolderTasks
 from metazoo.tasks import images as images_module
 
-ROOT = Path(__file__).resolve().parent.parent
 #: (name, n_way, k_shot, query_shots, tasks per batch)
 SAMPLING = [("5-way 1-shot, 15 query, meta-batch 4 (MAML paper)", 5, 1, 15, 4),
             ("5-way 5-shot, 15 query, meta-batch 2 (MAML paper)", 5, 5, 15, 2),
@@ -56,10 +55,10 @@ def generate(folder: Path, classes: int, per_class: int, size: int) -> None:
 def cached_load(folder: Path, cache: Path, size: int, workers: int) -> tuple[float, float]:
     """Wall-clock and CPU seconds (all threads of this process) of a load from the cache."""
     images_module._LOADED.clear()  # as a new process would
-    wall, cpu = time.perf_counter(), time.process_time()
-    ImageFolderTasks(folder, n_way=5, k_shot=1, query_shots=15, image_size=size,
-                     cache_dir=cache, workers=workers)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    with Clock() as clock:
+        ImageFolderTasks(folder, n_way=5, k_shot=1, query_shots=15, image_size=size,
+                         cache_dir=cache, workers=workers)
+    return clock.wall, clock.cpu
 
 
 def main() -> None:
@@ -84,9 +83,9 @@ def main() -> None:
         lines.append(text)
 
     if not (args.folder / f"class{args.classes - 1:03d}").is_dir():
-        started = time.perf_counter()
-        generate(args.folder, args.classes, args.per_class, args.size)
-        print(f"generated {args.folder} in {time.perf_counter() - started:.0f} s")
+        with Clock() as clock:
+            generate(args.folder, args.classes, args.per_class, args.size)
+        print(f"generated {args.folder} in {clock.wall:.0f} s")
     files = sum(len(os.listdir(args.folder / d)) for d in os.listdir(args.folder))
     megabytes = sum(p.stat().st_size for p in args.folder.rglob("*.jpg")) / 2**20
     command = "python benchmarks/image_folder.py " + " ".join(sys.argv[1:])
@@ -104,10 +103,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         cache = Path(cache)
         images_module._LOADED.clear()
-        wall, cpu = time.perf_counter(), time.process_time()
-        tasks = ImageFolderTasks(args.folder, n_way=5, k_shot=1, query_shots=15,
-                                 image_size=args.size, cache_dir=cache, workers=args.workers)
-        first = time.perf_counter() - wall, time.process_time() - cpu
+        with Clock() as clock:
+            tasks = ImageFolderTasks(args.folder, n_way=5, k_shot=1, query_shots=15,
+                                     image_size=args.size, cache_dir=cache, workers=args.workers)
+        first = clock.wall, clock.cpu
         pixels = tasks.examples.inputs
         cache_bytes = sum(p.stat().st_size for p in cache.iterdir())
         say("| step | wall seconds | CPU seconds |")
@@ -130,12 +129,9 @@ def main() -> None:
                                      query_shots=query_shots, image_size=args.size,
                                      cache_dir=cache)
             generator = torch.Generator().manual_seed(0)
-            tasks.sample(batch, generator)  # warm-up
-            count, started, cpu = 0, time.perf_counter(), time.process_time()
-            while (elapsed := time.perf_counter() - started) < args.seconds:
-                tasks.sample(batch, generator)
-                count += 1
-            cpu = time.process_time() - cpu
+            count, clock = repeat_for(lambda t=tasks, n=batch, g=generator: t.sample(n, g),
+                                      args.seconds)
+            elapsed, cpu = clock.wall, clock.cpu
             say(f"| {name} | {count * batch / elapsed:,.0f} | {1e3 * elapsed / count:.2f} | "
                 f"{count * batch / cpu:,.0f} |")
     say()

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from common import Clock, repeat_for
 
 from metazoo.tasks.omniglot import ARCHIVES, Omniglot, load_archive, resolve_root
 
@@ -25,10 +25,10 @@ SAMPLING = [(5, 1, 15, 32), (20, 1, 15, 16)]
 
 
 def load_both(root: Path, cache: Path, workers: int | None = None) -> float:
-    started = time.perf_counter()
-    for archive in ARCHIVES:
-        load_archive(root / archive.filename, archive, cache, workers)
-    return time.perf_counter() - started
+    with Clock() as clock:
+        for archive in ARCHIVES:
+            load_archive(root / archive.filename, archive, cache, workers)
+    return clock.wall
 
 
 def main() -> None:
@@ -60,11 +60,9 @@ def main() -> None:
             task = Omniglot(n_way=n_way, k_shot=k_shot, query_shots=query_shots, data_dir=root,
                             cache_dir=cache, download=False)
             generator = torch.Generator().manual_seed(0)
-            task.sample(tasks, generator)  # warm-up
-            batches, started = 0, time.perf_counter()
-            while (elapsed := time.perf_counter() - started) < args.seconds:
-                task.sample(tasks, generator)
-                batches += 1
+            batches, clock = repeat_for(lambda t=task, n=tasks, g=generator: t.sample(n, g),
+                                        args.seconds)
+            elapsed = clock.wall
             print(f"{n_way}-way {k_shot}-shot {query_shots}-query, {tasks} tasks/batch: "
                   f"{batches * tasks / elapsed:,.0f} tasks/s ({1e3 * elapsed / batches:.2f} ms "
                   "per batch)")

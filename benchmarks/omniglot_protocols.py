@@ -16,12 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import RESULTS, ROOT, table
+
+from metazoo.analysis.grid import Evaluations, evaluation_report, run_grid
+from metazoo.engine import TrainConfig, read_run
+from metazoo.engine.layout import LOG, VALIDATION, read_log
+from metazoo.engine.layout import RESULTS as RUN_RESULTS
+from metazoo.fileio import write_json
+from metazoo.presets import preset_options
+
 #: preset → (validate, checkpoint) every this many iterations: about 15 validation points in 30
 #: CPU minutes, and a checkpoint every few CPU minutes (iMAML's iterations take ~4 CPU seconds).
 PRESETS = {"maml-omniglot-5w1s": (200, 100), "fomaml-omniglot-5w1s": (400, 100),
@@ -32,58 +37,60 @@ PRESETS = {"maml-omniglot-5w1s": (200, 100), "fomaml-omniglot-5w1s": (400, 100),
 TARGETS = {"maml": 0.95, "fomaml": 0.94, "reptile": 0.90, "imaml": 0.93, "imaml-hf": 0.93}
 #: the line after which results/omniglot.md holds a hand-written reading that is kept.
 HAND_WRITTEN = "<!-- hand-written below: kept when the tables above are regenerated -->"
+#: the other protocol each run is also scored under (the run's own is transductive).
+NON_TRANSDUCTIVE = {"eval_transductive": False}
 
 
-def metazoo(*arguments: str, env: dict) -> None:
-    subprocess.run([sys.executable, "-m", "metazoo", *arguments], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+def short(preset: str) -> str:
+    return preset.removesuffix("-omniglot-5w1s")
 
 
-def run(preset: str, args) -> dict:
-    name = preset.removesuffix("-omniglot-5w1s")
-    out = args.runs / f"omniglot-{name}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    curve_path = out / "validation.jsonl"
-    if args.partial:
-        # Report runs stopped before their budget: their last checkpoint, on fewer tasks.
-        from metazoo.engine import read_run
+def folder(preset: str) -> str:
+    return f"omniglot-{short(preset)}"
 
-        log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()
-               if line.strip()]
-        curve = [json.loads(line) for line in curve_path.read_text().splitlines()
-                 if line.strip()] if curve_path.is_file() else []
-        saved = read_run(out).iteration
-        if saved == 0:  # no checkpoint after θ₀: only its learning curve says anything
-            return {"name": name, "preset": preset, "curve": curve, "results": None,
-                    "iterations": log[-1]["iteration"], "saved": 0}
-        evaluation = {}
-        for protocol in ("--transductive", "--no-transductive"):
-            path = out / f"partial{protocol.replace('--', '-')}.json"
-            if not path.is_file():
-                metazoo("eval", str(out), "--tasks", str(args.partial), protocol, "--json",
-                        str(path), env=env)
-            evaluation[protocol] = json.loads(path.read_text())
-        seconds = [r["train_seconds"] for r in curve if r["iteration"] <= saved]
-        results = {"evaluation": evaluation["--transductive"], "iterations": saved,
-                   "train_seconds": seconds[-1] if seconds else float("nan")}
-        return {"name": name, "preset": preset, "results": results, "curve": curve,
-                "non_transductive": evaluation["--no-transductive"],
-                "iterations": log[-1]["iteration"], "saved": saved}
-    if not (out / "results.json").is_file():
-        if (out / "checkpoint.pt").is_file():
-            metazoo("train", "--resume", str(out), "--no-progress", env=env)
-        else:
-            metazoo("train", "--preset", preset, "--time-budget", str(args.time_budget),
-                    "--budget-clock", "cpu", "--val-every", str(PRESETS[preset][0]),
-                    "--val-tasks", "100", "--strategy", "loop", "--log-every", "20",
-                    "--checkpoint-every", str(PRESETS[preset][1]), "--no-progress", "--out", str(out), env=env)
-    other = out / "results-non-transductive.json"
-    if not other.is_file():
-        metazoo("eval", str(out), "--no-transductive", "--json", str(other), env=env)
-    results = json.loads((out / "results.json").read_text())
-    curve = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()]
-    return {"name": name, "preset": preset, "results": results, "curve": curve,
-            "non_transductive": json.loads(other.read_text())}
+
+def curve(out: Path) -> list[dict]:
+    """The learning curve: validation accuracy against CPU seconds."""
+    return read_log(out / VALIDATION) if (out / VALIDATION).is_file() else []
+
+
+def train_all(args) -> list[dict]:
+    """Every preset at once, one thread each, for the CPU-time budget (resumed or reused)."""
+    cells = {folder(preset): TrainConfig(**{
+        **preset_options(preset), "time_budget": args.time_budget, "budget_clock": "cpu",
+        "val_every": validate, "val_tasks": 100, "strategy": "loop", "log_every": 20,
+        "checkpoint_every": checkpoint}) for preset, (validate, checkpoint) in PRESETS.items()}
+    records = run_grid(cells, args.runs, runs=args.runs,
+                       score=Evaluations({"non_transductive": NON_TRANSDUCTIVE}),
+                       jobs=len(PRESETS), threads=1, evaluate_at_end=True, desc="omniglot")
+    return [{"name": short(preset), "preset": preset,
+             "results": json.loads((args.runs / folder(preset) / RUN_RESULTS).read_text()),
+             "curve": curve(args.runs / folder(preset)),
+             "non_transductive": record["extra"]["non_transductive"]}
+            for preset, record in zip(PRESETS, records)]
+
+
+def partial(preset: str, args) -> dict:
+    """A run stopped before its budget (killed): its last checkpoint, on fewer tasks."""
+    out = args.runs / folder(preset)
+    found = curve(out)
+    stopped = read_log(out / LOG)[-1]["iteration"]
+    saved = read_run(out).iteration
+    if saved == 0:  # no checkpoint after θ₀: only its learning curve says anything
+        return {"name": short(preset), "preset": preset, "curve": found, "results": None,
+                "iterations": stopped, "saved": 0}
+    evaluation = {}
+    for protocol, options in (("transductive", {}), ("no-transductive", NON_TRANSDUCTIVE)):
+        path = out / f"partial-{protocol}.json"
+        if not path.is_file():
+            write_json(path, evaluation_report(out, eval_tasks=args.partial, **options))
+        evaluation[protocol] = json.loads(path.read_text())
+    seconds = [r["train_seconds"] for r in found if r["iteration"] <= saved]
+    results = {"evaluation": evaluation["transductive"], "iterations": saved,
+               "train_seconds": seconds[-1] if seconds else float("nan")}
+    return {"name": short(preset), "preset": preset, "results": results, "curve": found,
+            "non_transductive": evaluation["no-transductive"], "iterations": stopped,
+            "saved": saved}
 
 
 def _own_step(entry: dict) -> int:
@@ -95,13 +102,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "omniglot-protocols")
     parser.add_argument("--time-budget", type=float, default=1800.0)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "omniglot")
+    parser.add_argument("--out", type=Path, default=RESULTS / "omniglot")
     parser.add_argument("--partial", type=int, default=0, metavar="TASKS",
                         help="report runs stopped before their budget (killed): score each "
                              "last checkpoint on this many test tasks")
     args = parser.parse_args()
-    with ThreadPoolExecutor(len(PRESETS)) as pool:
-        entries = list(pool.map(lambda p: run(p, args), PRESETS))
+    entries = ([partial(preset, args) for preset in PRESETS] if args.partial
+               else train_all(args))
     runs = os.path.relpath(args.runs.resolve(), ROOT)
 
     lines = [
@@ -123,15 +130,14 @@ def main() -> None:
          "Transductive: a task's queries are classified together (BatchNorm statistics over "
          "them); non-transductive: each query with the support set alone."),
         "",
-        ("| method | preset | iterations | CPU s | test steps | accuracy, transductive | "
-         "accuracy, non-transductive | target | met |"),
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    rows = []
     for entry in entries:
         if entry["results"] is None:
-            lines.append(f"| {entry['name']} | `{entry['preset']}` | {entry['iterations']} | "
-                         f"{entry['curve'][-1]['train_seconds']:.0f} | — | no checkpoint after "
-                         "θ₀ when stopped: see its learning curve | — | — | — |")
+            rows.append([entry["name"], f"`{entry['preset']}`", entry["iterations"],
+                         f"{entry['curve'][-1]['train_seconds']:.0f}", "—",
+                         "no checkpoint after θ₀ when stopped: see its learning curve", "—", "—",
+                         "—"])
             continue
         results, other = entry["results"], entry["non_transductive"]
         step = str(max(int(s) for s in results["evaluation"]))
@@ -139,28 +145,30 @@ def main() -> None:
         other_acc = other[step]["accuracy"]
         target = TARGETS.get(entry["name"])
         met = "—" if target is None else ("yes" if main_acc["mean"] >= target else "no")
-        lines.append(
-            f"| {entry['name']} | `{entry['preset']}` | {results['iterations']} | "
-            f"{results['train_seconds']:.0f} | {step} | "
-            f"{100 * main_acc['mean']:.1f} ± {100 * main_acc['ci95']:.1f} | "
-            f"{100 * other_acc['mean']:.1f} ± {100 * other_acc['ci95']:.1f} | "
-            f"{'' if target is None else f'{100 * target:.0f}'} | {met} |")
+        rows.append([entry["name"], f"`{entry['preset']}`", results["iterations"],
+                     f"{results['train_seconds']:.0f}", step,
+                     f"{100 * main_acc['mean']:.1f} ± {100 * main_acc['ci95']:.1f}",
+                     f"{100 * other_acc['mean']:.1f} ± {100 * other_acc['ci95']:.1f}",
+                     "" if target is None else f"{100 * target:.0f}", met])
+    lines += table(["method", "preset", "iterations", "CPU s", "test steps",
+                    "accuracy, transductive", "accuracy, non-transductive", "target", "met"],
+                   rows, "llrrrrrrl")
     marks = (60, 120, 180, 240, 300) if args.partial else (300, 600, 900, 1200, 1500, 1800)
     if args.partial:
         lines += ["", (f"**Stopped early.** These runs were stopped before their "
                        f"{args.time_budget:g}-second budget (see the CPU seconds column); each "
                        f"last checkpoint is scored on {args.partial} test tasks.")]
     lines += ["", ("Learning curves (validation split, 100 fixed tasks, at each method's own "
-                   "test steps): [`docs/omniglot-curve.png`](../docs/omniglot-curve.png)."), "", "| method | " + " | ".join(
-                  f"acc. after {s:g} CPU s" for s in marks) + " |",
-              "|---|" + "---:|" * len(marks)]
+                   "test steps): [`docs/omniglot-curve.png`](../docs/omniglot-curve.png)."), ""]
+    rows = []
     for entry in entries:
         step = _own_step(entry)
         cells = []
         for mark in marks:
             before = [r for r in entry["curve"] if r["train_seconds"] <= mark]
             cells.append(f"{100 * before[-1][f'accuracy@{step}']:.1f}" if before else "—")
-        lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
+        rows.append([entry["name"], *cells])
+    lines += table(["method", *(f"acc. after {s:g} CPU s" for s in marks)], rows)
     # A reading of the numbers, written by hand below HAND_WRITTEN, survives regeneration.
     markdown = args.out.with_suffix(".md")
     kept = markdown.read_text().partition(HAND_WRITTEN) if markdown.is_file() else ("", "", "")

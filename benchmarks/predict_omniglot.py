@@ -19,9 +19,9 @@ Writes ``results/predict-omniglot.md``. A run that exists is reused (or resumed)
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -59,6 +59,14 @@ def make_folders(data: Path, alphabet: str | None, work: Path) -> str:
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / Path(member).name).write_bytes(archive.read(member))
     return alphabet
+
+
+def scored(predictions: Path) -> tuple[int, int]:
+    """(right, labelled) among the queries of ``metazoo predict``'s CSV (its ``true`` column
+    holds each labelled query's class)."""
+    with open(predictions, newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row.get("true")]
+    return sum(row["label"] == row["true"] for row in rows), len(rows)
 
 
 def nearest_neighbour(work: Path, run_dir: Path) -> tuple[int, int]:
@@ -100,9 +108,7 @@ def main() -> None:
          "--query", str(args.work / "query"), "--out", str(args.work / "predictions.csv")],
         check=True, env=env, capture_output=True, text=True).stdout
     seconds = time.perf_counter() - began
-    match = re.search(r"accuracy on the (\d+) labelled queries: ([\d.]+)% \((\d+)/(\d+)\)",
-                      predicted)
-    hits, total = int(match.group(3)), int(match.group(4))
+    hits, total = scored(args.work / "predictions.csv")
     nn_hits, nn_total = nearest_neighbour(args.work, run_dir)
     table = results["evaluation"]
     step = max(table, key=int)

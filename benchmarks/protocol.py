@@ -13,76 +13,56 @@ Omniglot, each method under its own published protocol, is ``benchmarks/omniglot
 
     python benchmarks/protocol.py sinusoid --iterations 30000 --jobs 2
 
-Runs go to ``runs/<suite>-protocol/<name>`` (an interrupted run is resumed); the table goes to
-``results/<suite>.md`` and ``results/<suite>.json``.
+Runs go to ``runs/<suite>-protocol/<name>``, the library's grid (an interrupted run is resumed, a
+finished one reused); the table goes to ``results/<suite>.md`` and ``results/<suite>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from metazoo.algorithms import ALGORITHMS
+from common import RESULTS, ROOT, command, table, write_results
 
-ROOT = Path(__file__).resolve().parent.parent
+from metazoo.algorithms import ALGORITHMS
+from metazoo.analysis.grid import Evaluations, run_grid
+from metazoo.engine import TrainConfig
+
 SUITES = {
     "sinusoid": {
-        "flags": ["--task", "sinusoid", "--eval-steps", "0", "1", "5", "10",
-                  "--eval-k-shot", "5", "--eval-query-shots", "100"],
+        "options": {"task": "sinusoid", "eval_steps": [0, 1, 5, 10], "eval_k_shot": 5,
+                    "eval_query_shots": 100},
         # Every registered algorithm, each with its own inner-loop defaults.
-        "runs": {name: ["--algorithm", name] for name in sorted(ALGORITHMS)},
-        "extra_eval": ["--k-shot", "10"],  # also report K = 10 at test
+        "runs": {name: {"algorithm": name} for name in sorted(ALGORITHMS)},
+        "extra_eval": {"eval_k_shot": 10},  # also report K = 10 at test
         "metric": "loss", "steps": ["0", "1", "5", "10"],
     },
 }
 
 
-def run(suite: dict, name: str, args) -> dict:
-    out = args.runs / name
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    command = [sys.executable, "-m", "metazoo", "train", *suite["flags"], *suite["runs"][name],
-               "--iterations", str(args.iterations), "--time-budget", str(args.time_budget),
-               "--no-progress", "--out", str(out)]
-    if not (out / "results.json").is_file():
-        began = time.time()
-        if (out / "checkpoint.pt").is_file():
-            command = [sys.executable, "-m", "metazoo", "train", "--resume", str(out),
-                       "--no-progress"]
-        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-        print(f"{name}: done in {time.time() - began:.0f} s", flush=True)
-    result = json.loads((out / "results.json").read_text())
-    entry = {"name": name, "main": result["evaluation"], "config": result["config"],
-             # results written before the field existed ran exactly the configured count
-             "iterations": result.get("iterations") or result["config"]["iterations"],
-             "train_seconds": result.get("train_seconds"),
-             "median_seconds_per_iteration": result["median_seconds_per_iteration"]}
-    if suite["extra_eval"]:
-        extra = out / "eval-extra.json"
-        if not extra.is_file():
-            subprocess.run([sys.executable, "-m", "metazoo", "eval", str(out),
-                            *suite["extra_eval"], "--json", str(extra)],
-                           check=True, env=env, stdout=subprocess.DEVNULL)
-        entry["extra"] = json.loads(extra.read_text())
-    return entry
+def entries(suite: dict, names: list[str], args) -> list[dict]:
+    """Train (or resume, or reuse) every run of the suite; one entry per run."""
+    cells = {name: TrainConfig(**suite["options"], **suite["runs"][name],
+                               iterations=args.iterations, time_budget=args.time_budget)
+             for name in names}
+    score = Evaluations({"extra_eval": suite["extra_eval"]} if suite["extra_eval"] else {})
+    records = run_grid(cells, args.runs, runs=args.runs, score=score, jobs=args.jobs,
+                       threads=args.threads, evaluate_at_end=True, desc=args.suite)
+    return [{"name": r["name"], "main": r["evaluation"], "config": r["config"],
+             "iterations": r["iterations"], "train_seconds": r["train_seconds"],
+             "median_seconds_per_iteration": r["ms_per_iteration"] / 1e3,
+             **({"extra": r["extra"]["extra_eval"]} if suite["extra_eval"] else {})}
+            for r in records]
 
 
-def table(entries, key, suite, metric) -> list[str]:
-    lines = ["| algorithm | iterations | ms / iteration | "
-             + " | ".join(f"{s} steps" for s in suite["steps"]) + " |",
-             "|---|---:|---:|" + "---:|" * len(suite["steps"])]
-    for entry in entries:
-        cells = [f"{entry[key][s][metric]['mean']:.3f} ± {entry[key][s][metric]['ci95']:.3f}"
-                 for s in suite["steps"]]
-        lines.append(f"| {entry['name']} | {entry['iterations']} | "
-                     f"{1e3 * entry['median_seconds_per_iteration']:.1f} | "
-                     + " | ".join(cells) + " |")
-    return lines
+def results_table(entries, key, suite, metric) -> list[str]:
+    rows = [[entry["name"], entry["iterations"],
+             f"{1e3 * entry['median_seconds_per_iteration']:.1f}",
+             *(f"{entry[key][s][metric]['mean']:.3f} ± {entry[key][s][metric]['ci95']:.3f}"
+               for s in suite["steps"])] for entry in entries]
+    return table(["algorithm", "iterations", "ms / iteration",
+                  *(f"{s} steps" for s in suite["steps"])], rows)
 
 
 def main() -> None:
@@ -100,30 +80,25 @@ def main() -> None:
     suite = SUITES[args.suite]
     args.runs = args.runs or ROOT / "runs" / f"{args.suite}-protocol"
     args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    names = args.only or list(suite["runs"])
-    with ThreadPoolExecutor(args.jobs) as pool:
-        entries = list(pool.map(lambda name: run(suite, name, args), names))
+    found = entries(suite, args.only or list(suite["runs"]), args)
 
     budget = (f"{args.time_budget:.0f} s of meta-training per algorithm, at most "
               if args.time_budget else "")
-    command = " ".join(["python", "benchmarks/protocol.py", *sys.argv[1:]])
     lines = [f"# {args.suite}: all algorithms under the MAML paper's protocol", "",
              (f"Budget: {budget}{args.iterations} meta-iterations; {args.jobs} runs in parallel, "
              f"{args.threads} thread(s) each, on this machine "
              f"({os.cpu_count()} cores). Mean ± 95% CI over the held-out tasks "
-             f"(the same tasks for every row). Produced by:"), "", f"    {command}", "",
+             f"(the same tasks for every row). Produced by:"), "",
+             f"    {command('protocol.py')}", "",
              (__doc__.split(f"``{args.suite}``")[1].split("\n\n")[0]).strip(), ""]
     metric = suite["metric"]
     lines += [f"## {metric} at test" + (" (K = 5)" if args.suite == "sinusoid" else ""), ""]
-    lines += table(entries, "main", suite, metric) + [""]
+    lines += results_table(found, "main", suite, metric) + [""]
     if suite["extra_eval"]:
         lines += ["## loss at test with K = 10 support points", ""]
-        lines += table([{**e, "main": e["extra"]} for e in entries], "main", suite, metric)
+        lines += results_table(found, "extra", suite, metric)
         lines.append("")
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / f"{args.suite}.md").write_text("\n".join(lines))
-    (ROOT / "results" / f"{args.suite}.json").write_text(json.dumps(entries, indent=2) + "\n")
-    print("\n".join(lines))
+    write_results(RESULTS / args.suite, lines, found)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Means with 95% intervals: the one estimator every table of metazoo uses.
+"""The statistics every table of metazoo uses: means with 95% intervals, differences paired by
+seed with their verdict, and the split of post-adaptation loss into starting loss and gain.
 
-Student's t with n − 1 degrees of freedom (for hundreds of tasks it is the normal 1.96 to
-the third digit; for a few seeds it is much wider, as it must be).
+Intervals are Student's t with n − 1 degrees of freedom (for hundreds of tasks it is the
+normal 1.96 to the third digit; for a few seeds it is much wider, as it must be).
 """
 
 from __future__ import annotations
@@ -62,3 +63,74 @@ class Estimate:
         if math.isnan(self.ci95):
             return f"{self.mean:.4g}"
         return f"{self.mean:.4g} ± {self.ci95:.2g}"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A mean difference between two methods, first − second, with its 95% half-width.
+
+    ``diverged``: some value was NaN or infinite, so no difference is stated.
+    """
+
+    mean: float
+    ci95: float
+    diverged: bool = False
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the 95% interval excludes zero."""
+        return not self.diverged and not math.isnan(self.ci95) and abs(self.mean) > self.ci95
+
+    def winner(self, first: str, second: str, higher_is_better: bool) -> str | None:
+        """The better of the two where the difference is resolved, else None."""
+        if not self.resolved:
+            return None
+        return first if (self.mean > 0) == higher_is_better else second
+
+
+def differences_by_seed(first: dict, second: dict) -> list[float]:
+    """first − second for each seed both have (``{seed: value}`` each), in ``first``'s order."""
+    return [first[seed] - second[seed] for seed in first if seed in second]
+
+
+def paired_by_seed(first: dict, second: dict) -> Difference:
+    """first − second over the seeds both have (``{seed: value}`` each), with the t-interval
+    of the paired differences: both runs of a seed saw the same task stream and are scored
+    on the same held-out tasks, so pairing removes what the seeds share."""
+    paired = differences_by_seed(first, second)
+    diverged = not all(math.isfinite(value) for value in paired)
+    return Difference(*mean_ci(paired), diverged=diverged)
+
+
+def matched_gain(pre: dict[str, torch.Tensor], post: dict[str, torch.Tensor], bins: int = 5,
+                 min_count: int = 5) -> dict:
+    """Adaptation gain (pre − post) compared at equal starting loss.
+
+    All (θ, task) pairs are pooled and cut into ``bins`` quantile bins of pre-adaptation
+    loss. Within a bin every θ starts from about the same loss, so differences in gain there
+    reflect how easily θ is optimised, not how good it already is. A bin counts only where
+    every θ has at least ``min_count`` tasks; the matched gain of θ is the mean, over those
+    bins with equal weight, of its mean gain in the bin.
+
+    Returns:
+        ``{"edges": [bins + 1], "per_bin": {name: [mean gain or NaN]}, "counts": {name: [n]},
+        "matched": {name: float}, "bins_used": int}``.
+    """
+    names = list(pre)
+    pooled = torch.cat([pre[n].double() for n in names])
+    edges = torch.quantile(pooled, torch.linspace(0, 1, bins + 1, dtype=torch.float64))
+    per_bin: dict[str, list[float]] = {n: [] for n in names}
+    counts: dict[str, list[int]] = {n: [] for n in names}
+    for b in range(bins):
+        low, high = edges[b], edges[b + 1]
+        for n in names:
+            start = pre[n].double()
+            inside = (start >= low) & ((start < high) if b < bins - 1 else (start <= high))
+            counts[n].append(int(inside.sum()))
+            gain = (pre[n] - post[n]).double()[inside]
+            per_bin[n].append(gain.mean().item() if inside.any() else float("nan"))
+    usable = [b for b in range(bins) if all(counts[n][b] >= min_count for n in names)]
+    matched = {n: (sum(per_bin[n][b] for b in usable) / len(usable)) if usable else float("nan")
+               for n in names}
+    return {"edges": edges.tolist(), "per_bin": per_bin, "counts": counts, "matched": matched,
+            "bins_used": len(usable)}

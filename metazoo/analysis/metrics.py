@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch.func import grad
 
-from metazoo.algorithms import Method
+from metazoo.algorithms import Method, State
+from metazoo.analysis.methods import as_gradient
 from metazoo.core import tree_dot, tree_norm
 from metazoo.core.autodiff import hessian_vector_product
 from metazoo.types import LossFn, Params, TaskBatch
@@ -53,6 +54,7 @@ def path_metrics(
     steps: int,
     method: Method,
     *,
+    state: State | None = None,
     power_iterations: int = 20,
 ) -> dict[str, torch.Tensor]:
     """Geometry of the method's own test-time path from θ on the task's support set.
@@ -71,7 +73,7 @@ def path_metrics(
         ``top_eigenvalue``: of the support-loss Hessian at θ.
     """
     x, y = task.support_x, task.support_y
-    iterates = method.adapt(loss, meta, x, y, range(steps + 1))  # φ_0 … φ_k
+    iterates = method.adapt(loss, meta, state or {}, x, y, range(steps + 1))  # φ_0 … φ_k
     points = torch.stack([_flatten(phi) for phi in iterates])  # [k+1, P]
     updates = points[1:] - points[:-1]  # [k, P]
     path_length = updates.norm(dim=1).sum()
@@ -114,12 +116,12 @@ def fidelity(
     method it approximates) at the same θ and task.
 
     The method's direction is first expressed as a gradient estimate
-    (:meth:`~metazoo.algorithms.Method.as_gradient`: Reptile's θ − φ over kα); only the model
+    (:func:`~metazoo.analysis.methods.as_gradient`: Reptile's θ − φ over kα); only the model
     parameters' part is compared (Meta-SGD's step sizes are not).
     """
-    estimate, _ = method.meta_gradient(loss, method.init(params), task)
-    exact, _ = reference.meta_gradient(loss, reference.init(params), task)
-    estimate = method.as_gradient({n: estimate[n] for n in params})
+    estimate, _, _ = method.meta_gradient(loss, *method.init(params), task)
+    exact, _, _ = reference.meta_gradient(loss, *reference.init(params), task)
+    estimate = as_gradient(method, {n: estimate[n] for n in params})
     exact = {n: exact[n] for n in params}
     norm_estimate, norm_exact = tree_norm(estimate), tree_norm(exact)
     return {
@@ -136,6 +138,7 @@ def matched_start(
     steps: int,
     method: Method,
     *,
+    state: State | None = None,
     seed: int = 0,
     iterations: int = 30,
 ) -> dict:
@@ -184,10 +187,11 @@ def matched_start(
     theta = moved(high)
     pre = query_losses(theta)
 
-    start = method.with_model_params(meta, theta)
+    start = {**meta, **theta}  # the method's own meta-parameters (step sizes) kept
 
     def after(task: TaskBatch) -> torch.Tensor:
-        (adapted,) = method.adapt(loss, start, task.support_x, task.support_y, [steps])
+        (adapted,) = method.adapt(loss, start, state or {}, task.support_x, task.support_y,
+                                  [steps])
         return loss(adapted, task.query_x, task.query_y)
 
     return {"scale": high, "pre": pre.detach(), "post": torch.vmap(after)(tasks).detach()}

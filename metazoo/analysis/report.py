@@ -1,17 +1,29 @@
-"""A report as a list of blocks, rendered to Markdown and to one self-contained HTML page
-(figures embedded), plus the few matplotlib figures the comparison draws."""
+"""A report as a list of blocks, and the one place that writes it: figures drawn with
+matplotlib, Markdown, one self-contained HTML page (figures embedded) and the numbers as JSON.
+
+The report's sections (:mod:`metazoo.analysis.sections`) compute and phrase; they return
+blocks, a figure among them as what to draw (:func:`line_figure`, :func:`bar_figure`,
+:func:`figure`), and :func:`write_report` writes the files. Cells of numbers are formatted
+here too (:func:`fmt`, :func:`cell`), so that every table reads alike.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
+import json
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+import torch
+
+from metazoo.stats import mean_ci
 
 Block = tuple
 
@@ -40,6 +52,45 @@ def image(path: Path, caption: str) -> Block:
     return ("image", Path(path), caption)
 
 
+def figure(name: str, draw: Callable[[Path], object], caption: str) -> Block:
+    """A figure to draw into ``name`` (a file name in the report folder) when written."""
+    return ("figure", name, draw, caption)
+
+
+def fmt(mean: float, half: float, digits: int = 3) -> str:
+    """A mean ± 95% half-width, or the mean alone where there is no interval."""
+    if math.isnan(half):
+        return f"{mean:.{digits}g}"
+    return f"{mean:.{digits}g} ± {half:.2g}"
+
+
+def cell(values, unit: str = "tasks") -> str:
+    """Mean ± 95% CI, or, where any value is NaN or infinite, the divergence named: a table
+    never shows nan or inf for a method that diverged."""
+    data = torch.as_tensor(values, dtype=torch.float64).flatten()
+    bad = int((~torch.isfinite(data)).sum())
+    if bad:
+        return f"diverged ({bad} of {data.numel()} {unit})"
+    return fmt(*mean_ci(data))
+
+
+def write_report(folder: Path, blocks: list[Block], page_title: str, numbers: dict) -> Path:
+    """Draw the figures into ``folder``, then write ``index.md``, ``index.html`` and
+    ``summary.json`` (``numbers``); returns the path of ``index.md``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    for block in blocks:
+        if block[0] == "figure":
+            _, name, draw, caption = block
+            draw(folder / name)
+            block = image(folder / name, caption)
+        drawn.append(block)
+    (folder / "index.md").write_text(to_markdown(drawn))
+    (folder / "index.html").write_text(to_html(drawn, page_title))
+    (folder / "summary.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    return folder / "index.md"
+
+
 def to_markdown(blocks: list[Block]) -> str:
     lines: list[str] = []
     for block in blocks:
@@ -58,6 +109,8 @@ def to_markdown(blocks: list[Block]) -> str:
             lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
         elif kind == "image":
             lines += [f"![{block[2]}]({block[1].name})", "", f"*{block[2]}*", ""]
+        elif kind == "figure":  # not drawn yet: named as it will be
+            lines += [f"![{block[3]}]({block[1]})", "", f"*{block[3]}*", ""]
     return "\n".join(lines)
 
 
@@ -92,9 +145,22 @@ def to_html(blocks: list[Block], page_title: str) -> str:
     return "\n".join(parts)
 
 
-def line_figure(path: Path, xs, curves: dict, *, xlabel: str, ylabel: str,
-                panels: Sequence | None = None, panel_name: str = "") -> Path:
+def line_figure(name: str, caption: str, xs, curves: dict, *, xlabel: str, ylabel: str,
+                panels: Sequence | None = None, panel_name: str = "") -> Block:
     """Lines ``curves[label] = ys`` (or ``curves[(label, panel)]`` with ``panels``)."""
+    return figure(name, partial(draw_lines, xs=list(xs), curves=curves, xlabel=xlabel,
+                                ylabel=ylabel, panels=panels, panel_name=panel_name), caption)
+
+
+def bar_figure(name: str, caption: str, names: Sequence[str],
+               series: dict[str, Sequence[float]], *, ylabel: str, title: str) -> Block:
+    """Grouped bars: one group per name, one bar per series."""
+    return figure(name, partial(draw_bars, names=list(names), series=series, ylabel=ylabel,
+                                title=title), caption)
+
+
+def draw_lines(path: Path, xs, curves: dict, *, xlabel: str, ylabel: str,
+               panels: Sequence | None = None, panel_name: str = "") -> Path:
     panels = list(panels) if panels else [None]
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for axis, panel in zip(axes[0], panels):
@@ -114,9 +180,8 @@ def line_figure(path: Path, xs, curves: dict, *, xlabel: str, ylabel: str,
     return Path(path)
 
 
-def bar_figure(path: Path, names: Sequence[str], series: dict[str, Sequence[float]], *,
-               ylabel: str, title: str) -> Path:
-    """Grouped bars: one group per name, one bar per series."""
+def draw_bars(path: Path, names: Sequence[str], series: dict[str, Sequence[float]], *,
+              ylabel: str, title: str) -> Path:
     figure, axis = plt.subplots(figsize=(max(5, 1.1 * len(names)), 3.8))
     width = 0.8 / max(1, len(series))
     for index, (label, values) in enumerate(series.items()):

@@ -10,6 +10,7 @@ the lowest loss after the inner steps.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -69,8 +70,8 @@ def inner_paths(theta: torch.Tensor, steps: int, inner_lr: float, count: int = 3
     paths = []
     for index in range(count):
         task = tasks.task(index)
-        iterates = sgd_path(loss, start, task.support_x, task.support_y, range(steps + 1),
-                            inner_lr)
+        iterates = adapt_path(loss, start, task.support_x, task.support_y, range(steps + 1),
+                              sgd(inner_lr))
         paths.append(torch.stack([torch.cat([phi["weight"].flatten(), phi["bias"]])
                                   for phi in iterates]))
     return torch.stack(paths)
@@ -83,22 +84,31 @@ def post_adaptation_loss(theta: torch.Tensor, steps: int, inner_lr: float) -> fl
     start = {"weight": theta[:1].reshape(1, 1), "bias": theta[1:]}
 
     def one(task):
-        (adapted,) = sgd_path(loss, start, task.support_x, task.support_y, [steps], inner_lr)
+        (adapted,) = adapt_path(loss, start, task.support_x, task.support_y, [steps],
+                                sgd(inner_lr))
         return loss(adapted, task.query_x, task.query_y)
 
     return vmap(one)(tasks).mean().item()
 
 
-def toy_figure(path: Path, algorithms: list[str] | None = None, steps: int = 3,
-               inner_lr: float = 0.3, iterations: int = 300) -> dict:
-    """Draw the picture (every registered algorithm by default); returns each final θ."""
-    import matplotlib.pyplot as plt
-
+def toy_picture(algorithms: list[str] | None = None, steps: int = 3, inner_lr: float = 0.3,
+                iterations: int = 300) -> dict:
+    """What the picture shows (every registered algorithm by default): each outer trajectory,
+    the algorithm whose θ has the lowest loss after the inner steps, and both surfaces."""
     trajectories = {a: train_toy(a, steps, inner_lr, iterations)
                     for a in (algorithms or list(ALGORITHMS))}
     best = min(trajectories, key=lambda a: post_adaptation_loss(trajectories[a][-1], steps,
                                                                 inner_lr))
-    weights, biases, pre, post = surfaces(steps, inner_lr)
+    return {"trajectories": trajectories, "paths_from": best, "steps": steps,
+            "inner_lr": inner_lr, "surfaces": surfaces(steps, inner_lr)}
+
+
+def draw_toy(path: Path, picture: dict) -> None:
+    """Draw :func:`toy_picture`'s picture into ``path``."""
+    import matplotlib.pyplot as plt
+
+    trajectories, steps, inner_lr = picture["trajectories"], picture["steps"], picture["inner_lr"]
+    weights, biases, pre, post = picture["surfaces"]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for axis, surface, label in ((axes[0], pre, "mean loss at θ (before adaptation)"),
                                  (axes[1], post, f"mean loss after {steps} inner steps")):
@@ -111,25 +121,24 @@ def toy_figure(path: Path, algorithms: list[str] | None = None, steps: int = 3,
         axis.set_title(label)
         axis.set_xlabel("weight")
         axis.set_ylabel("bias")
-    for inner in inner_paths(trajectories[best][-1], steps, inner_lr):
+    for inner in inner_paths(trajectories[picture["paths_from"]][-1], steps, inner_lr):
         axes[1].plot(inner[:, 0], inner[:, 1], "w.-", lw=0.8)
     axes[0].legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
-    return {"final": {a: t[-1].tolist() for a, t in trajectories.items()}, "paths_from": best}
 
 
-def toy_blocks(figures: Path, iterations: int, steps: int = 3, inner_lr: float = 0.3) -> list:
-    drawn = toy_figure(figures / "toy_landscape.png", steps=steps, inner_lr=inner_lr,
-                       iterations=iterations)
-    final = drawn["final"]
+def toy_blocks(iterations: int, steps: int = 3, inner_lr: float = 0.3) -> list:
+    """The picture's report blocks: what it shows, the figure to draw, each final θ."""
+    picture = toy_picture(steps=steps, inner_lr=inner_lr, iterations=iterations)
+    final = {a: t[-1].tolist() for a, t in picture["trajectories"].items()}
     return [rpt.heading("A picture: where each θ ends up on a drawable task family"),
             rpt.paragraph(__doc__.split("\n\n")[1].replace("\n", " ")
                           + f" Here: {iterations} meta-iterations, k = {steps}, α = {inner_lr}."),
-            rpt.image(figures / "toy_landscape.png",
-                      "Left: mean loss at θ; right: mean loss after the inner steps. Lines: "
-                      "outer trajectories from the same start; dots: final θ; white: inner "
-                      f"paths of three tasks from {drawn['paths_from']}'s θ, the lowest "
-                      "loss after the inner steps."),
+            rpt.figure("toy_landscape.png", partial(draw_toy, picture=picture),
+                       "Left: mean loss at θ; right: mean loss after the inner steps. Lines: "
+                       "outer trajectories from the same start; dots: final θ; white: inner "
+                       f"paths of three tasks from {picture['paths_from']}'s θ, the lowest "
+                       "loss after the inner steps."),
             rpt.bullets([f"{a}: θ = (w {w:.2f}, b {b:.2f})" for a, (w, b) in final.items()])]

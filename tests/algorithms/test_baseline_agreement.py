@@ -1,7 +1,5 @@
-"""The library against the independent plain-PyTorch baseline of ``benchmarks/baseline.py``,
-on the MLP and on a small Conv4 with batch-statistics BatchNorm and cross-entropy."""
-
-import sys
+"""The library against the independent plain-PyTorch reference of ``tests/reference.py``, on the
+MLP and on a small Conv4 with batch-statistics BatchNorm and cross-entropy."""
 
 import pytest
 import torch
@@ -9,10 +7,8 @@ import torch
 from metazoo.algorithms import ALGORITHMS, get_algorithm, meta_gradient
 from metazoo.models import Conv4, initial_params, make_loss
 from metazoo.tasks import TaskBatch
-from tests.helpers import REPO, double_mlp, sinusoid_batch
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-from baseline import Baseline
+from tests.helpers import double_mlp, sinusoid_batch
+from tests.reference import Baseline
 
 
 def tiny_classification_batch(tasks=3, n_way=3, k_shot=2, query=2):
@@ -46,11 +42,11 @@ def test_library_equals_plain_pytorch_baseline(case, model_kind):
         loss, params, batch = make_loss(model, loss_name), initial_params(model), \
             tiny_classification_batch()
     settings = get_algorithm(name).make_settings(inner_steps=2, inner_lr=lr, **options)
-    params = get_algorithm(name).make(settings).init(params)
+    method = get_algorithm(name).bind(settings)
+    params, state = method.init(params)
     reference = Baseline(name, model, loss_name, settings).meta_gradient(list(params.values()),
                                                                          batch)
     for strategy in ("vmap", "loop"):
-        gradient, _ = meta_gradient(get_algorithm(name).make(settings), loss, params, batch,
-                                    strategy=strategy)
+        gradient, _, _ = meta_gradient(method, loss, params, state, batch, strategy=strategy)
         for (key, value), expected in zip(gradient.items(), reference):
             torch.testing.assert_close(value, expected, rtol=1e-9, atol=1e-11, msg=key)

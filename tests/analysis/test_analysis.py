@@ -92,7 +92,7 @@ def test_fidelity_is_one_where_the_approximation_is_exact_and_less_elsewhere():
 
 
 def test_mean_ci_uses_student_t():
-    from metazoo.analysis.stats import mean_ci
+    from metazoo.stats import mean_ci
 
     mean, half = mean_ci([1.0, 2.0, 3.0])
     assert mean == pytest.approx(2.0)
@@ -101,7 +101,7 @@ def test_mean_ci_uses_student_t():
 
 
 def test_matched_gain_separates_starting_loss_from_gain():
-    from metazoo.analysis.stats import matched_gain
+    from metazoo.stats import matched_gain
 
     # θ "low" starts lower on average, but at equal starting loss both gain the same
     # fraction (half): its raw mean gain is smaller, its matched gain is not.

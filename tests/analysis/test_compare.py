@@ -99,7 +99,7 @@ def test_parallel_runs_match_serial_runs_and_take_their_own_options(tmp_path):
 
 
 def test_common_start_leaves_out_a_theta_far_above_the_others():
-    from metazoo.analysis.questions import common_start
+    from metazoo.analysis.sections.start_or_gain import common_start
 
     # Omniglot, train k = 1: first-order MAML's θ starts at 6.09, the others near ln 5.
     levels = {"joint": 1.61, "maml": 1.64, "fomaml": 6.09, "imaml": 1.69, "anil": 1.62}
@@ -112,17 +112,18 @@ def test_common_start_leaves_out_a_theta_far_above_the_others():
 
 def test_a_diverged_method_is_named_with_its_last_finite_value(tmp_path):
     from metazoo.analysis import report as rpt
-    from metazoo.analysis.questions import _cell, question1, run_name
+    from metazoo.analysis.grid import run_name
+    from metazoo.analysis.sections import second_order
 
-    assert _cell([1.0, float("inf"), float("nan")]) == "diverged (2 of 3 tasks)"
-    assert _cell([1.0, 3.0]).startswith("2 ± ")
+    assert rpt.cell([1.0, float("inf"), float("nan")]) == "diverged (2 of 3 tasks)"
+    assert rpt.cell([1.0, 3.0]).startswith("2 ± ")
     config = CompareConfig(algorithms=["maml", "fomaml"], train_steps=[1], seeds=[0, 1],
                            test_steps=[0, 1, 10])
     records = [{"name": run_name(a, 1, seed), "algorithm": a, "k": 1, "seed": seed,
                 "loss@0": 3.0, "loss@1": 1.0 + seed,
                 "loss@10": float("inf") if a == "fomaml" else 0.5}
                for a in ("maml", "fomaml") for seed in (0, 1)]
-    text = rpt.to_markdown(question1(config, records, "loss", tmp_path))
+    text = rpt.to_markdown(second_order.blocks(config, records, "loss"))
     row = next(line for line in text.splitlines() if line.startswith("| fomaml"))
     assert "diverged (2 of 2 seeds); last finite: 1.5 ± 6.4 after 1 steps" in row
     assert "inf" not in text and "nan" not in text

@@ -1,8 +1,9 @@
-"""The usual way of writing these algorithms in PyTorch, written plainly: a Python loop over
-the tasks of a meta-batch, inner steps with ``torch.autograd.grad`` on a list of parameters
-(``create_graph=True`` for second-order MAML), the query losses of all tasks summed, then one
-backward pass / an optimizer step. It is the speed baseline of ``bench.py`` and an
-independent check of the library's numbers; the package never imports it.
+"""The plain reference the tests trust: the usual way of writing these algorithms in PyTorch,
+written plainly: a Python loop over the tasks of a meta-batch, inner steps with
+``torch.autograd.grad`` on a list of parameters (``create_graph=True`` for second-order MAML),
+the query losses of all tasks summed, then one backward pass / an optimizer step. It is the
+independent check of the library's numbers (``tests/algorithms/test_baseline_agreement.py``)
+and the speed baseline of ``benchmarks/bench.py``; the package never imports it.
 
 Reptile's update is not the gradient of a loss, and iMAML's is solved task by task, so those
 two sum per-task updates instead.
