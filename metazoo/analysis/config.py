@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from metazoo.algorithms import ALGORITHMS
-from metazoo.options import check_field_types, option
 from metazoo.analysis.grid import OWN, run_name
 from metazoo.engine.config import TrainConfig
+from metazoo.options import check_field_types, option
 
 #: The iteration bound of a run under a time budget: one no run reaches before its budget.
 UNBOUNDED = 10**9
