@@ -1,0 +1,364 @@
+"""A study: one method searched on one task family, in Optuna storage, by one or more
+processes (``metazoo tune``).
+
+The storage is a SQLite file in the study folder unless ``storage`` names another SQLAlchemy
+URL; several processes (on several machines, with a PostgreSQL URL) given the same study run
+it together, each trial once, the way Optuna itself scales. Every trial sends a heartbeat: a
+trial whose process died is failed once its heartbeat is stale and retried with the same
+values (:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`), resuming from its checkpoint where
+this machine has it (:mod:`metazoo.search.trial`). Trials are counted only once they are
+complete or pruned, so a failed one is never counted, and its retry is counted once.
+
+The study records what it searches (method, task, base configuration, space, budget); the
+same command continues it, and a different one is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from metazoo.engine.config import TrainConfig
+from metazoo.engine.folder import check_out, locked_folder
+from metazoo.engine.stopping import Interrupted
+from metazoo.messages import brief
+from metazoo.search.space import Space, to_json
+from metazoo.search.trial import TRIALS, Budget, Objective
+
+#: The default storage, a SQLite file in the study folder.
+STUDY_DB = "study.db"
+#: The best configuration found, as ``metazoo train --config`` takes it.
+BEST = "best.json"
+#: What a study folder may hold besides temporary files.
+STUDY_FILES = (STUDY_DB, f"{STUDY_DB}-journal", f"{STUDY_DB}-wal", f"{STUDY_DB}-shm", TRIALS,
+               BEST, "final", "final.json", "report", ".lock", ".write-test")
+#: The study's record of what it searches, a user attribute of the Optuna study.
+IDENTITY = "metazoo"
+#: Trial states that count toward ``trials`` (a failed trial is retried, not counted).
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Search:
+    """How a study runs: its folder, storage and name, the trials or total budget it stops
+    at, the seed of its sampler and the heartbeat of its trials."""
+
+    out: Path
+    budget: Budget
+    trials: int = 0
+    total_seconds: float = 0.0
+    storage: str = ""
+    study: str = ""
+    search_seed: int = 0
+    heartbeat: int = 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.trials < 0 or (self.trials == 0 and not self.total_seconds):
+            raise ValueError("trials must be a positive integer (or give --budget, total CPU "
+                             f"seconds), got {self.trials}")
+        for name, value in (("trial_budget", self.budget.seconds),
+                            ("budget", self.total_seconds)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.budget.seconds <= 0:
+            raise ValueError(f"trial_budget must be a positive number of seconds, got "
+                             f"{self.budget.seconds!r}")
+        if self.heartbeat < 1:
+            raise ValueError(f"heartbeat must be a positive number of seconds, got "
+                             f"{self.heartbeat!r}")
+
+    @property
+    def url(self) -> str:
+        return self.storage or f"sqlite:///{(self.out / STUDY_DB).absolute()}"
+
+
+def default_study_name(config: TrainConfig) -> str:
+    return f"{config.algorithm}-{config.task}"
+
+
+def identity(base: TrainConfig, space: Space, search: Search, direction: str) -> dict[str, Any]:
+    """What a study searches: two processes may share a study only if these agree (as
+    stored: JSON)."""
+    return json.loads(json.dumps({"algorithm": base.algorithm, "task": base.task, "base": base.to_dict(),
+            "space": to_json(space), "trial_budget": search.budget.seconds,
+            "clock": search.budget.clock, "val_every": search.budget.val_every,
+            "direction": direction}))
+
+
+def open_storage(search: Search) -> RDBStorage:
+    """The study's storage, with heartbeats and the retry of dead trials.
+
+    Raises:
+        ValueError: one line naming the URL and why it cannot be opened.
+    """
+    import sqlalchemy.exc
+
+    url = search.url
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs = {"connect_args": {"timeout": 60}}  # several processes share the file
+    elif url.startswith("postgresql"):
+        kwargs = {"connect_args": {"connect_timeout": 10}}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=search.heartbeat,
+                              grace_period=2 * search.heartbeat,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as error:
+        hint = ("; install the driver: pip install 'metazoo[tune-postgres]'"
+                if isinstance(error, ImportError) else
+                "; give a SQLAlchemy URL that opens, e.g. sqlite:///study.db or "
+                "postgresql://user:password@host/database")
+        reason = brief([str(error).splitlines()[0] if str(error) else type(error).__name__],
+                       width=160)
+        raise ValueError(f"--storage {_shown(url)} cannot be opened ({reason}){hint}") from None
+
+
+def _shown(url: str) -> str:
+    """A URL without its password, for messages."""
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # not a URL: show it cut short
+        return brief([url], width=80)
+
+
+def check_study(storage: RDBStorage, name: str, wanted: dict[str, Any], url: str) -> bool:
+    """Whether the study ``name`` exists in ``storage``; refuses one that searches something
+    else (another method, task, base configuration, space or budget)."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    stored = storage.get_study_user_attrs(study_id).get(IDENTITY)
+    if stored is None:
+        raise ValueError(f"study {name!r} in {_shown(url)} was not made by metazoo tune; "
+                         "choose another --study")
+    if (stored["algorithm"], stored["task"]) != (wanted["algorithm"], wanted["task"]):
+        raise ValueError(f"study {name!r} in {_shown(url)} searches {stored['algorithm']} on "
+                         f"{stored['task']}, not {wanted['algorithm']} on {wanted['task']}; "
+                         "choose another --study (or --storage)")
+    differing = [key for key in wanted if key != "base" and stored.get(key) != wanted[key]]
+    differing += [f"{key} (stored {stored['base'].get(key)!r}, given {value!r})"
+                  for key, value in wanted["base"].items() if stored["base"].get(key) != value]
+    if differing:
+        raise ValueError(f"study {name!r} in {_shown(url)} was made with other options: "
+                         f"{brief(differing, width=100)}; give the same options to continue "
+                         "it, or choose another --study")
+    return True
+
+
+def check_folder(out: Path) -> None:
+    """Refuse a study folder that holds other files (before anything is written)."""
+    check_out(out, "--out")
+    if out.is_dir():
+        foreign = sorted(path.name for path in out.iterdir()
+                         if path.name not in STUDY_FILES and not path.name.endswith(".tmp"))
+        if foreign:
+            raise ValueError(f"--out {out} holds files that are not a metazoo study "
+                             f"({brief(foreign)}); choose another folder")
+
+
+@contextlib.contextmanager
+def opened_study(base: TrainConfig, space: Space, search: Search, direction: str
+                 ) -> Iterator[optuna.Study]:
+    """The study, created or continued, with the study folder locked for the block.
+
+    Every refusal comes before a file is written: the folder, the storage URL (a storage
+    given by URL is opened first; the default one lives in the folder) and the study's record.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_folder(search.out)
+    name = search.study or default_study_name(base)
+    wanted = identity(base, space, search, direction)
+    if search.storage or (search.out / STUDY_DB).is_file():
+        check_study(open_storage(search), name, wanted, search.url)
+    with locked_folder(search.out, files=(BEST, "final.json")):
+        storage = open_storage(search)
+        exists = check_study(storage, name, wanted, search.url)
+        study = optuna.create_study(storage=storage, study_name=name, direction=direction,
+                                    load_if_exists=True, pruner=_pruner(search))
+        if not exists:
+            study.set_user_attr(IDENTITY, wanted)
+            study.set_user_attr("search_seed", search.search_seed)
+        yield study
+
+
+def _pruner(search: Search) -> optuna.pruners.BasePruner:
+    # The median rule, from each trial's second validation point on, once 3 trials are done.
+    return optuna.pruners.MedianPruner(n_startup_trials=3,
+                                       n_warmup_steps=search.budget.val_every + 1)
+
+
+def trials_of(study: optuna.Study, *states: TrialState) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=states or None)
+
+
+def spent_seconds(study: optuna.Study) -> float:
+    """Budget seconds used by the counted trials (a retry's include its dead trial's)."""
+    return sum(float(t.user_attrs.get("cpu_seconds", 0.0)) for t in trials_of(study, *COUNTED))
+
+
+def run_search(study: optuna.Study, objective: Objective, search: Search, jobs: int = 1) -> None:
+    """Run trials until the study has ``trials`` counted ones (or its total budget is
+    spent), then wait for those other processes still run; a retry of a dead trial is run
+    whenever one waits. With ``jobs > 1``, that many worker processes do it side by side.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM stopped the trials in flight after their checkpoints;
+            each is failed and queued again, so the same command resumes it.
+    """
+    if jobs == 1:
+        _search(study, objective, search)
+        return
+    _in_workers(study, objective, search, jobs)
+
+
+def _search(study: optuna.Study, objective: Objective, search: Search) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        while True:
+            optuna.storages.fail_stale_trials(study)
+            waiting = trials_of(study, TrialState.WAITING)
+            running = trials_of(study, TrialState.RUNNING)
+            counted = len(trials_of(study, *COUNTED)) + len(running) + len(waiting)
+            more = (not search.trials or counted < search.trials) and (
+                not search.total_seconds or spent_seconds(study) < search.total_seconds)
+            if not (waiting or more):
+                if not running:
+                    return
+                time.sleep(search.heartbeat)  # another process's trials: wait for them
+                continue
+            study.sampler = _sampler(search, study, bool(running))
+            try:
+                study.optimize(objective, n_trials=1, callbacks=[_Progress(search)])
+            except (Interrupted, KeyboardInterrupt):
+                _queue_again(study, objective.current)
+                raise
+
+
+def _worker(objective: Objective, search: Search, name: str, threads: int) -> None:
+    """One worker process of ``--jobs``: the same loop on its own connection."""
+    import torch
+
+    torch.set_num_threads(threads)
+    study = optuna.load_study(study_name=name, storage=open_storage(search),
+                              pruner=_pruner(search))
+    _search(study, objective, search)
+
+
+def _in_workers(study: optuna.Study, objective: Objective, search: Search, jobs: int) -> None:
+    """``jobs`` worker processes, each running trials; on SIGINT or SIGTERM each stops its
+    trial after a checkpoint (SIGTERM is passed on), and the search stops with the signal."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from metazoo.engine.stopping import deferred_signals
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # spawn, not fork: forking a process whose OpenMP pool has already run can hang.
+    context = multiprocessing.get_context("spawn")
+    with deferred_signals() as signalled, ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        pending = {pool.submit(_worker, objective, search, study.study_name, threads)
+                   for _ in range(jobs)}
+        passed_on = False
+        while pending:
+            ready, pending = wait(pending, timeout=0.2)
+            for future in ready:
+                try:
+                    future.result()
+                except (Interrupted, BrokenProcessPool):
+                    if not signalled():
+                        raise
+            if signalled() and not passed_on:
+                passed_on = True
+                if signalled() != 2:  # Ctrl-C already reached every process of the terminal
+                    for child in multiprocessing.active_children():
+                        os.kill(child.pid, signalled())
+    if signalled():
+        raise Interrupted(signalled(), None, search.out)
+
+
+def _sampler(search: Search, study: optuna.Study, shared: bool) -> optuna.samplers.TPESampler:
+    """TPE seeded by the search seed and the trial count, so a study run by one process is
+    the same every time; while other processes run trials, the process id joins the seed, so
+    that two processes do not draw the same random startup points."""
+    seed = (search.search_seed * 1_000_003 + len(study.get_trials(deepcopy=False))
+            + (os.getpid() * 7919 if shared else 0)) % 2**32
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _queue_again(study: optuna.Study, number: int | None) -> None:
+    """Queue the stopped trial ``number`` again with its values (it resumes from its
+    checkpoint), as the heartbeat does for a trial whose process died."""
+    for trial in trials_of(study):
+        if trial.number == number and trial.state == TrialState.FAIL:
+            RetryHeartbeatStaleTrialCallback()(study, trial)
+
+
+class _Progress:
+    """One line per finished trial: its outcome, trials done, best so far, seconds spent."""
+
+    def __init__(self, search: Search) -> None:
+        self.search = search
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if not self.search.progress:
+            return
+        done = len(trials_of(study, *COUNTED))
+        of = f"/{self.search.trials}" if self.search.trials else ""
+        spent = spent_seconds(study)
+        budget = f" of {self.search.total_seconds:g}" if self.search.total_seconds else ""
+        if trial.state == TrialState.COMPLETE:
+            outcome = f"{trial.value:.4g}"
+        elif trial.state == TrialState.PRUNED:
+            outcome = ("diverged" if trial.user_attrs.get("diverged") else
+                       f"pruned at iteration {trial.user_attrs.get('iterations', 0)}")
+        else:
+            outcome = trial.state.name.lower()
+        try:
+            best = f"best {study.best_value:.4g} (trial {study.best_trial.number})"
+        except ValueError:
+            best = "no trial complete yet"
+        print(f"trial {trial.number}: {outcome} | {done}{of} trials done, {best}, "
+              f"{spent:.1f}{budget} {self.search.budget.clock} s spent", flush=True)
+
+
+def best_config(study: optuna.Study, base: TrainConfig, seconds: float) -> TrainConfig:
+    """The best trial's values in the base configuration, for a run of ``seconds``.
+
+    Raises:
+        ValueError: no trial of the study is complete.
+    """
+    from metazoo.search.trial import with_values
+
+    complete = trials_of(study, TrialState.COMPLETE)
+    if not complete:
+        raise ValueError(f"no trial of study {study.study_name!r} is complete (each was pruned "
+                         "or failed); widen the space or raise --trial-budget")
+    return dataclasses.replace(with_values(base, study.best_trial.params),
+                               time_budget=seconds)
+
+
+__all__ = ["BEST", "IDENTITY", "STUDY_DB", "Search", "best_config", "check_study",
+           "default_study_name", "open_storage", "opened_study", "run_search", "spent_seconds",
+           "trials_of"]
