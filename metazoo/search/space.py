@@ -60,10 +60,10 @@ class Float:
 
     def check(self) -> None:
         if not (_number(self.low) and _number(self.high) and self.low <= self.high):
-            raise ValueError(f"{self.name}: low and high must be numbers with low <= high, got "
+            raise ValueError(f"low and high must be numbers with low <= high, got "
                              f"{self.low!r} and {self.high!r}")
         if self.log and self.low <= 0:
-            raise ValueError(f"{self.name}: a log scale needs low > 0, got {self.low!r}")
+            raise ValueError(f"a log scale needs low > 0, got {self.low!r}")
 
     def values(self) -> tuple[Any, ...]:
         return (self.low, self.high)
@@ -88,10 +88,10 @@ class Int:
 
     def check(self) -> None:
         if not (_integer(self.low) and _integer(self.high) and self.low <= self.high):
-            raise ValueError(f"{self.name}: low and high must be integers with low <= high, got "
+            raise ValueError(f"low and high must be integers with low <= high, got "
                              f"{self.low!r} and {self.high!r}")
         if self.log and self.low < 1:
-            raise ValueError(f"{self.name}: a log scale needs low >= 1, got {self.low!r}")
+            raise ValueError(f"a log scale needs low >= 1, got {self.low!r}")
 
     def values(self) -> tuple[Any, ...]:
         return (self.low, self.high)
@@ -117,7 +117,7 @@ class Choice:
               and all(isinstance(c, (str, bool, int, float)) for c in self.choices)
               and len(set(self.choices)) == len(self.choices))
         if not ok:
-            raise ValueError(f"{self.name}: choices must be a non-empty list of distinct "
+            raise ValueError(f"choices must be a non-empty list of distinct "
                              f"strings, booleans or numbers, got {brief([self.choices])}")
 
     def values(self) -> tuple[Any, ...]:

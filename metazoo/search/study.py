@@ -36,7 +36,7 @@ from metazoo.engine.folder import check_out, locked_folder
 from metazoo.engine.stopping import Interrupted
 from metazoo.messages import brief
 from metazoo.search.space import Space, to_json
-from metazoo.search.trial import TRIALS, Budget, Objective
+from metazoo.search.trial import TRIALS, Budget, Objective, Surplus
 
 #: The default storage, a SQLite file in the study folder.
 STUDY_DB = "study.db"
@@ -184,7 +184,7 @@ def opened_study(base: TrainConfig, space: Space, search: Search, direction: str
     Every refusal comes before a file is written: the folder, the storage URL (a storage
     given by URL is opened first; the default one lives in the folder) and the study's record.
     """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     check_folder(search.out)
     name = search.study or default_study_name(base)
     wanted = identity(base, space, search, direction)
@@ -234,7 +234,7 @@ def run_search(study: optuna.Study, objective: Objective, search: Search, jobs: 
 def _search(study: optuna.Study, objective: Objective, search: Search) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         while True:
             optuna.storages.fail_stale_trials(study)
             waiting = trials_of(study, TrialState.WAITING)
@@ -249,7 +249,8 @@ def _search(study: optuna.Study, objective: Objective, search: Search) -> None:
                 continue
             study.sampler = _sampler(search, study, bool(running))
             try:
-                study.optimize(objective, n_trials=1, callbacks=[_Progress(search)])
+                study.optimize(objective, n_trials=1, catch=(Surplus,),
+                               callbacks=[_Progress(search)])
             except (Interrupted, KeyboardInterrupt):
                 _queue_again(study, objective.current)
                 raise
@@ -322,7 +323,7 @@ class _Progress:
         self.search = search
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if not self.search.progress:
+        if not self.search.progress or trial.user_attrs.get("surplus"):
             return
         done = len(trials_of(study, *COUNTED))
         of = f"/{self.search.trials}" if self.search.trials else ""

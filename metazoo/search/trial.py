@@ -87,22 +87,35 @@ def trial_config(base: TrainConfig, values: dict[str, Any], budget: Budget) -> T
         eval_steps=[test_steps(config)], eval_seed=search_eval_seed(base))
 
 
+class Surplus(Exception):
+    """The trial was created after the study already had its count of trials (another
+    process started one at the same moment): it runs nothing and is not counted."""
+
+
 class Objective:
     """The function Optuna calls for each trial (see the module docstring)."""
 
     def __init__(self, base: TrainConfig, space: Space, budget: Budget, out: Path,
-                 direction: str) -> None:
+                 trials: int = 0) -> None:
         self.base, self.space, self.budget, self.out = base, space, budget, out
-        self.direction = direction
+        self.trials = trials
         self.current: int | None = None  # the trial in flight
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.current = trial.number
+        frozen = {t.number: t for t in trial.study.get_trials(deepcopy=False)}
+        history = RetryHeartbeatStaleTrialCallback.retry_history(frozen[trial.number])
+        if self.trials and not history:
+            before = sum(t.state != optuna.trial.TrialState.FAIL
+                         for number, t in frozen.items() if number < trial.number)
+            if before >= self.trials:
+                trial.set_user_attr("surplus", True)
+                raise Surplus(f"the study already has its {self.trials} trials")
         values = sample(trial, self.space)
         config = trial_config(self.base, values, self.budget)
         run = self.out / TRIALS / str(trial.number)
         steps = test_steps(config)
-        resumed = self._take_over(trial, run)
+        resumed = self._take_over(trial, run, history)
         trial.set_user_attr("run", str(Path(TRIALS) / str(trial.number)))
         last: dict[str, float] = {}
 
@@ -138,12 +151,9 @@ class Objective:
             report(records[-1])
         return last["value"]
 
-    def _take_over(self, trial: optuna.Trial, run: Path) -> int:
+    def _take_over(self, trial: optuna.Trial, run: Path, history: list[int]) -> int:
         """Move the folder of the trial this one retries (if this machine has it) to
         ``run``; returns the iteration of its checkpoint (0: nothing to resume)."""
-        frozen = next(t for t in trial.study.get_trials(deepcopy=False)
-                      if t.number == trial.number)
-        history = RetryHeartbeatStaleTrialCallback.retry_history(frozen)
         if not history:
             return 0
         previous = self.out / TRIALS / str(history[-1])
@@ -157,5 +167,5 @@ class Objective:
         return iteration
 
 
-__all__ = ["TRIALS", "Budget", "Objective", "metric_of", "search_eval_seed", "test_steps",
+__all__ = ["TRIALS", "Budget", "Objective", "Surplus", "metric_of", "search_eval_seed", "test_steps",
            "trial_config", "with_values"]

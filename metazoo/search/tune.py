@@ -56,7 +56,10 @@ def method_space(base: TrainConfig, space_file: Path | None = None,
     fixed_values = {**base.to_dict(), **base.algorithm_options}
     space = resolve(space, fixed_values)
     for entry in space:
-        entry.check()
+        try:
+            entry.check()
+        except ValueError as error:
+            raise ValueError(f"space entry {entry.name}: {error}") from None
         for value in entry.values():
             values = {entry.name: value}
             for name, allowed in entry.when.values.items():
@@ -117,7 +120,7 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
     space = method_space(base, space_file, fixed)
     direction = direction_of(base)
     budget = search.budget
-    objective = Objective(base, space, budget, search.out, direction)
+    objective = Objective(base, space, budget, search.out, search.trials)
     with opened_study(base, space, search, direction) as study:
         run_search(study, objective, search, jobs)
         best = best_config(study, dataclasses.replace(base, budget_clock=budget.clock),
