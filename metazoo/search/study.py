@@ -113,12 +113,21 @@ def open_storage(search: Search) -> RDBStorage:
         kwargs = {"connect_args": {"timeout": 60}}  # several processes share the file
     elif url.startswith("postgresql"):
         kwargs = {"connect_args": {"connect_timeout": 10}}
-    try:
+    def connect() -> RDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=search.heartbeat,
                               grace_period=2 * search.heartbeat,
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+
+    try:
+        for _ in range(2):
+            try:
+                return connect()
+            except sqlalchemy.exc.IntegrityError:
+                # Two processes made the tables of a new database at once: the other won.
+                time.sleep(1.0)
+        return connect()
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as error:
         hint = ("; install the driver: pip install 'metazoo[tune-postgres]'"
                 if isinstance(error, ImportError) else
