@@ -260,7 +260,10 @@ def _search(study: optuna.Study, objective: Objective, search: Search) -> None:
             try:
                 study.optimize(objective, n_trials=1, catch=(Surplus,),
                                callbacks=[_Progress(search)])
-            except (Interrupted, KeyboardInterrupt):
+            except Interrupted as stop:
+                _queue_again(study, objective.current)
+                raise Interrupted(stop.signum, None, search.out) from None
+            except KeyboardInterrupt:
                 _queue_again(study, objective.current)
                 raise
 
