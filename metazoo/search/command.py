@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def add_tune_parser(subparsers) -> None:
 def run_tune(args: argparse.Namespace) -> int:
     """Run ``metazoo tune`` with parsed ``args``; returns the exit status."""
     from metazoo.cli import _ALGORITHM_DEST, _config_from, algorithm_flags
-    from metazoo.search.study import Search
+    from metazoo.search.study import NoTrialComplete, Search
     from metazoo.search.trial import Budget
     from metazoo.search.tune import Final, tune
 
@@ -119,8 +120,12 @@ def run_tune(args: argparse.Namespace) -> int:
                     study=own["study"], search_seed=own["search_seed"],
                     heartbeat=own["heartbeat"], progress=not own["no_progress"])
     final = Final(own["final_budget"], tuple(own["final_seeds"] or (base.seed,)))
-    summary = tune(base, search, space_file=own["space"], fixed=fixed, final=final,
-                   report=not own["no_report"], jobs=own["jobs"])
+    try:
+        summary = tune(base, search, space_file=own["space"], fixed=fixed, final=final,
+                       report=not own["no_report"], jobs=own["jobs"])
+    except NoTrialComplete as error:  # the search ran, but found nothing usable
+        print(f"metazoo tune: stopped: {error}", file=sys.stderr)
+        return 3
     _print_summary(summary, out)
     return 0
 

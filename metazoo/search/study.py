@@ -34,6 +34,7 @@ from optuna.trial import TrialState
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.folder import check_out, locked_folder
 from metazoo.engine.stopping import Interrupted
+from metazoo.fileio import write_json
 from metazoo.messages import brief
 from metazoo.search.space import Space, to_json
 from metazoo.search.trial import TRIALS, Budget, Objective, Surplus
@@ -42,13 +43,19 @@ from metazoo.search.trial import TRIALS, Budget, Objective, Surplus
 STUDY_DB = "study.db"
 #: The best configuration found, as ``metazoo train --config`` takes it.
 BEST = "best.json"
+#: Which study the folder holds (its trial folders are that study's): name, storage, method.
+STUDY_JSON = "study.json"
 #: What a study folder may hold besides temporary files.
-STUDY_FILES = (STUDY_DB, f"{STUDY_DB}-journal", f"{STUDY_DB}-wal", f"{STUDY_DB}-shm", TRIALS,
+STUDY_FILES = (STUDY_JSON, STUDY_DB, f"{STUDY_DB}-journal", f"{STUDY_DB}-wal", f"{STUDY_DB}-shm", TRIALS,
                BEST, "final", "final.json", "report", ".lock", ".write-test")
 #: The study's record of what it searches, a user attribute of the Optuna study.
 IDENTITY = "metazoo"
 #: Trial states that count toward ``trials`` (a failed trial is retried, not counted).
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class NoTrialComplete(RuntimeError):
+    """Every trial of the study was pruned or failed: there is no best config."""
 
 
 @dataclass(frozen=True)
@@ -174,9 +181,22 @@ def check_study(storage: RDBStorage, name: str, wanted: dict[str, Any], url: str
     return True
 
 
-def check_folder(out: Path) -> None:
-    """Refuse a study folder that holds other files (before anything is written)."""
+def check_folder(out: Path, record: dict[str, Any]) -> None:
+    """Refuse a study folder that holds other files, or another study (its trial folders
+    belong to that one), before anything is written."""
     check_out(out, "--out")
+    held = out / STUDY_JSON
+    if held.is_file():
+        try:
+            stored = json.loads(held.read_text())
+            same = {key: stored[key] for key in record} == record
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(f"{held} is damaged; put it back, or choose another --out"
+                             ) from None
+        if not same:
+            raise ValueError(f"--out {out} holds the study {stored['study']!r} of "
+                             f"{stored['algorithm']} on {stored['task']} in {stored['storage']}; "
+                             "choose another --out for this one")
     if out.is_dir():
         foreign = sorted(path.name for path in out.iterdir()
                          if path.name not in STUDY_FILES and not path.name.endswith(".tmp"))
@@ -194,12 +214,14 @@ def opened_study(base: TrainConfig, space: Space, search: Search, direction: str
     given by URL is opened first; the default one lives in the folder) and the study's record.
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    check_folder(search.out)
     name = search.study or default_study_name(base)
+    record = {"study": name, "storage": _shown(search.url), "algorithm": base.algorithm,
+              "task": base.task}
+    check_folder(search.out, record)
     wanted = identity(base, space, search, direction)
     if search.storage or (search.out / STUDY_DB).is_file():
         check_study(open_storage(search), name, wanted, search.url)
-    with locked_folder(search.out, files=(BEST, "final.json")):
+    with locked_folder(search.out, files=(BEST, STUDY_JSON, "final.json")):
         storage = open_storage(search)
         exists = check_study(storage, name, wanted, search.url)
         study = optuna.create_study(storage=storage, study_name=name, direction=direction,
@@ -207,6 +229,8 @@ def opened_study(base: TrainConfig, space: Space, search: Search, direction: str
         if not exists:
             study.set_user_attr(IDENTITY, wanted)
             study.set_user_attr("search_seed", search.search_seed)
+        if not (search.out / STUDY_JSON).is_file():
+            write_json(search.out / STUDY_JSON, record)
         yield study
 
 
@@ -360,18 +384,18 @@ def best_config(study: optuna.Study, base: TrainConfig, seconds: float) -> Train
     """The best trial's values in the base configuration, for a run of ``seconds``.
 
     Raises:
-        ValueError: no trial of the study is complete.
+        NoTrialComplete: no trial of the study is complete.
     """
     from metazoo.search.trial import with_values
 
     complete = trials_of(study, TrialState.COMPLETE)
     if not complete:
-        raise ValueError(f"no trial of study {study.study_name!r} is complete (each was pruned "
+        raise NoTrialComplete(f"no trial of study {study.study_name!r} is complete (each was pruned "
                          "or failed); widen the space or raise --trial-budget")
     return dataclasses.replace(with_values(base, study.best_trial.params),
                                time_budget=seconds)
 
 
-__all__ = ["BEST", "IDENTITY", "STUDY_DB", "Search", "best_config", "check_study",
+__all__ = ["BEST", "IDENTITY", "STUDY_DB", "NoTrialComplete", "Search", "best_config", "check_study",
            "default_study_name", "open_storage", "opened_study", "run_search", "spent_seconds",
            "trials_of"]

@@ -141,8 +141,10 @@ class Objective:
             train(config, run, resume=resumed > 0 or (run / CHECKPOINT).is_file(),
                   progress=False, evaluate_at_end=False, held_out="val", on_validation=report)
         except NonFiniteError as error:
-            # A diverged trial spent its budget: it is counted, as the worst of its kind.
+            # A diverged trial spent its budget: it is counted, as the worst of its kind, with
+            # the seconds of its last checkpoint.
             trial.set_user_attr("diverged", True)
+            trial.set_user_attr("cpu_seconds", read_run(run).train_seconds)
             raise optuna.TrialPruned(str(error)) from None
         if "value" not in last:  # already finished before this process: read its curve
             records = read_log(run / VALIDATION)

@@ -148,3 +148,44 @@ def test_two_processes_share_one_postgresql_study(tmp_path, postgres):
     assert not ran["a"] & ran["b"]  # no trial ran twice
     assert sorted(int(n) for n in ran["a"] | ran["b"]) == numbers
     assert ran["a"] and ran["b"]  # both machines took part
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_trial_that_the_same_command_resumes(tmp_path):
+    out = tmp_path / "study"
+    command = tune_command(*LONGER, "--algorithm", "fomaml", "--trials", "2", "--out", str(out))
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    curve = out / "trials" / "0" / "validation.jsonl"
+    deadline = time.time() + 120
+    while not (curve.is_file() and curve.read_text().endswith("\n")):
+        assert process.poll() is None, process.stderr.read()[-2000:]
+        assert time.time() < deadline, "the first trial never reached its first validation point"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.count("\n") == 1 and "stopped by SIGTERM" in stderr
+    assert "run the same command again" in stderr, stderr
+
+    result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    study = optuna.load_study(study_name="fomaml-sinusoid", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(counted(study)) == 2
+    (retry,) = [t for t in study.trials if t.user_attrs.get("resumed_from")]
+    assert retry.user_attrs["resumed_from"]["trial"] == 0
+    assert retry.user_attrs["resumed_from"]["iteration"] >= 100
+
+
+@pytest.mark.slow
+def test_jobs_run_trials_side_by_side_none_twice(tmp_path):
+    out = tmp_path / "study"
+    result = subprocess.run(tune_command(*TINY, "--algorithm", "maml", "--trials", "4",
+                                         "--jobs", "2", "--out", str(out)),
+                            env=ENV, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    study = optuna.load_study(study_name="maml-sinusoid", storage=f"sqlite:///{out / 'study.db'}")
+    assert sorted(t.number for t in counted(study)) == [0, 1, 2, 3]
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["0", "1", "2", "3"]
+    assert result.stdout.count("trials done") == 4

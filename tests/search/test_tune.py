@@ -37,6 +37,15 @@ def test_a_study_runs_its_trials_and_writes_a_config_train_accepts(tmp_path, cap
                  "--no-progress"]) == 0
 
 
+def test_the_same_search_seed_draws_the_same_trials(tmp_path):
+    for out in ("one", "two"):
+        assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "2", "--iterations", "20",
+                    out=out) == 0
+    params = [[t.params for t in load(tmp_path, "fomaml-sinusoid", out).trials]
+              for out in ("one", "two")]
+    assert params[0] == params[1] and params[0][0] != params[0][1]
+
+
 def test_searching_never_reads_the_test_split(tmp_path, parted_task):
     assert tune(tmp_path, "--algorithm", "fomaml", "--task", parted_task, "--trials", "2") == 0
     assert READS and {part for _, part in READS} == {"train", "val"}, READS
@@ -69,6 +78,14 @@ def test_a_flat_validation_curve_is_pruned(tmp_path, still_method):
     assert max(pruned.intermediate_values) == 40
     records = (tmp_path / "study" / "trials" / "4" / "validation.jsonl").read_text().splitlines()
     assert len(records) == 2
+
+
+def test_a_study_whose_every_trial_diverges_has_no_best_config(tmp_path, capsys):
+    path = space_file(tmp_path, {"inner_lr": {"low": 1e30, "high": 1e31}})
+    status = tune(tmp_path, "--algorithm", "fomaml", "--trials", "2", "--space", path)
+    error = capsys.readouterr().err
+    assert status == 3 and "no trial of study 'fomaml-sinusoid' is complete" in error, error
+    assert not (tmp_path / "study" / "best.json").exists()
 
 
 def refused(capsys, status):
@@ -127,6 +144,15 @@ def test_a_study_of_another_method_or_task_is_refused(tmp_path, capsys):
     assert "other options" in error and "seed (stored 0, given 3)" in error, error
     assert tree(tmp_path / "second") == []
     assert (tmp_path / "shared.db").read_bytes() == before
+
+
+def test_a_study_folder_holds_one_study(tmp_path, capsys):
+    assert tune(tmp_path, "--algorithm", "maml", "--trials", "1") == 0
+    capsys.readouterr()
+    before = tree(tmp_path / "study")
+    error = refused(capsys, tune(tmp_path, "--algorithm", "fomaml", "--trials", "1"))
+    assert "holds the study 'maml-sinusoid' of maml on sinusoid" in error, error
+    assert tree(tmp_path / "study") == before
 
 
 def test_a_study_folder_in_use_is_refused(tmp_path, capsys):
