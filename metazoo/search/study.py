@@ -116,6 +116,10 @@ def open_storage(search: Search) -> RDBStorage:
 
     url = search.url
     kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite") and url.split("///", 1)[-1] in ("", ":memory:", url):
+        raise ValueError(f"--storage {brief([url], width=80)} is an in-memory database, which "
+                         "keeps nothing and no other process sees; name a file, e.g. "
+                         "sqlite:///study.db")
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}  # several processes share the file
     elif url.startswith("postgresql"):

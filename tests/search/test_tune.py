@@ -105,6 +105,10 @@ def refused(capsys, status):
     (["--trials", "2", "--storage", "nosuchdatabase://x/y"], ["--storage", "cannot be opened"]),
     (["--trials", "2", "--storage", "sqlite:////no/such/folder/study.db"],
      ["--storage", "cannot be opened"]),
+    (["--trials", "2", "--storage", "postgresql://tuner:secret@127.0.0.1:1/none"],
+     ["--storage", "cannot be opened", "tuner:***@"]),
+    (["--trials", "2", "--storage", "sqlite:///"], ["in-memory", "name a file"]),
+    (["--trials", "2", "--storage", "sqlite:///:memory:"], ["in-memory", "name a file"]),
     (["--trials", "2", "--val-every", "0"], ["val_every must be a positive integer"]),
 ])
 def test_bad_numbers_and_storage_are_refused_in_one_line(tmp_path, capsys, options, words):
