@@ -28,7 +28,7 @@ from metazoo.analysis.report import (
 from metazoo.engine.config import TrainConfig
 from metazoo.fileio import atomic_write_data
 from metazoo.search.space import Space, describe
-from metazoo.search.study import Search, _shown, spent_seconds, trials_of
+from metazoo.search.study import Search, shown_url, spent_seconds, trials_of
 
 REPORT = "report"
 
@@ -43,7 +43,7 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
               for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     blocks = [
         title(f"metazoo tune: {base.algorithm} on {base.task}"),
-        paragraph(f"Study {study.study_name!r} in {_shown(search.url)}, TPE sampler seeded "
+        paragraph(f"Study {study.study_name!r} in {shown_url(search.url)}, TPE sampler seeded "
                   f"{study.user_attrs.get('search_seed', search.search_seed)}, median pruner "
                   f"on the validation curve (a point every {search.budget.val_every} "
                   f"iterations). Each trial trained for {search.budget.seconds:g} "

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -33,11 +32,10 @@ from optuna.trial import TrialState
 
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.folder import check_out, locked_folder
-from metazoo.engine.stopping import Interrupted
 from metazoo.fileio import write_json
 from metazoo.messages import brief
 from metazoo.search.space import Space, to_json
-from metazoo.search.trial import TRIALS, Budget, Objective, Surplus
+from metazoo.search.trial import TRIALS, Budget
 
 #: The default storage, a SQLite file in the study folder.
 STUDY_DB = "study.db"
@@ -146,10 +144,10 @@ def open_storage(search: Search) -> RDBStorage:
                 "postgresql://user:password@host/database")
         reason = brief([str(error).splitlines()[0] if str(error) else type(error).__name__],
                        width=160)
-        raise ValueError(f"--storage {_shown(url)} cannot be opened ({reason}){hint}") from None
+        raise ValueError(f"--storage {shown_url(url)} cannot be opened ({reason}){hint}") from None
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """A URL without its password, for messages."""
     import sqlalchemy.exc
     from sqlalchemy.engine import make_url
@@ -169,17 +167,17 @@ def check_study(storage: RDBStorage, name: str, wanted: dict[str, Any], url: str
         return False
     stored = storage.get_study_user_attrs(study_id).get(IDENTITY)
     if stored is None:
-        raise ValueError(f"study {name!r} in {_shown(url)} was not made by metazoo tune; "
+        raise ValueError(f"study {name!r} in {shown_url(url)} was not made by metazoo tune; "
                          "choose another --study")
     if (stored["algorithm"], stored["task"]) != (wanted["algorithm"], wanted["task"]):
-        raise ValueError(f"study {name!r} in {_shown(url)} searches {stored['algorithm']} on "
+        raise ValueError(f"study {name!r} in {shown_url(url)} searches {stored['algorithm']} on "
                          f"{stored['task']}, not {wanted['algorithm']} on {wanted['task']}; "
                          "choose another --study (or --storage)")
     differing = [key for key in wanted if key != "base" and stored.get(key) != wanted[key]]
     differing += [f"{key} (stored {stored['base'].get(key)!r}, given {value!r})"
                   for key, value in wanted["base"].items() if stored["base"].get(key) != value]
     if differing:
-        raise ValueError(f"study {name!r} in {_shown(url)} was made with other options: "
+        raise ValueError(f"study {name!r} in {shown_url(url)} was made with other options: "
                          f"{brief(differing, width=100)}; give the same options to continue "
                          "it, or choose another --study")
     return True
@@ -219,7 +217,7 @@ def opened_study(base: TrainConfig, space: Space, search: Search, direction: str
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     name = search.study or default_study_name(base)
-    record = {"study": name, "storage": _shown(search.url), "algorithm": base.algorithm,
+    record = {"study": name, "storage": shown_url(search.url), "algorithm": base.algorithm,
               "task": base.task}
     check_folder(search.out, record)
     wanted = identity(base, space, search, direction)
@@ -229,7 +227,7 @@ def opened_study(base: TrainConfig, space: Space, search: Search, direction: str
         storage = open_storage(search)
         exists = check_study(storage, name, wanted, search.url)
         study = optuna.create_study(storage=storage, study_name=name, direction=direction,
-                                    load_if_exists=True, pruner=_pruner(search))
+                                    load_if_exists=True, pruner=pruner(search))
         if not exists:
             study.set_user_attr(IDENTITY, wanted)
             study.set_user_attr("search_seed", search.search_seed)
@@ -238,7 +236,7 @@ def opened_study(base: TrainConfig, space: Space, search: Search, direction: str
         yield study
 
 
-def _pruner(search: Search) -> optuna.pruners.BasePruner:
+def pruner(search: Search) -> optuna.pruners.BasePruner:
     # The median rule, from each trial's second validation point on, once 3 trials are done.
     return optuna.pruners.MedianPruner(n_startup_trials=3,
                                        n_warmup_steps=search.budget.val_every + 1)
@@ -251,137 +249,6 @@ def trials_of(study: optuna.Study, *states: TrialState) -> list[optuna.trial.Fro
 def spent_seconds(study: optuna.Study) -> float:
     """Budget seconds used by the counted trials (a retry's include its dead trial's)."""
     return sum(float(t.user_attrs.get("cpu_seconds", 0.0)) for t in trials_of(study, *COUNTED))
-
-
-def run_search(study: optuna.Study, objective: Objective, search: Search, jobs: int = 1) -> None:
-    """Run trials until the study has ``trials`` counted ones (or its total budget is
-    spent), then wait for those other processes still run; a retry of a dead trial is run
-    whenever one waits. With ``jobs > 1``, that many worker processes do it side by side.
-
-    Raises:
-        Interrupted: SIGINT or SIGTERM stopped the trials in flight after their checkpoints;
-            each is failed and queued again, so the same command resumes it.
-    """
-    if jobs == 1:
-        _search(study, objective, search)
-        return
-    _in_workers(study, objective, search, jobs)
-
-
-def _search(study: optuna.Study, objective: Objective, search: Search) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-        while True:
-            optuna.storages.fail_stale_trials(study)
-            waiting = trials_of(study, TrialState.WAITING)
-            running = trials_of(study, TrialState.RUNNING)
-            counted = len(trials_of(study, *COUNTED)) + len(running) + len(waiting)
-            more = (not search.trials or counted < search.trials) and (
-                not search.total_seconds or spent_seconds(study) < search.total_seconds)
-            if not (waiting or more):
-                if not running:
-                    return
-                time.sleep(search.heartbeat)  # another process's trials: wait for them
-                continue
-            study.sampler = _sampler(search, study, bool(running))
-            try:
-                study.optimize(objective, n_trials=1, catch=(Surplus,),
-                               callbacks=[_Progress(search)])
-            except Interrupted as stop:
-                _queue_again(study, objective.current)
-                raise Interrupted(stop.signum, None, search.out) from None
-            except KeyboardInterrupt:
-                _queue_again(study, objective.current)
-                raise
-
-
-def _worker(objective: Objective, search: Search, name: str, threads: int) -> None:
-    """One worker process of ``--jobs``: the same loop on its own connection."""
-    import torch
-
-    torch.set_num_threads(threads)
-    study = optuna.load_study(study_name=name, storage=open_storage(search),
-                              pruner=_pruner(search))
-    _search(study, objective, search)
-
-
-def _in_workers(study: optuna.Study, objective: Objective, search: Search, jobs: int) -> None:
-    """``jobs`` worker processes, each running trials; on SIGINT or SIGTERM each stops its
-    trial after a checkpoint (SIGTERM is passed on), and the search stops with the signal."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    from metazoo.engine.stopping import deferred_signals
-
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    # spawn, not fork: forking a process whose OpenMP pool has already run can hang.
-    context = multiprocessing.get_context("spawn")
-    with deferred_signals() as signalled, ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        pending = {pool.submit(_worker, objective, search, study.study_name, threads)
-                   for _ in range(jobs)}
-        passed_on = False
-        while pending:
-            ready, pending = wait(pending, timeout=0.2)
-            for future in ready:
-                try:
-                    future.result()
-                except (Interrupted, BrokenProcessPool):
-                    if not signalled():
-                        raise
-            if signalled() and not passed_on:
-                passed_on = True
-                if signalled() != 2:  # Ctrl-C already reached every process of the terminal
-                    for child in multiprocessing.active_children():
-                        os.kill(child.pid, signalled())
-    if signalled():
-        raise Interrupted(signalled(), None, search.out)
-
-
-def _sampler(search: Search, study: optuna.Study, shared: bool) -> optuna.samplers.TPESampler:
-    """TPE seeded by the search seed and the trial count, so a study run by one process is
-    the same every time; while other processes run trials, the process id joins the seed, so
-    that two processes do not draw the same random startup points."""
-    seed = (search.search_seed * 1_000_003 + len(study.get_trials(deepcopy=False))
-            + (os.getpid() * 7919 if shared else 0)) % 2**32
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def _queue_again(study: optuna.Study, number: int | None) -> None:
-    """Queue the stopped trial ``number`` again with its values (it resumes from its
-    checkpoint), as the heartbeat does for a trial whose process died."""
-    for trial in trials_of(study):
-        if trial.number == number and trial.state == TrialState.FAIL:
-            RetryHeartbeatStaleTrialCallback()(study, trial)
-
-
-class _Progress:
-    """One line per finished trial: its outcome, trials done, best so far, seconds spent."""
-
-    def __init__(self, search: Search) -> None:
-        self.search = search
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if not self.search.progress or trial.user_attrs.get("surplus"):
-            return
-        done = len(trials_of(study, *COUNTED))
-        of = f"/{self.search.trials}" if self.search.trials else ""
-        spent = spent_seconds(study)
-        budget = f" of {self.search.total_seconds:g}" if self.search.total_seconds else ""
-        if trial.state == TrialState.COMPLETE:
-            outcome = f"{trial.value:.4g}"
-        elif trial.state == TrialState.PRUNED:
-            outcome = ("diverged" if trial.user_attrs.get("diverged") else
-                       f"pruned at iteration {trial.user_attrs.get('iterations', 0)}")
-        else:
-            outcome = trial.state.name.lower()
-        try:
-            best = f"best {study.best_value:.4g} (trial {study.best_trial.number})"
-        except ValueError:
-            best = "no trial complete yet"
-        print(f"trial {trial.number}: {outcome} | {done}{of} trials done, {best}, "
-              f"{spent:.1f}{budget} {self.search.budget.clock} s spent", flush=True)
 
 
 def best_config(study: optuna.Study, base: TrainConfig, seconds: float) -> TrainConfig:
@@ -400,6 +267,6 @@ def best_config(study: optuna.Study, base: TrainConfig, seconds: float) -> Train
                                time_budget=seconds)
 
 
-__all__ = ["BEST", "IDENTITY", "STUDY_DB", "NoTrialComplete", "Search", "best_config", "check_study",
-           "default_study_name", "open_storage", "opened_study", "run_search", "spent_seconds",
-           "trials_of"]
+__all__ = ["BEST", "COUNTED", "IDENTITY", "STUDY_DB", "NoTrialComplete", "Search", "best_config",
+           "check_study", "default_study_name", "open_storage", "opened_study", "pruner", "shown_url",
+           "spent_seconds", "trials_of"]

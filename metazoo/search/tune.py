@@ -18,8 +18,9 @@ from metazoo.algorithms import get_algorithm
 from metazoo.engine.config import TrainConfig
 from metazoo.fileio import write_json
 from metazoo.messages import brief
+from metazoo.search.loop import run_search
 from metazoo.search.space import RUN_OPTIONS, Space, read_space_file, resolve, space_for
-from metazoo.search.study import BEST, Search, best_config, opened_study, run_search
+from metazoo.search.study import BEST, Search, best_config, opened_study
 from metazoo.search.trial import Objective, search_eval_seed, with_values
 
 
