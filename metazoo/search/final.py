@@ -13,7 +13,7 @@ import torch
 from metazoo.analysis.grid import PER_TASK, RUNS, run_grid
 from metazoo.engine.config import TrainConfig
 from metazoo.fileio import write_json
-from metazoo.search.trial import test_steps
+from metazoo.search.trial import scored_steps
 from metazoo.stats import Estimate, mean_ci
 
 #: The final runs' folder in the study folder, and their summary.
@@ -33,7 +33,7 @@ def final_runs(tuned: TrainConfig, defaults: TrainConfig, seeds: tuple[int, ...]
     """
     # Each scored at its own test steps, which must then be among those evaluated.
     tuned, defaults = (dataclasses.replace(config, eval_steps=sorted(
-        {*config.eval_steps, test_steps(config)})) for config in (tuned, defaults))
+        {*config.eval_steps, scored_steps(config)})) for config in (tuned, defaults))
     cells = {f"{label}-seed{seed}": dataclasses.replace(config, seed=seed)
              for seed in seeds for label, config in (("tuned", tuned), ("defaults", defaults))}
     run_grid(cells, out / FINAL, jobs=1, progress=progress, desc="final runs")
@@ -41,13 +41,13 @@ def final_runs(tuned: TrainConfig, defaults: TrainConfig, seeds: tuple[int, ...]
     metric = ""
     for name, config in cells.items():
         values = torch.load(out / FINAL / RUNS / name / PER_TASK, weights_only=True)
-        at = values[test_steps(config)]
+        at = values[scored_steps(config)]
         metric = "accuracy" if "accuracy" in at else "loss"
         scores[name.split("-seed")[0]].append(at[metric].double())
     summary: dict[str, Any] = {"metric": metric, "seeds": list(seeds),
                                "final_seconds": tuned.time_budget, "clock": tuned.budget_clock}
     for label, config in (("tuned", tuned), ("defaults", defaults)):
-        summary[label] = {**_estimate(scores[label]), "steps": test_steps(config)}
+        summary[label] = {**_estimate(scores[label]), "steps": scored_steps(config)}
     differences = [a - b for a, b in zip(scores["tuned"], scores["defaults"])]
     summary["difference"] = _estimate(differences)
     write_json(out / FINAL_JSON, summary)

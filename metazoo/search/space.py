@@ -278,43 +278,44 @@ def read_space_file(path: str | Path, space: Space, options: Sequence[str]) -> S
                              "or choices (and an optional when)"
                              + (f"; it has {brief(extra)}" if extra else "")
                              + f"; the method's options are: {listed}")
-        result.append(_entry(name, given, old[0] if len(old) == 1 else None, where))
+        try:
+            result.append(_entry(name, given, old[0] if len(old) == 1 else None))
+        except ValueError as error:
+            raise ValueError(f"{where}: entry {name}: {error}; the method's options are: "
+                             f"{listed}") from None
     return tuple(result)
 
 
-def _entry(name: str, given: dict[str, Any], old: Entry | None, where: str) -> Entry:
+def _entry(name: str, given: dict[str, Any], old: Entry | None) -> Entry:
     """One ``--space`` entry, keys left out taken from the method's own entry ``old``."""
     when = old.when if old is not None else When()
     if "when" in given:
         raw = given["when"]
         if not (isinstance(raw, dict) and all(isinstance(v, list) and v for v in raw.values())):
-            raise ValueError(f"{where}: entry {name}: when must map options to lists of values, "
-                             'e.g. {"inner_solver": ["newton"]}')
+            raise ValueError('when must map options to lists of values, e.g. {"inner_solver": '
+                             '["newton"]}')
         when = When({key: tuple(values) for key, values in raw.items()})
-    why = str(given.get("why") or (old.why if old is not None else f"set in {where}"))
-    try:
-        if "choices" in given or (isinstance(old, Choice) and not {"low", "high"} & set(given)):
-            if {"low", "high", "log"} & set(given):
-                raise ValueError("give either choices or low and high, not both")
-            choices = given.get("choices", old.choices if isinstance(old, Choice) else None)
-            if not isinstance(choices, list | tuple):
-                raise ValueError(f"choices must be a list, got {brief([choices])}")
-            entry: Entry = Choice(name, tuple(choices), why, when=when)
-        else:
-            low = given.get("low", getattr(old, "low", None))
-            high = given.get("high", getattr(old, "high", None))
-            log = given.get("log", getattr(old, "log", False))
-            if low is None or high is None:
-                raise ValueError("a new entry needs low and high (or choices)")
-            if not isinstance(log, bool):
-                raise ValueError(f"log must be true or false, got {brief([log])}")
-            integer = isinstance(old, Int) if old is not None else (_integer(low)
-                                                                     and _integer(high))
-            kind = Int if integer else Float
-            entry = kind(name, low, high, why, log=log, when=when)
-        entry.check()
-    except ValueError as error:
-        raise ValueError(f"{where}: entry {name}: {error}") from None
+    why = str(given.get("why") or (old.why if old is not None else "set in the --space file"))
+    if "choices" in given or (isinstance(old, Choice) and not {"low", "high"} & set(given)):
+        if {"low", "high", "log"} & set(given):
+            raise ValueError("give either choices or low and high, not both")
+        choices = given.get("choices", old.choices if isinstance(old, Choice) else None)
+        if not isinstance(choices, list | tuple):
+            raise ValueError(f"choices must be a list, got {brief([choices])}")
+        entry: Entry = Choice(name, tuple(choices), why, when=when)
+    else:
+        low = given.get("low", getattr(old, "low", None))
+        high = given.get("high", getattr(old, "high", None))
+        log = given.get("log", getattr(old, "log", False))
+        if low is None or high is None:
+            raise ValueError("a new entry needs low and high (or choices)")
+        if not isinstance(log, bool):
+            raise ValueError(f"log must be true or false, got {brief([log])}")
+        integer = isinstance(old, Int) if old is not None else (_integer(low)
+                                                                 and _integer(high))
+        kind = Int if integer else Float
+        entry = kind(name, low, high, why, log=log, when=when)
+    entry.check()
     return entry
 
 

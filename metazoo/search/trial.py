@@ -50,7 +50,7 @@ def search_eval_seed(config: TrainConfig) -> int:
     return config.eval_seed + 1
 
 
-def test_steps(config: TrainConfig) -> int:
+def scored_steps(config: TrainConfig) -> int:
     """The number of test steps a trial is scored at: the method's own protocol, else the
     largest of the run's ``eval_steps``."""
     return config.method().own_test_steps(max(config.eval_steps))
@@ -84,7 +84,7 @@ def trial_config(base: TrainConfig, values: dict[str, Any], budget: Budget) -> T
     return dataclasses.replace(
         config, time_budget=budget.seconds, budget_clock=budget.clock,
         val_every=budget.val_every, checkpoint_every=budget.val_every,
-        eval_steps=[test_steps(config)], eval_seed=search_eval_seed(base))
+        eval_steps=[scored_steps(config)], eval_seed=search_eval_seed(base))
 
 
 class Surplus(Exception):
@@ -114,7 +114,7 @@ class Objective:
         values = sample(trial, self.space)
         config = trial_config(self.base, values, self.budget)
         run = self.out / TRIALS / str(trial.number)
-        steps = test_steps(config)
+        steps = scored_steps(config)
         resumed = self._take_over(trial, run, history)
         trial.set_user_attr("run", str(Path(TRIALS) / str(trial.number)))
         last: dict[str, float] = {}
@@ -169,5 +169,5 @@ class Objective:
         return iteration
 
 
-__all__ = ["TRIALS", "Budget", "Objective", "Surplus", "metric_of", "search_eval_seed", "test_steps",
-           "trial_config", "with_values"]
+__all__ = ["TRIALS", "Budget", "Objective", "Surplus", "metric_of", "scored_steps",
+           "search_eval_seed", "trial_config", "with_values"]

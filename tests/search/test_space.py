@@ -76,6 +76,7 @@ def test_an_ill_formed_space_file_is_refused_naming_the_entry(tmp_path, entries,
         read_space_file(path, space_for("imaml"), searched_options("imaml"))
     message = str(error.value)
     assert "\n" not in message and all(word in message for word in words), message
+    assert "options are: outer_lr, " in message, message
 
 
 @pytest.mark.parametrize("entries, words", [
