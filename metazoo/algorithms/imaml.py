@@ -199,7 +199,7 @@ SPACE = replace_entries(
     Float("cg_damping", 0.0, 2.0, why="0 (the textbook operator) to 1 (the authors' code) and beyond"),
     Float("lam_damping", 0.0, 20.0,
           why="0 (the textbook operator) to 10 (the authors' code) and beyond"),
-    Choice("inner_proximal", (True, False), when=_GD,
+    Choice("inner_proximal", (True, False), when=_GD, otherwise=True,
            why="the proximal objective (the paper) or plain steps then one proximal step (the "
                "authors' code); Newton needs the former"),
     Choice("test_proximal", (False, True), when=_GD,

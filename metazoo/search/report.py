@@ -57,7 +57,7 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
     blocks += _importances(study, folder)
     blocks += [heading("Best settings against the defaults"),
                table(["option", "best", "defaults", "range", "why"],
-                     [[entry["name"], _value(summary["best"].get(entry["name"], "(not used)")),
+                     [[entry["name"], _value(summary["best"].get(entry["name"], _UNUSED)),
                        _value(_default(base, entry["name"])), entry["range"]
                        + (f" when {entry['when']}" if entry["when"] else ""), entry["why"]]
                       for entry in _unique(describe(space))])]
@@ -78,7 +78,8 @@ def _history(study: optuna.Study, folder: Path, direction: str) -> list:
         best.append(so_far)
     path = line_figure(folder / "history.png", [t.number for t in complete],
                        {"trial": [t.value for t in complete], "best so far": best},
-                       xlabel="trial", ylabel="validation score")
+                       xlabel="trial", ylabel="validation accuracy" if direction == "maximize"
+                       else "validation loss")
     return [heading("Optimization history"), image(path, "validation score of each complete "
                                                           "trial, and the best so far")]
 
@@ -94,9 +95,9 @@ def _importances(study: optuna.Study, folder: Path) -> list:
     if not importances:
         return []
     path = bar_figure(folder / "importances.png", list(importances),
-                      {"importance": list(importances.values())}, ylabel="importance (fANOVA)",
-                      title="importance of each option (Optuna)")
-    return [heading("Importance of each option"), image(path, "Optuna's fANOVA importances")]
+                      {"importance": list(importances.values())}, ylabel="importance",
+                      title="importance of each option (Optuna's evaluator, fANOVA)")
+    return [heading("Importance of each option"), image(path, "each option's share of the variance of the validation score (Optuna's fANOVA)")]
 
 
 def _final(summary: dict[str, Any]) -> list:
@@ -135,7 +136,13 @@ def _default(base: TrainConfig, name: str) -> Any:
     return base.algorithm_options.get(name, getattr(base, name, None))
 
 
+#: An option the best trial did not sample (its condition failed there).
+_UNUSED = object()
+
+
 def _value(value: Any) -> str:
+    if value is _UNUSED:
+        return "(not used)"
     return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
 
 

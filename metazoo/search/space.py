@@ -14,6 +14,7 @@ a space from a JSON file (:func:`read_space_file`).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib
 import json
 import math
@@ -103,14 +104,30 @@ class Int:
         return f"{self.low} to {self.high}{' (log)' if self.log else ''}"
 
 
+class Keep(enum.Enum):
+    """The run's own value: what an option whose entry does not apply keeps (an enum, so
+    that it stays one object through copies and pickling)."""
+
+    KEEP = "keep the run's value"
+
+
+KEEP = Keep.KEEP
+
+
 @dataclass(frozen=True)
 class Choice:
-    """An option taking one of ``choices`` (strings, booleans or numbers)."""
+    """An option taking one of ``choices`` (strings, booleans or numbers).
+
+    ``otherwise`` is the value it takes where its condition fails, for a choice that other
+    options constrain (Reptile's ``carry_moment`` needs Adam: with SGD it is False); by
+    default (:data:`KEEP`) it keeps the run's value, as a range always does.
+    """
 
     name: str
     choices: tuple[Any, ...]
     why: str
     when: When = field(default_factory=When)
+    otherwise: Any = KEEP
 
     def check(self) -> None:
         ok = (isinstance(self.choices, tuple) and self.choices
@@ -222,6 +239,19 @@ def sample(trial, space: Space) -> dict[str, Any]:
     return chosen
 
 
+def complete(space: Space, values: Mapping[str, Any], fixed: Mapping[str, Any]
+             ) -> dict[str, Any]:
+    """``values`` plus the ``otherwise`` value of each choice left out because its condition
+    fails under ``values`` and the run's ``fixed`` options: the options a trial sets."""
+    done = dict(values)
+    for entry in space:
+        applies = entry.when.holds({**fixed, **done})
+        if (entry.name not in done and not applies and isinstance(entry, Choice)
+                and entry.otherwise is not KEEP):
+            done[entry.name] = entry.otherwise
+    return done
+
+
 def describe(space: Space) -> list[dict[str, Any]]:
     """The space as plain records (for the study's record and the report)."""
     return [{"name": entry.name, "kind": type(entry).__name__.lower(), "range": entry.describe(),
@@ -233,7 +263,8 @@ def to_json(space: Space) -> list[dict[str, Any]]:
     the same command with another space is refused rather than mixed in)."""
     return [{"kind": type(entry).__name__, **{
         key: (dict(value.values) if isinstance(value, When) else value)
-        for key, value in dataclasses.asdict(entry).items() if key != "why"}}
+        for key, value in dataclasses.asdict(entry).items()
+        if key != "why" and value is not KEEP}}
         for entry in space]
 
 
@@ -319,6 +350,6 @@ def _entry(name: str, given: dict[str, Any], old: Entry | None) -> Entry:
     return entry
 
 
-__all__ = ["RUN_OPTIONS", "SHARED", "Choice", "Entry", "Float", "Int", "Space", "When",
-           "describe", "read_space_file", "replace_entries", "resolve", "sample",
+__all__ = ["KEEP", "RUN_OPTIONS", "SHARED", "Choice", "Entry", "Float", "Int", "Space", "When",
+           "complete", "describe", "read_space_file", "replace_entries", "resolve", "sample",
            "shared_without", "space_for", "to_json"]

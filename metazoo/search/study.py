@@ -251,20 +251,21 @@ def spent_seconds(study: optuna.Study) -> float:
     return sum(float(t.user_attrs.get("cpu_seconds", 0.0)) for t in trials_of(study, *COUNTED))
 
 
-def best_config(study: optuna.Study, base: TrainConfig, seconds: float) -> TrainConfig:
+def best_config(study: optuna.Study, base: TrainConfig, space: Space, seconds: float
+                ) -> TrainConfig:
     """The best trial's values in the base configuration, for a run of ``seconds``.
 
     Raises:
         NoTrialComplete: no trial of the study is complete.
     """
-    from metazoo.search.trial import with_values
+    from metazoo.search.space import complete
+    from metazoo.search.trial import run_values, with_values
 
-    complete = trials_of(study, TrialState.COMPLETE)
-    if not complete:
+    if not trials_of(study, TrialState.COMPLETE):
         raise NoTrialComplete(f"no trial of study {study.study_name!r} is complete (each was pruned "
                          "or failed); widen the space or raise --trial-budget")
-    return dataclasses.replace(with_values(base, study.best_trial.params),
-                               time_budget=seconds)
+    values = complete(space, study.best_trial.params, run_values(base))
+    return dataclasses.replace(with_values(base, values), time_budget=seconds)
 
 
 __all__ = ["BEST", "COUNTED", "IDENTITY", "STUDY_DB", "NoTrialComplete", "Search", "best_config",

@@ -28,7 +28,7 @@ from metazoo.engine.layout import CHECKPOINT, LOCK, VALIDATION, read_log
 from metazoo.engine.run import read_run
 from metazoo.engine.train import NonFiniteError, train
 from metazoo.fileio import exclusive_lock
-from metazoo.search.space import Space, sample
+from metazoo.search.space import Space, complete, sample
 
 #: Trial folders: ``<study folder>/trials/<number>``.
 TRIALS = "trials"
@@ -64,6 +64,11 @@ def metric_of(record: dict[str, Any], steps: int) -> tuple[str, float]:
         if key in record:
             return metric, float(record[key])
     raise KeyError(f"no score after {steps} test steps in the validation record")
+
+
+def run_values(config: TrainConfig) -> dict[str, Any]:
+    """Every option of ``config`` by its name, the method's own beside the run's."""
+    return {**config.to_dict(), **config.algorithm_options}
 
 
 def with_values(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:
@@ -111,7 +116,7 @@ class Objective:
             if before >= self.trials:
                 trial.set_user_attr("surplus", True)
                 raise Surplus(f"the study already has its {self.trials} trials")
-        values = sample(trial, self.space)
+        values = complete(self.space, sample(trial, self.space), run_values(self.base))
         config = trial_config(self.base, values, self.budget)
         run = self.out / TRIALS / str(trial.number)
         steps = scored_steps(config)
@@ -169,5 +174,5 @@ class Objective:
         return iteration
 
 
-__all__ = ["TRIALS", "Budget", "Objective", "Surplus", "metric_of", "scored_steps",
+__all__ = ["TRIALS", "Budget", "Objective", "Surplus", "metric_of", "run_values", "scored_steps",
            "search_eval_seed", "trial_config", "with_values"]

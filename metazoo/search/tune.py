@@ -19,9 +19,16 @@ from metazoo.engine.config import TrainConfig
 from metazoo.fileio import write_json
 from metazoo.messages import brief
 from metazoo.search.loop import run_search
-from metazoo.search.space import RUN_OPTIONS, Space, read_space_file, resolve, space_for
+from metazoo.search.space import (
+    RUN_OPTIONS,
+    Space,
+    complete,
+    read_space_file,
+    resolve,
+    space_for,
+)
 from metazoo.search.study import BEST, Search, best_config, opened_study
-from metazoo.search.trial import Objective, search_eval_seed, with_values
+from metazoo.search.trial import Objective, run_values, search_eval_seed, with_values
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ def method_space(base: TrainConfig, space_file: Path | None = None,
     if space_file is not None:
         space = read_space_file(space_file, space, searched_options(base.algorithm))
     space = tuple(entry for entry in space if entry.name not in fixed)
-    fixed_values = {**base.to_dict(), **base.algorithm_options}
+    fixed_values = run_values(base)
     space = resolve(space, fixed_values)
     for entry in space:
         try:
@@ -66,7 +73,7 @@ def method_space(base: TrainConfig, space_file: Path | None = None,
             for name, allowed in entry.when.values.items():
                 values.setdefault(name, allowed[0])
             try:
-                with_values(base, values)
+                with_values(base, complete(space, values, fixed_values))
             except (ValueError, TypeError) as error:
                 raise ValueError(
                     f"space entry {entry.name}: {value!r} is outside what {entry.name} accepts "
@@ -125,7 +132,7 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
     with opened_study(base, space, search, direction) as study:
         run_search(study, objective, search, jobs)
         best = best_config(study, dataclasses.replace(base, budget_clock=budget.clock),
-                           final.seconds or budget.seconds)
+                           space, final.seconds or budget.seconds)
         write_json(search.out / BEST, best.to_dict())
         summary: dict[str, Any] = {
             "best_trial": study.best_trial.number, "best_value": study.best_value,

@@ -8,8 +8,8 @@ import pytest
 
 from metazoo.algorithms import ALGORITHMS
 from metazoo.engine.config import TrainConfig
-from metazoo.search.space import SHARED, read_space_file, sample, space_for
-from metazoo.search.trial import Budget, trial_config
+from metazoo.search.space import SHARED, complete, read_space_file, sample, space_for
+from metazoo.search.trial import Budget, run_values, trial_config
 from metazoo.search.tune import method_space, searched_options
 
 
@@ -99,3 +99,31 @@ def test_options_fixed_on_the_command_line_leave_the_space():
     names = {entry.name for entry in method_space(TrainConfig(algorithm="maml"),
                                                    fixed=frozenset({"outer_lr", "inner_lr"}))}
     assert names == {"meta_batch", "inner_steps"}
+
+
+@pytest.mark.parametrize("base, constrained", [
+    # Reptile's Omniglot protocol carries Adam's moment; a trial drawing SGD cannot.
+    (TrainConfig(algorithm="reptile", algorithm_options={"inner_optimizer": "adam",
+                                                         "carry_moment": True}),
+     {"inner_optimizer": "sgd", "carry_moment": False}),
+    # The authors' iMAML takes plain steps, then a proximal one; Newton's steps need the
+    # proximal objective.
+    (TrainConfig(algorithm="imaml", algorithm_options={"inner_solver": "gd",
+                                                       "inner_proximal": False}),
+     {"inner_solver": "newton", "inner_proximal": True}),
+])
+def test_a_choice_other_options_constrain_follows_them(base, constrained):
+    space = method_space(base)  # every range checked against this base
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    drawn = set()
+    for _ in range(16):
+        trial = study.ask()
+        config = trial_config(base, complete(space, sample(trial, space), run_values(base)),
+                              Budget(1.0, "cpu", 10))
+        options = {**config.to_dict(), **config.algorithm_options}
+        key, value = next(iter(constrained.items()))
+        if options[key] == value:
+            drawn.add(value)
+            assert all(options[name] == want for name, want in constrained.items()), options
+        study.tell(trial, 0.0)
+    assert drawn, "the constrained case was never drawn"
