@@ -37,6 +37,15 @@ def test_a_study_runs_its_trials_and_writes_a_config_train_accepts(tmp_path, cap
                  "--no-progress"]) == 0
 
 
+def test_a_total_budget_shared_by_the_trials_ends_the_search(tmp_path, capsys):
+    assert tune(tmp_path, "--algorithm", "fomaml", "--budget", "0.3", "--trial-budget", "0.2",
+                "--iterations", "1000") == 0
+    study = load(tmp_path, "fomaml-sinusoid")
+    seconds = [t.user_attrs["cpu_seconds"] for t in study.trials]
+    assert sum(seconds[:-1]) < 0.3 <= sum(seconds)  # the last trial began before it was spent
+    assert "of 0.3 cpu s spent" in capsys.readouterr().out
+
+
 def test_the_same_search_seed_draws_the_same_trials(tmp_path):
     for out in ("one", "two"):
         assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "2", "--iterations", "20",
