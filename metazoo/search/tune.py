@@ -97,7 +97,7 @@ def direction_of(base: TrainConfig) -> str:
     try:
         tasks = make_task(base.task, **base.task_options(evaluation=True, part="val"))
     except ValueError as error:
-        raise ValueError(f"task {base.task} has no validation tasks to search on "
+        raise ValueError(f"no validation tasks to search on in {base.task} "
                          f"({brief([str(error)], width=120)}); a search never reads the test "
                          "part: choose a split with a validation part (--split)") from None
     return "maximize" if tasks.loss == "cross_entropy" else "minimize"
