@@ -473,8 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prefix}: stopped: {_one_line(error)}", file=sys.stderr)
         return FAILED
     except Interrupted as stop:
+        again = args.command in ("compare", "tune")
         resume = ("" if stop.finished else " (run the same command again to continue)"
-                  if args.command in ("compare", "tune") else f" (metazoo train --resume {stop.out})")
+                  if again else f" (metazoo train --resume {stop.out})")
         print(f"{prefix}: {stop}{resume}", file=sys.stderr)
         return stop.exit_status
     except KeyboardInterrupt:

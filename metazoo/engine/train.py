@@ -86,8 +86,8 @@ def train(
     A search (``metazoo tune``) trains each trial with ``held_out="val"`` (every held-out
     task, the rehearsal's included, comes from the split's validation part, so the test part
     is never read) and ``on_validation``, called with each record of the validation curve
-    once it is written; an exception it raises (a pruned trial) ends the run there, its last
-    checkpoint kept.
+    once it is written (but not with the point a signal's stop makes); an exception it raises
+    (a pruned trial) ends the run there, its last checkpoint kept.
 
     Returns:
         A summary with the final θ, the evaluation report (``report``) and timings;
@@ -260,7 +260,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
             if lead and config.val_every and (done % config.val_every == 0 or last or stop):
                 record = _validate(setup, params, out / VALIDATION, done, trained_seconds)
-                if on_validation is not None:
+                if on_validation is not None and not stop:  # a signal stops it here anyway
                     on_validation(record)
             if done % config.checkpoint_every == 0 or last or stop:
                 save(done)
