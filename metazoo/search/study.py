@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.folder import check_out, locked_folder
+from metazoo.engine.run import NOT_RESULTS
 from metazoo.fileio import write_json
 from metazoo.messages import brief
 from metazoo.search.space import Space, to_json
@@ -175,7 +176,8 @@ def check_study(storage: RDBStorage, name: str, wanted: dict[str, Any], url: str
                          "choose another --study (or --storage)")
     differing = [key for key in wanted if key != "base" and stored.get(key) != wanted[key]]
     differing += [f"{key} (stored {stored['base'].get(key)!r}, given {value!r})"
-                  for key, value in wanted["base"].items() if stored["base"].get(key) != value]
+                  for key, value in wanted["base"].items()
+                  if stored["base"].get(key) != value and key not in NOT_RESULTS]
     if differing:
         raise ValueError(f"study {name!r} in {shown_url(url)} was made with other options: "
                          f"{brief(differing, width=100)}; give the same options to continue "
