@@ -310,7 +310,11 @@ def read_space_file(path: str | Path, space: Space, options: Sequence[str]) -> S
                              + (f"; it has {brief(extra)}" if extra else "")
                              + f"; the method's options are: {listed}")
         try:
-            result.append(_entry(name, given, old[0] if len(old) == 1 else None))
+            entry = _entry(name, given, old[0] if len(old) == 1 else None)
+            unknown = sorted(set(entry.when.values) - set(options))
+            if unknown:
+                raise ValueError(f"its condition names {brief(unknown, width=40)}, not an option")
+            result.append(entry)
         except ValueError as error:
             raise ValueError(f"{where}: entry {name}: {error}; the method's options are: "
                              f"{listed}") from None

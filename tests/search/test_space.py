@@ -68,6 +68,7 @@ def test_a_space_file_narrows_drops_and_adds(tmp_path):
     ({"lam": {"low": 1, "high": 2, "scale": "log"}}, ["entry lam", "scale"]),
     ({"cg_steps": {"low": 1.5, "high": 4}}, ["entry cg_steps", "integers"]),
     ({"inner_solver": {"choices": []}}, ["entry inner_solver", "choices"]),
+    ({"lam": {"when": {"solver": ["newton"]}}}, ["entry lam", "condition names solver"]),
 ])
 def test_an_ill_formed_space_file_is_refused_naming_the_entry(tmp_path, entries, words):
     path = tmp_path / "space.json"
