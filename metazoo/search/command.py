@@ -70,7 +70,8 @@ def add_tune_parser(subparsers) -> None:
                           "(default: 1)")
     own.add_argument("--heartbeat", dest=_OWN + "heartbeat", type=int, default=10, metavar="S",
                      help="seconds between a trial's heartbeats; a trial silent for twice as "
-                          "long is taken as dead and retried from its checkpoint (default: 10)")
+                          "long is taken as dead and retried from its checkpoint (default: 10; "
+                          "the same for every process of a study)")
     own.add_argument("--no-report", dest=_OWN + "no_report", action="store_true",
                      help="do not write OUT/report")
     own.add_argument("--no-progress", dest=_OWN + "no_progress", action="store_true",
