@@ -70,3 +70,10 @@ def anil(loss, params, task, settings: ANILSettings):
 
     gradient, value = grad(query_loss, has_aux=True)(params)
     return gradient, {"loss": value}
+
+
+# The options worth searching (``metazoo tune``): the shared ones, each range with its reason
+# (the head is a choice of architecture, not a setting to search).
+from metazoo.search.space import SHARED
+
+SPACE = SHARED

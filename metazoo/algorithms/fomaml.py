@@ -32,3 +32,9 @@ def fomaml(loss, params, task, settings: FOMAMLSettings):
 
     gradient, value = grad(query_loss, has_aux=True)(adapted)
     return gradient, {"loss": value}
+
+
+# The options worth searching (``metazoo tune``): the shared ones, each range with its reason.
+from metazoo.search.space import SHARED
+
+SPACE = SHARED

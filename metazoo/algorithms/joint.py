@@ -30,3 +30,10 @@ def joint(loss, params, task, settings: JointSettings):
 
     gradient, value = grad(objective, has_aux=True)(params)
     return gradient, {"loss": value}
+
+
+# The options worth searching (``metazoo tune``): joint training takes no inner step, so of
+# the inner loop only the step size of test-time fine-tuning is searched.
+from metazoo.search.space import shared_without
+
+SPACE = shared_without("inner_steps")

@@ -49,3 +49,9 @@ def maml(loss, params, task, settings: MAMLSettings):
         _, step_vjp = vjp(lambda theta: inner(theta, 1), phi)
         (gradient,) = step_vjp(gradient)
     return gradient, {"loss": value}
+
+
+# The options worth searching (``metazoo tune``): the shared ones, each range with its reason.
+from metazoo.search.space import SHARED
+
+SPACE = SHARED

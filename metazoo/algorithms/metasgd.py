@@ -69,3 +69,10 @@ def metasgd(loss, params, task, settings: MetaSGDSettings):
 
     gradient, value = grad(query_loss, has_aux=True)(params)
     return gradient, {"loss": value}
+
+
+# The options worth searching (``metazoo tune``): the shared ones; inner_lr is where the
+# learned step sizes start, and inner_steps the steps they are learned (and tested) for.
+from metazoo.search.space import SHARED
+
+SPACE = SHARED
