@@ -1,4 +1,4 @@
-"""Command line: ``metazoo train``, ``eval``, ``compare``, ``presets`` and ``predict``.
+"""Command line: ``metazoo train``, ``eval``, ``compare``, ``tune``, ``presets`` and ``predict``.
 
 Flags are generated from :class:`~metazoo.engine.config.TrainConfig` and from every
 registered algorithm's settings, so a new option or algorithm needs no edit here.
@@ -419,7 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     _compare_parser(subparsers)
     _presets_parser(subparsers)
     _predict_parser(subparsers)
+    from metazoo.search.command import add_tune_parser
+
+    add_tune_parser(subparsers)
     return parser
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from metazoo.search.command import run_tune
+
+    return run_tune(args)
 
 
 #: Exit statuses (README, "Exit statuses"): 128 + N for a stop by signal N.
@@ -455,7 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = f"metazoo {args.command}"
     try:
         return {"train": _run_train, "eval": _run_eval, "compare": _run_compare,
-                "presets": _run_presets, "predict": _run_predict}[args.command](args)
+                "presets": _run_presets, "predict": _run_predict,
+                "tune": _run_tune}[args.command](args)
     except (ValueError, OSError, OmniglotDataError) as error:
         print(f"{prefix}: error: {describe_field(_one_line(error))}", file=sys.stderr)
         return REFUSED
@@ -463,8 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prefix}: stopped: {_one_line(error)}", file=sys.stderr)
         return FAILED
     except Interrupted as stop:
+        again = args.command in ("compare", "tune")
         resume = ("" if stop.finished else " (run the same command again to continue)"
-                  if args.command == "compare" else f" (metazoo train --resume {stop.out})")
+                  if again else f" (metazoo train --resume {stop.out})")
         print(f"{prefix}: {stop}{resume}", file=sys.stderr)
         return stop.exit_status
     except KeyboardInterrupt:

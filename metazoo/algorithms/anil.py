@@ -14,6 +14,7 @@ from metazoo.algorithms.base import Algorithm, Method, Settings, model_itself, r
 from metazoo.core import adapt, adapt_path, sgd
 from metazoo.core.autodiff import grad
 from metazoo.options import option
+from metazoo.space import SHARED
 
 
 @dataclass(frozen=True)
@@ -75,5 +76,10 @@ def make(settings: ANILSettings) -> Method:
     return Method("anil", settings, init, meta_gradient, test_adapt, model_itself)
 
 
+# The options worth searching (``metazoo tune``): the shared ones, each range with its reason
+# (the head is a choice of architecture, not a setting to search).
+SPACE = SHARED
+
+
 register(Algorithm("anil", "ANIL: MAML whose inner loop adapts only the head", ANILSettings,
-                   make))
+                   make, space=SPACE))

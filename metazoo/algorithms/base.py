@@ -32,6 +32,7 @@ from metazoo import options
 from metazoo.core.adapt import adapt_path
 from metazoo.core.optimizers import sgd
 from metazoo.options import option, positive_float, positive_int
+from metazoo.space import SHARED, Space
 from metazoo.types import LossFn, Params, TaskBatch
 
 #: A few scalar statistics of one task's meta-gradient (``loss``, ``cg_residual``, …).
@@ -97,13 +98,15 @@ class Analysis:
 
 @dataclass(frozen=True)
 class Algorithm:
-    """A registry entry: a method's name, settings class, factory and (optional) analysis."""
+    """A registry entry: a method's name, settings class, factory, (optional) analysis and
+    the space of its options worth searching (``metazoo tune``; :mod:`metazoo.space`)."""
 
     name: str
     summary: str
     settings: type[Settings]
     make: Callable[[Settings], Method]
     analysis: Callable[[Settings], Analysis] | None = None
+    space: Space = SHARED
 
     def options(self) -> dict[str, dataclasses.Field]:
         """The settings fields of this algorithm beyond the shared inner-loop ones."""

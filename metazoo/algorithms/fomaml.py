@@ -21,6 +21,7 @@ from metazoo.algorithms.base import (
 )
 from metazoo.core import adapt, sgd, tree_detach
 from metazoo.core.autodiff import grad
+from metazoo.space import SHARED
 
 
 @dataclass(frozen=True)
@@ -51,5 +52,9 @@ def analysis(settings: FOMAMLSettings) -> Analysis:
     return Analysis(test_rule=sgd_rule(settings), approximates="maml")
 
 
+# The options worth searching (``metazoo tune``): the shared ones, each range with its reason.
+SPACE = SHARED
+
+
 register(Algorithm("fomaml", "first-order MAML: query gradient at φ, applied to θ",
-                   FOMAMLSettings, make, analysis))
+                   FOMAMLSettings, make, analysis, space=SPACE))

@@ -40,6 +40,14 @@ from metazoo.core.autodiff import grad, hessian_vector_product
 from metazoo.core.linalg import conjugate_gradient
 from metazoo.core.newton import newton
 from metazoo.options import option, positive_float, positive_int
+from metazoo.space import (
+    Choice,
+    Float,
+    Int,
+    When,
+    replace_entries,
+    shared_without,
+)
 
 
 @dataclass(frozen=True)
@@ -177,5 +185,32 @@ def analysis(settings: IMAMLSettings) -> Analysis:
                     variants=variants(settings))
 
 
+# The options worth searching (``metazoo tune``), each range with its reason.
+_GD = When({"inner_solver": ("gd",)})
+SPACE = replace_entries(
+    shared_without("inner_lr"),
+    Choice("inner_solver", ("newton", "gd"),
+           why="the paper's two inner solvers: Hessian-free Newton–CG and gradient descent"),
+    Int("inner_steps", 1, 20, log=True,
+        why="3 Newton steps (the default), 16 gradient steps (the authors' Omniglot code), 20 "
+            "(measured with 'gd' on sinusoid, results/imaml-sinusoid.md)"),
+    Float("inner_lr", 1e-3, 1.0, log=True, when=_GD,
+          why="0.005 (measured on sinusoid) to 0.1 (the authors' Omniglot code); Newton takes none"),
+    Float("lam", 0.5, 200.0, log=True,
+          why="2 (the authors' Omniglot code) to 160 (the sinusoid screen, 5 to 160, best at 40)"),
+    Int("cg_steps", 1, 20, why="5, the paper's, at the centre; CG is exact at the dimension"),
+    Int("solver_cg_steps", 1, 10, when=When({"inner_solver": ("newton",)}),
+        why="5 CG steps per Newton direction (the paper, Table 2) at the centre"),
+    Float("cg_damping", 0.0, 2.0, why="0 (the textbook operator) to 1 (the authors' code) and beyond"),
+    Float("lam_damping", 0.0, 20.0,
+          why="0 (the textbook operator) to 10 (the authors' code) and beyond"),
+    Choice("inner_proximal", (True, False), when=_GD, otherwise=True,
+           why="the proximal objective (the paper) or plain steps then one proximal step (the "
+               "authors' code); Newton needs the former"),
+    Choice("test_proximal", (False, True), when=_GD,
+           why="the authors evaluate without the proximal term; Newton always keeps it"),
+)
+
+
 register(Algorithm("imaml", "implicit MAML: CG solve of (I + H/λ) g = ∇L_query(φ)",
-                   IMAMLSettings, make, analysis))
+                   IMAMLSettings, make, analysis, space=SPACE))

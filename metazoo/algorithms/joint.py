@@ -20,6 +20,7 @@ from metazoo.algorithms.base import (
     sgd_adapt,
 )
 from metazoo.core.autodiff import grad
+from metazoo.space import shared_without
 
 
 @dataclass(frozen=True)
@@ -45,5 +46,10 @@ def make(settings: JointSettings) -> Method:
                   model_itself)
 
 
+# The options worth searching (``metazoo tune``): joint training takes no inner step, so of
+# the inner loop only the step size of test-time fine-tuning is searched.
+SPACE = shared_without("inner_steps")
+
+
 register(Algorithm("joint", "multi-task baseline: gradient at θ on all of a task's data",
-                   JointSettings, make))
+                   JointSettings, make, space=SPACE))

@@ -26,6 +26,7 @@ from metazoo.algorithms.base import (
 from metazoo.core import adapt, sgd, tree_detach
 from metazoo.core.autodiff import grad
 from metazoo.options import option
+from metazoo.space import SHARED
 
 
 @dataclass(frozen=True)
@@ -65,5 +66,9 @@ def make(settings: MAMLSettings) -> Method:
     return Method("maml", settings, plain_init, meta_gradient, sgd_adapt(settings), model_itself)
 
 
+# The options worth searching (``metazoo tune``): the shared ones, each range with its reason.
+SPACE = SHARED
+
+
 register(Algorithm("maml", "second-order MAML: backpropagate through the k inner steps",
-                   MAMLSettings, make))
+                   MAMLSettings, make, space=SPACE))

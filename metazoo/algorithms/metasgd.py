@@ -15,6 +15,7 @@ import torch
 from metazoo.algorithms.base import Algorithm, Analysis, Method, Settings, register
 from metazoo.core import adapt, adapt_path, sgd
 from metazoo.core.autodiff import grad
+from metazoo.space import SHARED
 
 PREFIX = "inner_lr."
 
@@ -71,5 +72,10 @@ def analysis(settings: MetaSGDSettings) -> Analysis:
     return Analysis(test_rule=f"test steps: the learned step sizes (for {settings.inner_steps})")
 
 
+# The options worth searching (``metazoo tune``): the shared ones; inner_lr is where the
+# learned step sizes start, and inner_steps the steps they are learned (and tested) for.
+SPACE = SHARED
+
+
 register(Algorithm("metasgd", "Meta-SGD: MAML with learned per-parameter step sizes",
-                   MetaSGDSettings, make, analysis))
+                   MetaSGDSettings, make, analysis, space=SPACE))

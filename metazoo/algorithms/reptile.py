@@ -41,6 +41,7 @@ from metazoo.algorithms.base import (
 )
 from metazoo.core import RMSState, adapt, adapt_path, rms, sgd, tree_detach, tree_sub
 from metazoo.options import option, positive_int
+from metazoo.space import SHARED, Choice, When
 
 
 @dataclass(frozen=True)
@@ -141,5 +142,18 @@ def analysis(settings: ReptileSettings) -> Analysis:
                     as_gradient=as_gradient)
 
 
+# The options worth searching (``metazoo tune``), each range with its reason.
+SPACE = SHARED + (
+    Choice("inner_optimizer", ("sgd", "adam"),
+           why="plain SGD in the reference's sinusoid code, Adam (β1 = 0) in its Omniglot code"),
+    Choice("carry_moment", (False, True), when=When({"inner_optimizer": ("adam",)}),
+           otherwise=False,
+           why="the reference carries Adam's state across tasks: 92.2% against 77.2% with it "
+               "reset on Omniglot (results/omniglot.md)"),
+    Choice("data", ("all", "support"),
+           why="the paper steps on all of a task's data; 'support' is what a test task has"),
+)
+
+
 register(Algorithm("reptile", "Reptile: move θ toward φ after k steps (θ − φ)", ReptileSettings,
-                   make, analysis))
+                   make, analysis, space=SPACE))

@@ -42,18 +42,20 @@ class Setup:
     val_tasks: TaskDistribution | None = None
 
 
-def build(config: TrainConfig) -> Setup:
+def build(config: TrainConfig, held_out: str = "test") -> Setup:
     """Build tasks, model and loss for ``config``, refusing what cannot run.
+
+    The held-out tasks come from the split's ``held_out`` part (a search scores on "val").
 
     Impossible tasks, missing data and batches larger than this machine's memory fail here,
     with the option named, before a run touches its folder. The meta-parameters to train
     start at :func:`initial_meta_params`.
     """
     # The held-out tasks first: an impossible evaluation is refused before data is loaded.
-    eval_tasks = _make_tasks(config, evaluation=True)
+    eval_tasks = _make_tasks(config, evaluation=True, part=held_out)
     tasks = _make_tasks(config, evaluation=False)
     for evaluation in (False, True):
-        _check_memory(config, evaluation)
+        _check_memory(config, evaluation, held_out if evaluation else "")
     # Initialise weights from the run's seed without touching the global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -82,9 +84,9 @@ def initial_meta_params(setup: Setup, device: str | None = None) -> tuple[Params
     return move(params), move(state)
 
 
-def _make_tasks(config: TrainConfig, evaluation: bool) -> TaskDistribution:
+def _make_tasks(config: TrainConfig, evaluation: bool, part: str = "") -> TaskDistribution:
     try:
-        return make_task(config.task, **config.task_options(evaluation=evaluation))
+        return make_task(config.task, **config.task_options(evaluation=evaluation, part=part))
     except ValueError as error:
         if not evaluation:
             raise
@@ -94,9 +96,9 @@ def _make_tasks(config: TrainConfig, evaluation: bool) -> TaskDistribution:
                          f"{error}") from error
 
 
-def _check_memory(config: TrainConfig, evaluation: bool) -> None:
+def _check_memory(config: TrainConfig, evaluation: bool, part: str = "") -> None:
     """Refuse a batch of tasks larger than this machine's memory, before one is drawn."""
-    options = config.task_options(evaluation=evaluation)
+    options = config.task_options(evaluation=evaluation, part=part)
     # The held-out tasks are drawn all at once: the final evaluation's, or the validation
     # curve's (from the same options, another part of the split).
     count = max(config.eval_tasks, config.val_tasks if config.val_every else 0) if evaluation \

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     evaluate_at_end: bool = True,
+    held_out: str = "test",
+    on_validation: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Meta-train θ and (by default) evaluate it on held-out tasks.
 
@@ -81,6 +84,12 @@ def train(
     and computes its own disjoint share of it; the meta-gradients are all-reduced, so θ does
     not depend on the number of processes (to float rounding). Rank 0 alone writes files.
 
+    A search (``metazoo tune``) trains each trial with ``held_out="val"`` (every held-out
+    task, the rehearsal's included, comes from the split's validation part, so the test part
+    is never read) and ``on_validation``, called with each record of the validation curve
+    once it is written (but not with the point a signal's stop makes); an exception it raises
+    (a pruned trial) ends the run there, its last checkpoint kept.
+
     Returns:
         A summary with the final θ, the evaluation report (``report``) and timings;
         ``finished_before: True`` when the run had already finished.
@@ -93,7 +102,7 @@ def train(
     out = check_out(out)
     check_device(config.device)
     ranks, device = init_ranks(config.device, config.meta_batch)
-    setup = build(config)  # before touching the folder: impossible tasks or missing data fail first
+    setup = build(config, held_out)  # before touching the folder: impossible tasks or missing data fail first
     configure_process(config)
     params, state = initial_meta_params(setup, device)
     rehearse(setup, params, state, device)
@@ -111,7 +120,7 @@ def train(
         if checkpoint is not None and checkpoint.finished:
             return _finished(setup, out, checkpoint, params, state, ranks, evaluate_at_end)
         return _run(setup, out, checkpoint, params, state, device, ranks, signalled, progress,
-                    evaluate_at_end)
+                    evaluate_at_end, on_validation)
 
 
 def rehearse(setup: Setup, params: Params, state: State, device: str) -> None:
@@ -157,8 +166,8 @@ def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, s
 
 
 def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params, state: State,
-         device: str, ranks: Ranks, signalled, progress: bool, evaluate_at_end: bool
-         ) -> dict[str, Any]:
+         device: str, ranks: Ranks, signalled, progress: bool, evaluate_at_end: bool,
+         on_validation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     config, lead = setup.config, ranks.lead
     spent = {"seconds": 0.0}  # the budget clock, for a schedule that follows the time budget
     optimizer, scheduler = make_optimizer(config, params, lambda: spent["seconds"])
@@ -262,7 +271,10 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 append_line(log, json.dumps(record))
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
             if lead and config.val_every and (done % config.val_every == 0 or last or stop):
-                _validate(setup, params, state, out / VALIDATION, done, trained_seconds)
+                record = _validate(setup, params, state, out / VALIDATION, done,
+                                   trained_seconds)
+                if on_validation is not None and not stop:  # a signal stops it here anyway
+                    on_validation(record)
             if done % config.checkpoint_every == 0 or last or stop:
                 save(done)
             if stop and not last:
@@ -295,8 +307,9 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
 
 
 def _validate(setup: Setup, params: Params, state: State, path: Path, iteration: int,
-              seconds: float) -> None:
-    """Append θ's score on the fixed validation tasks to the learning curve at ``path``."""
+              seconds: float) -> dict[str, Any]:
+    """Append θ's score on the fixed validation tasks to the learning curve at ``path``;
+    returns the record."""
     if setup.val_tasks is None:
         setup.val_tasks = validation_tasks(setup)
     report = evaluate_params(setup, params, state, num_tasks=setup.config.val_tasks,
@@ -306,6 +319,7 @@ def _validate(setup: Setup, params: Params, state: State, path: Path, iteration:
                  for metric, estimate in values.items()}}
     with open(path, "a") as file:
         append_line(file, json.dumps(record))
+    return record
 
 
 def _summary(setup: Setup, out: Path, iterations: int, trained_seconds: float,

@@ -1,0 +1,1 @@
+"""Hyperparameter search (``metazoo tune``): spaces, studies, trials and their report."""
