@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from metazoo.analysis.grid import PER_TASK, RUNS, run_grid
+from metazoo.analysis.grid import PER_TASK, RUNS, PerTask, run_grid
 from metazoo.engine.config import TrainConfig
 from metazoo.fileio import write_json
 from metazoo.search.trial import scored_steps
@@ -36,7 +36,7 @@ def final_runs(tuned: TrainConfig, defaults: TrainConfig, seeds: tuple[int, ...]
         {*config.eval_steps, scored_steps(config)})) for config in (tuned, defaults))
     cells = {f"{label}-seed{seed}": dataclasses.replace(config, seed=seed)
              for seed in seeds for label, config in (("tuned", tuned), ("defaults", defaults))}
-    run_grid(cells, out / FINAL, jobs=1, progress=progress, desc="final runs")
+    run_grid(cells, out / FINAL, score=PerTask(), jobs=1, progress=progress, desc="final runs")
     scores: dict[str, list[torch.Tensor]] = {"tuned": [], "defaults": []}
     metric = ""
     for name, config in cells.items():
