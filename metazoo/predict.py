@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from metazoo.algorithms import Method, test_steps
+from metazoo.algorithms import Method, own_test_steps
 from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.checkpoint import params_problems, state_problems
 from metazoo.engine.config import TrainConfig
@@ -359,7 +359,7 @@ def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None)
         meta=meta, state=state, model=model, loss=make_loss(model, loss_name),
         predict_fn=make_predict(model), inputs=inputs, input_shape=tuple(input_shape),
         outputs=int(outputs), classification=loss_name == "cross_entropy",
-        steps=test_steps(method, max(config.eval_steps)),
+        steps=own_test_steps(method, max(config.eval_steps)),
         transductive=config.eval_transductive, device=device,
     )
 

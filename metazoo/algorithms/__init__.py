@@ -53,7 +53,7 @@ def describe(method: Method) -> Analysis:
     return get_algorithm(method.name).describe(method.settings)
 
 
-def test_steps(method: Method, default: int) -> int:
+def own_test_steps(method: Method, default: int) -> int:
     """The number of test steps of ``method``'s own protocol (Meta-SGD: the k its step sizes
     were learned for), or ``default`` for a method whose protocol takes any."""
     return default if method.test_steps is None else method.test_steps
@@ -92,4 +92,4 @@ def meta_gradient(
 
 __all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "Analysis", "Method", "Settings",
            "State", "Stats", "describe", "get_algorithm", "make_method", "meta_gradient",
-           "register", "test_steps", "unregister"]
+           "own_test_steps", "register", "unregister"]

@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-from metazoo.algorithms import test_steps
+from metazoo.algorithms import own_test_steps
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.layout import CHECKPOINT, LOCK, VALIDATION, read_log
 from metazoo.engine.run import read_run
@@ -54,7 +54,7 @@ def search_eval_seed(config: TrainConfig) -> int:
 def scored_steps(config: TrainConfig) -> int:
     """The number of test steps a trial is scored at: the method's own protocol, else the
     largest of the run's ``eval_steps``."""
-    return test_steps(config.method(), max(config.eval_steps))
+    return own_test_steps(config.method(), max(config.eval_steps))
 
 
 def metric_of(record: dict[str, Any], steps: int) -> tuple[str, float]:

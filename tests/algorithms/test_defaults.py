@@ -14,7 +14,7 @@ its gradient-descent defaults reached about 1.5× here but diverged over the ful
 import pytest
 import torch
 
-from metazoo.algorithms import ALGORITHMS, test_steps
+from metazoo.algorithms import ALGORITHMS, own_test_steps
 from metazoo.engine import TrainConfig, train
 
 ITERATIONS = 2000
@@ -38,7 +38,7 @@ def reports(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_every_algorithm_learns_with_its_own_defaults(reports, name):
     method, report = reports[name]
-    steps = test_steps(method, 10)
+    steps = own_test_steps(method, 10)
     loss = report[steps]["loss"].mean
     joint = reports["joint"][1][steps]["loss"].mean
     maml = reports["maml"][1][steps]["loss"].mean
