@@ -275,7 +275,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from metazoo.fileio import write_json
 
     if args.json is not None:  # checked before the evaluation, which may take a while
-        check_file_target(args.json, "--json")
+        check_file_target(args.json, "--json", run=args.run)
     if args.k_shot is not None and args.k_shot < 1:  # 0 would mean "as the run's"
         raise ValueError(f"--k-shot must be a positive integer, got {args.k_shot}")
     evaluation = {name: value for name, value in (("eval_tasks", args.tasks),
@@ -334,7 +334,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     from metazoo.fileio import atomic_write_data
     from metazoo.predict import load_run, predict_files
 
-    check_file_target(args.out, "--out")
+    check_file_target(args.out, "--out", run=args.run,
+                      inputs={"--support": args.support, "--query": args.query})
     if args.steps is not None and args.steps < 0:
         raise ValueError(f"--steps must be an integer >= 0, got {args.steps}")
     table, summary = predict_files(load_run(args.run, model=args.model), args.support, args.query,
