@@ -156,6 +156,11 @@ def _train_parser(subparsers) -> None:
                    else spec.default_factory(), flags=flags, dest=dest)
 
 
+#: --model of the commands that read a run (on ``train --resume``, the option itself).
+_MODEL_HELP = ("a run whose model is user code: name it again to confirm that importing it is "
+               "wanted (a run folder alone never imports code)")
+
+
 def _eval_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate a trained run on held-out tasks",
@@ -173,6 +178,7 @@ def _eval_parser(subparsers) -> None:
                         help="classify a task's queries together (BatchNorm statistics over all "
                              "of them), or each query with the support set alone "
                              "(--no-transductive); default: the run's eval_transductive")
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY", help=_MODEL_HELP)
 
 
 def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> TrainConfig:
@@ -239,16 +245,18 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from metazoo.engine.run import read_run
+    from metazoo.engine.run import check_model_named, read_run
     from metazoo.engine.train import train
 
     if args.resume is not None:
         if args.out is not None and args.out.absolute() != args.resume.absolute():
             raise ValueError(f"--resume {args.resume} continues the run in its own folder; "
                              f"drop --out {args.out}, or start a new run there without --resume")
-        # The stored config plus whatever was given; train() refuses any difference.
-        stored = read_run(args.resume).config.to_dict()
-        config, out, resume = _config_from(args, stored), args.resume, True
+        stored = read_run(args.resume).config
+        # --model is the flag of train itself here: given, it is the run's own or refused.
+        check_model_named(stored, getattr(args, "model", None), args.resume)
+        # The stored config plus whatever was given; any difference is refused.
+        config, out, resume = _config_from(args, stored.to_dict()), args.resume, True
     else:
         config = _config_from(args)
         out = args.out or Path("runs") / f"{config.task}-{config.algorithm}-seed{config.seed}"
@@ -283,7 +291,7 @@ def _run_eval(args: argparse.Namespace) -> int:
                                                   ("eval_k_shot", args.k_shot),
                                                   ("eval_transductive", args.transductive))
                   if value is not None}
-    setup, params, checkpoint = rebuild_run(args.run, **evaluation)
+    setup, params, checkpoint = rebuild_run(args.run, model=args.model, **evaluation)
     configure_process(setup.config)
     config = setup.config
     report = evaluate_params(setup, params)
@@ -324,9 +332,7 @@ def _predict_parser(subparsers) -> None:
                         help="classify the queries together (BatchNorm statistics over all of "
                              "them), or each with the support set alone (--no-transductive); "
                              "default: the run's eval_transductive")
-    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
-                        help="a run whose model is user code: name it again to confirm that "
-                             "importing it is wanted (a run folder alone never imports code)")
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY", help=_MODEL_HELP)
 
 
 def _run_predict(args: argparse.Namespace) -> int:

@@ -34,8 +34,8 @@ from metazoo.algorithms import Method
 from metazoo.engine.checkpoint import params_problems
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import query_outputs
-from metazoo.engine.run import read_run
-from metazoo.models import MODELS, build_model, initial_params, make_loss, make_predict, task_shapes
+from metazoo.engine.run import check_model_named, read_run
+from metazoo.models import build_model, initial_params, make_loss, make_predict, task_shapes
 from metazoo.tasks import TASKS, DataError, make_task
 from metazoo.tasks.images import IMAGE_EXTENSIONS, scan_class_folders
 from metazoo.tasks.inputs import ImageInputs, TableInputs, file_inputs
@@ -315,15 +315,7 @@ def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None)
     """
     checkpoint = read_run(run_dir)
     config = checkpoint.config
-    if config.model_name not in MODELS and model != config.model_name:
-        raise ValueError(
-            f"the run in {run_dir} uses a model of user code, {config.model_name!r}; metazoo "
-            "does not import code because a run folder names it: if you trust it, name it "
-            f"yourself: --model {config.model_name} (load_run(..., model=...))"
-            + (f", not {model!r}" if model is not None else ""))
-    if model is not None and model != config.model_name:
-        raise ValueError(f"--model {model} is not this run's model ({config.model_name}); "
-                         "drop it, or give the run's own")
+    check_model_named(config, model, run_dir)
     family = TASKS[config.task]
     options = config.task_options(evaluation=True)
     inputs = file_inputs(family, options)

@@ -19,6 +19,7 @@ from metazoo.engine.layout import CHECKPOINT, CONFIG, RESULTS, RESULTS_TABLE
 from metazoo.engine.setup import Setup, build
 from metazoo.fileio import atomic_write_data, write_json
 from metazoo.messages import brief
+from metazoo.models import MODELS
 from metazoo.tasks import TaskDistribution, make_task
 from metazoo.types import Params
 
@@ -58,20 +59,50 @@ def read_run(run_dir: str | Path) -> Checkpoint:
     return checkpoint
 
 
-def rebuild_run(run_dir: str | Path, **evaluation: Any) -> tuple[Setup, Params, Checkpoint]:
+def check_model_named(config: TrainConfig, model: str | None, run_dir: str | Path) -> None:
+    """User code is imported only when the user names it on this command: a run folder may
+    come from someone else, and its config (or checkpoint) naming ``package.module:factory``
+    is never enough to import it. Called before anything of the model is imported.
+
+    Args:
+        config: the run's stored config.
+        model: the model the caller named (``--model``), or None.
+        run_dir: the run folder, for the message.
+
+    Raises:
+        ValueError: the run's model is user code and ``model`` does not name it, or
+            ``model`` is not the run's model.
+    """
+    if config.model_name not in MODELS and model != config.model_name:
+        raise ValueError(
+            f"the run in {run_dir} uses a model of user code, {config.model_name!r}; metazoo "
+            "does not import code because a run folder names it: if you trust it, name it "
+            f"yourself: --model {config.model_name} (model=... in Python)"
+            + (f", not {model!r}" if model is not None else ""))
+    if model is not None and model != config.model_name:
+        raise ValueError(f"--model {model} is not this run's model ({config.model_name}); "
+                         "drop it, or give the run's own")
+
+
+def rebuild_run(run_dir: str | Path, model: str | None = None, **evaluation: Any
+                ) -> tuple[Setup, Params, Checkpoint]:
     """Rebuild a finished (or checkpointed) run: its setup, θ and checkpoint.
 
     Args:
         run_dir: the run folder.
+        model: the run's model when it is user code, named again to confirm that importing
+            it is wanted (:func:`check_model_named`).
         **evaluation: options of the held-out evaluation to change (``eval_tasks``,
             ``eval_k_shot``, ``eval_steps``…), checked like any option.
 
     Raises:
         FileNotFoundError: no checkpoint in ``run_dir``.
-        ValueError: one line, for any checkpoint or option that is refused.
+        ValueError: one line, for any checkpoint or option that is refused, or a model of
+            user code not named by ``model``.
     """
     checkpoint = read_run(run_dir)
     config = checkpoint.config
+    check_model_named(config, model, run_dir)
     if evaluation:
         changed = [name for name in evaluation if not name.startswith("eval_")]
         if changed:

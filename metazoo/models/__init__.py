@@ -169,7 +169,7 @@ def resolve_factory(spec: str) -> Callable[..., nn.Module]:
                          "or name your own factory as package.module:factory (--model)")
     try:
         module = importlib.import_module(module_name)
-    except Exception as error:  # an ImportError, or whatever the module's own code raised
+    except (Exception, SystemExit) as error:  # an ImportError, or whatever its code raised
         raise ValueError(f"model {spec!r}: cannot import module {module_name!r} "
                          f"({_one_line(error)}); install it, or run from the folder that holds "
                          "it, or add that folder to PYTHONPATH (--model)") from error
@@ -221,7 +221,7 @@ def build_model(name: str, input_shape: tuple[int, ...], output_size: int) -> nn
     call = f"{name.partition(':')[2]}(input_shape={input_shape}, output_size={output_size})"
     try:
         model = factory(input_shape=input_shape, output_size=output_size)
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # user code: a failure of any kind is one line
         raise ValueError(f"model {name!r}: {call} raised {_one_line(error)} (--model)") from error
     if not isinstance(model, nn.Module):
         raise ValueError(  # noqa: TRY004 - bad input: the CLI reports ValueErrors in one line
@@ -230,7 +230,31 @@ def build_model(name: str, input_shape: tuple[int, ...], output_size: int) -> nn
     if not any(True for _ in model.parameters()):
         raise ValueError(f"model {name!r}: {call} returned a module with no parameters, so "
                          "there is nothing to meta-learn (--model)")
+    _probe_forward(name, model, input_shape, output_size)
     return model
+
+
+def _probe_forward(name: str, model: nn.Module, input_shape: tuple[int, ...],
+                   output_size: int) -> None:
+    """Run a user model once on a batch of two zero inputs: its forward must return one
+    tensor ``[2, output_size]``, so that a model that does not fit fails here, in one line
+    naming it, rather than deep inside an algorithm."""
+    dtype = next(model.parameters()).dtype
+    batch = torch.zeros(2, *input_shape, dtype=dtype)  # [2, *input_shape]
+    shape = f"[B, {', '.join(map(str, input_shape))}]"
+    try:
+        with torch.no_grad():
+            output = model(batch)
+    except (Exception, SystemExit) as error:
+        raise ValueError(f"model {name!r}: its forward on a batch {shape} of zeros raised "
+                         f"{_one_line(error)} (--model)") from error
+    if not isinstance(output, torch.Tensor):
+        raise ValueError(  # noqa: TRY004 - bad input: the CLI reports ValueErrors in one line
+            f"model {name!r}: its forward returned a {type(output).__name__}, not a tensor "
+            f"[B, {output_size}] (--model)")
+    if tuple(output.shape) != (2, output_size):
+        raise ValueError(f"model {name!r}: its forward maps {shape} to {list(output.shape)} "
+                         f"for B = 2, not to [B, {output_size}] (--model)")
 
 
 def initial_params(model: nn.Module) -> Params:
