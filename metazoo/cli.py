@@ -47,7 +47,7 @@ def _add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default
     elif isinstance(default, dict):
         parser.add_argument(*flags, type=_json_object, metavar="JSON", **common)
     elif isinstance(default, list):
-        kind = type(default[0]) if default else int
+        kind = type(default[0]) if default else spec.metadata.get("items", int)
         parser.add_argument(*flags, type=kind, nargs="+", metavar="X", **common)
     else:
         if dest is not None:

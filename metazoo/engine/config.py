@@ -47,6 +47,9 @@ class TrainConfig:
     image_size: int = option(0, "image tasks: decode images to this many pixels square (0: the "
                                 "task's default: 84, faces 32)")
     channels: int = option(0, "image tasks: 1 (grey) or 3 (RGB) (0: the task's default)")
+    stations: list = dataclasses.field(default_factory=list, metadata={
+        "help": "air-quality: the stations to use (empty: all twelve, each of which must have "
+                "its file in the data folder)", "formerly": "", "items": str})
     split_seed: int = option(0, "folder, faces, arrays: seed of the class split by fractions")
     split_fractions: list = option([0.6, 0.15, 0.25], "folder, faces, arrays: train, val, test "
                                                       "fractions of the classes")
@@ -216,6 +219,7 @@ class TrainConfig:
             "part": part or ("test" if evaluation else "train"),
             "split_seed": self.split_seed,
             "split_fractions": tuple(self.split_fractions),
+            "stations": tuple(self.stations),
             # 0 leaves the task's own default.
             **{name: getattr(self, name) for name in ("image_size", "channels")
                if getattr(self, name)},
@@ -253,6 +257,7 @@ class TrainConfig:
 #: become: set on a task that takes none of them, they would be silently ignored.
 _TASK_FIELDS = {"n_way": ("n_way",), "split": ("split",), "data_dir": ("data_dir", "root"),
                 "split_seed": ("split_seed",), "split_fractions": ("split_fractions",),
+                "stations": ("stations",),
                 "image_size": ("image_size",), "channels": ("channels",)}
 
 _DEFAULTS = {spec.name: spec.default if spec.default is not dataclasses.MISSING

@@ -1,0 +1,67 @@
+"""A finished run can always be finished again: ``--resume`` of a run whose final checkpoint
+exists evaluates it and writes whatever results are missing, and changes nothing else."""
+
+import json
+
+import pytest
+
+from tests.hostile.harness import OK, cli, digest
+
+#: TINY with the strategy left to measurement (``auto``), as a run is started by default.
+AUTO = ["--iterations", "2", "--eval-tasks", "2", "--meta-batch", "2", "--no-progress"]
+
+
+def resume(out):
+    result = cli("train", "--resume", out, "--no-progress")
+    assert result.code == OK, result.err
+    assert result.err == ""
+    return result
+
+
+def test_killed_in_the_final_evaluation_of_an_auto_strategy_run(tmp_path):
+    out = tmp_path / "run"
+    assert cli("train", *AUTO, "--out", out).code == OK
+    results = {name: (out / name).read_bytes() for name in ("results.json", "results.md")}
+    for name in results:  # as a SIGKILL after the final checkpoint leaves the folder
+        (out / name).unlink()
+    before = digest(out)
+    result = resume(out)
+    assert {name: (out / name).read_bytes() for name in results} == results
+    after = digest(out)
+    assert {path: after[path] for path in before} == before
+    assert "results.json and results.md were missing: written again" in result.out
+
+
+@pytest.mark.parametrize("missing", ["results.md", "results.json"])
+def test_a_finished_run_missing_one_results_file(missing, run):
+    kept = "results.json" if missing == "results.md" else "results.md"
+    written = (run / missing).read_bytes()
+    (run / missing).unlink()
+    before = digest(run)
+    result = resume(run)
+    if missing == "results.md":
+        assert (run / missing).read_bytes() == written
+    else:  # the same numbers; its timings are read back from the log
+        again = json.loads((run / missing).read_text())
+        assert {k: again[k] for k in ("config", "evaluation", "iterations")} == \
+            {k: json.loads(written)[k] for k in ("config", "evaluation", "iterations")}
+    assert digest(run) == {**before, **digest(run / missing)}
+    assert f"{missing} was missing: written again" in result.out
+    assert (run / kept).exists()
+
+
+def test_a_validation_point_cut_short_is_done_again_on_resume(tmp_path):
+    out = tmp_path / "run"
+    assert cli("train", *AUTO, "--strategy", "vmap", "--val-every", "1", "--val-tasks", "2",
+               "--out", out).code == OK
+    curve = (out / "validation.jsonl").read_text().splitlines()
+    # As a stop during the last validation leaves the folder: its point and the results
+    # missing, the final checkpoint whole.
+    (out / "validation.jsonl").write_text(curve[0] + "\n")
+    (out / "results.json").unlink()
+    resume(out)
+    again = (out / "validation.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in again] == [1, 2]
+    strip = lambda line: {k: v for k, v in json.loads(line).items() if k != "train_seconds"}  # noqa: E731
+    assert [strip(line) for line in again] == [strip(line) for line in curve]
+    assert (out / "results.json").exists()
