@@ -265,7 +265,12 @@ def _run_train(args: argparse.Namespace) -> int:
                     progress=not args.no_progress)
     if summary["rank"] != 0:  # a torchrun job: rank 0 reports
         return 0
-    if summary.get("finished_before"):
+    rewritten = summary.get("rewritten")
+    if rewritten:
+        print(f"{out}: the run was already finished ({summary['iterations']} meta-iterations); "
+              f"{' and '.join(rewritten)} {'were' if len(rewritten) > 1 else 'was'} missing: "
+              "written again\n")
+    elif summary.get("finished_before"):
         print(f"{out}: the run was already finished ({summary['iterations']} meta-iterations); "
               "nothing was changed\n")
     else:

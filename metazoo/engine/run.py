@@ -84,6 +84,21 @@ def check_model_named(config: TrainConfig, model: str | None, run_dir: str | Pat
                          "drop it, or give the run's own")
 
 
+def check_same_config(stored: TrainConfig, given: TrainConfig) -> None:
+    """Refuse to resume a run with options other than its own, naming each one that differs
+    with its stored and given values (options that change only speed are free to differ).
+
+    Raises:
+        ValueError: one line listing the differences.
+    """
+    differing = stored.differences(given, ignore=NOT_RESULTS)
+    if differing:
+        raise ValueError(
+            "cannot resume with a different config; option(s) "
+            + brief([f"{name} (stored {getattr(stored, name)!r}, given {getattr(given, name)!r})"
+                     for name in differing], width=120))
+
+
 def rebuild_run(run_dir: str | Path, model: str | None = None, **evaluation: Any
                 ) -> tuple[Setup, Params, Checkpoint]:
     """Rebuild a finished (or checkpointed) run: its setup, θ and checkpoint.
@@ -167,14 +182,17 @@ def protocol_name(config: TrainConfig, report) -> str:
     return ", transductive" if config.eval_transductive else ", non-transductive"
 
 
-def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any]) -> None:
-    """Write ``results.json`` and ``results.md`` (atomically)."""
+def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any],
+                  names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
+    """Write ``results.json`` and ``results.md`` (atomically), or only those of ``names``."""
     title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
              f"K={config.eval_k_shot or config.k_shot}, {config.method().settings.test_rule()}"
              + protocol_name(config, report))
-    write_json(out / RESULTS, {
-        "config": config.to_dict(), "evaluation": report_to_dict(report),
-        **{key: summary[key] for key in ("median_seconds_per_iteration", "strategy",
-                                         "iterations", "train_seconds", "world_size")},
-    })
-    atomic_write_data(out / RESULTS_TABLE, (format_table(report, title) + "\n").encode())
+    if RESULTS in names:
+        write_json(out / RESULTS, {
+            "config": config.to_dict(), "evaluation": report_to_dict(report),
+            **{key: summary[key] for key in ("median_seconds_per_iteration", "strategy",
+                                             "iterations", "train_seconds", "world_size")},
+        })
+    if RESULTS_TABLE in names:
+        atomic_write_data(out / RESULTS_TABLE, (format_table(report, title) + "\n").encode())
