@@ -190,7 +190,7 @@ def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None)
              if k not in ("command", "out", "config", "resume", "overwrite", "no_progress",
                           "preset")}
     options: dict[str, Any] = dict(stored or {})
-    if getattr(args, "preset", None):
+    if getattr(args, "preset", None) is not None:  # an empty name is refused, not ignored
         from metazoo.presets import preset_options
 
         options.update(preset_options(args.preset))
@@ -211,6 +211,11 @@ def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None)
             algorithm, field_name, spellings = flags[key]
             chosen[spellings[0]] = (algorithm, field_name, value)
     algorithm = options.get("algorithm", TrainConfig.algorithm)
+    if stored and algorithm != stored.get("algorithm") and "algorithm_options" in stored \
+            and options["algorithm_options"] is stored["algorithm_options"]:
+        # The stored options are the stored algorithm's: another algorithm given on resume
+        # is a difference to name (below, in train), not an option of the wrong algorithm.
+        options["algorithm_options"] = {}
     algorithm_options = options.get("algorithm_options", {})
     if not isinstance(algorithm_options, dict):
         raise ValueError(  # noqa: TRY004 - bad input, reported in one line (exit 2)
@@ -231,6 +236,30 @@ def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None)
     return TrainConfig(**options)
 
 
+#: The most a count option takes (what a 64-bit integer holds with room to spare).
+MAX_COUNT = 2**62
+
+
+def check_counts(settings: type, options: dict[str, Any]) -> None:
+    """Every count has a bound that its message states: an integer option of ``settings``
+    (a dataclass) whose default is 0 or more is a count, from 0 to :data:`MAX_COUNT`. The
+    settings' own checks (e.g. at least 1) come after.
+
+    Raises:
+        ValueError: naming the option, its bound and the value.
+    """
+    for spec in dataclasses.fields(settings):
+        default = spec.default
+        if spec.name not in options or isinstance(default, bool) or not isinstance(default, int) \
+                or default < 0:
+            continue
+        value = options[spec.name]
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_COUNT:
+            shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:19]}…"
+            raise ValueError(f"{spec.name} must be an integer from 0 to 2**62, got {shown} "
+                             f"({_flag(spec.name)})")
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     """A ``--config`` file: one JSON object of options."""
     try:
@@ -245,7 +274,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from metazoo.engine.run import check_model_named, read_run
+    from metazoo.engine.run import check_model_named, check_same_config, read_run
     from metazoo.engine.train import train
 
     if args.resume is not None:
@@ -255,8 +284,10 @@ def _run_train(args: argparse.Namespace) -> int:
         stored = read_run(args.resume).config
         # --model is the flag of train itself here: given, it is the run's own or refused.
         check_model_named(stored, getattr(args, "model", None), args.resume)
-        # The stored config plus whatever was given; any difference is refused.
+        # The stored config plus whatever was given; any difference is refused, here,
+        # before anything is built.
         config, out, resume = _config_from(args, stored.to_dict()), args.resume, True
+        check_same_config(stored, config)
     else:
         config = _config_from(args)
         out = args.out or Path("runs") / f"{config.task}-{config.algorithm}-seed{config.seed}"
@@ -327,8 +358,8 @@ def _predict_parser(subparsers) -> None:
     parser.add_argument("--query", type=_path, required=True, metavar="DIR|CSV",
                         help="the examples to predict")
     parser.add_argument("--steps", type=int, default=None, metavar="S",
-                        help="test-time steps (default: the method's own protocol, else the "
-                             "run's largest eval_steps)")
+                        help="test-time steps, 0 to 10,000 (default: the method's own "
+                             "protocol, else the run's largest eval_steps)")
     parser.add_argument("--out", type=_path, default=Path("predictions.csv"),
                         help="CSV of the predictions: file, label, score [, true] for images; "
                              "the query's columns and prediction for tables "
@@ -341,14 +372,15 @@ def _predict_parser(subparsers) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from metazoo.engine.config import check_steps
     from metazoo.engine.folder import check_file_target
     from metazoo.fileio import atomic_write_data
     from metazoo.predict import load_run, predict_files
 
     check_file_target(args.out, "--out", run=args.run,
                       inputs={"--support": args.support, "--query": args.query})
-    if args.steps is not None and args.steps < 0:
-        raise ValueError(f"--steps must be an integer >= 0, got {args.steps}")
+    if args.steps is not None:
+        check_steps("--steps", args.steps)
     table, summary = predict_files(load_run(args.run, model=args.model), args.support, args.query,
                                    steps=args.steps, transductive=args.transductive)
     atomic_write_data(args.out, table.to_csv(index=False).encode())
@@ -386,6 +418,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from metazoo.analysis.compare import CompareConfig, compare
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "out", "no_progress")}
+    check_counts(CompareConfig, options)
     config = CompareConfig(**options)
     out = args.out or Path("runs") / f"compare-{config.task}"
     index = compare(config, out, progress=not args.no_progress)

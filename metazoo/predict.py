@@ -32,7 +32,7 @@ import torch
 
 from metazoo.algorithms import Method
 from metazoo.engine.checkpoint import params_problems
-from metazoo.engine.config import TrainConfig
+from metazoo.engine.config import TrainConfig, check_steps
 from metazoo.engine.evaluate import query_outputs
 from metazoo.engine.run import check_model_named, read_run
 from metazoo.models import build_model, initial_params, make_loss, make_predict, task_shapes
@@ -144,7 +144,8 @@ class TrainedRun:
                 float in [0, 1], see :meth:`read_images`).
             support_y: labels ``[S]`` in ``0..classes-1`` (at most the head's outputs), or
                 targets ``[S, targets]`` (``[S]`` when there is one).
-            steps: test-time steps (default: the method's own protocol, :attr:`steps`).
+            steps: test-time steps, 0 to 10,000 (default: the method's own protocol,
+                :attr:`steps`).
 
         Raises:
             ValueError: one line, for inputs of the wrong shape or type, labels the head
@@ -154,8 +155,7 @@ class TrainedRun:
         y, classes = self._check_targets(support_y, len(x))
         if steps is None:
             steps = self.steps
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        check_steps("steps", steps)
         (adapted,) = self.method.adapt(self.loss, self.meta, x, y, [steps])
         params = {name: p.detach() for name, p in adapted.items()}
         return Predictor(self, params, x, classes, steps)

@@ -20,6 +20,14 @@ MAX_SEED = 2**62
 #: Most inner or test steps per task: each is a step of a Python loop in every iteration.
 MAX_STEPS = 10_000
 
+def check_steps(name: str, value: Any) -> None:
+    """Refuse a number of inner or test steps that is not an integer from 0 to
+    :data:`MAX_STEPS` (each step is a step of a Python loop: more would not finish)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_STEPS:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_STEPS:,}, got "
+                         f"{_short(value)}")
+
+
 #: Default model for each built-in task.
 DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride",
                  "air-quality": "mlp", "folder": "conv4", "faces": "conv4",
