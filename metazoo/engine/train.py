@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-import metazoo
+from metazoo._version import __version__
 from metazoo.algorithms import meta_gradient
 from metazoo.engine.checkpoint import FORMAT, Checkpoint, save_checkpoint
 from metazoo.engine.config import TrainConfig
@@ -192,7 +192,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         if lead:
             save_checkpoint(out / CHECKPOINT, {
                 "format": FORMAT,
-                "version": metazoo.__version__,
+                "version": __version__,
                 "config": config.to_dict(),
                 "iteration": iteration,
                 "params": {name: p.detach().cpu() for name, p in params.items()},
