@@ -42,9 +42,9 @@ def test_sigterm_during_validation_stops_at_once(tmp_path):
         out, ["--iterations", "1000", "--eval-tasks", "2", "--val-every", "1",
               "--val-tasks", "2000", *SLOW_SCORING], signal.SIGTERM)
     assert code == SIGTERM and seconds < 5, (code, seconds, err[-2000:])
-    assert err.splitlines() == [f"metazoo train: stopped by SIGTERM after iteration 1; its "
-                                f"checkpoint is saved in {out}; resume it to continue "
-                                f"(metazoo train --resume {out})"]
+    assert err.splitlines() == [(f"metazoo train: stopped by SIGTERM after iteration 1; its "
+                                 f"checkpoint is saved in {out}; resume it to continue "
+                                 f"(metazoo train --resume {out})")]
     assert torch.load(out / "checkpoint.pt", weights_only=True)["iteration"] == 1
     assert not (out / "validation.jsonl").exists() or \
         (out / "validation.jsonl").read_text() == ""  # no point of a second validation

@@ -58,10 +58,10 @@ FACTORIES = [
      "model 'quits:factory': factory(input_shape=(1,), output_size=1) raised SystemExit"),
     ("quits_at_import", "import sys\nsys.exit(0)\ndef factory(**shapes): pass\n",
      "model 'quits_at_import:factory': cannot import module 'quits_at_import' (SystemExit"),
-    ("tuples", "import torch\nclass Pair(torch.nn.Linear):\n"
-               "    def forward(self, x):\n        return super().forward(x), x\n"
-               "def factory(input_shape, output_size):\n"
-               "    return Pair(input_shape[0], output_size)\n",
+    ("tuples", ("import torch\nclass Pair(torch.nn.Linear):\n"
+                "    def forward(self, x):\n        return super().forward(x), x\n"
+                "def factory(input_shape, output_size):\n"
+                "    return Pair(input_shape[0], output_size)\n"),
      "model 'tuples:factory': its forward returned a tuple, not a tensor [B, 1]"),
 ]
 
