@@ -122,8 +122,9 @@ def _train_parser(subparsers) -> None:
         "train", help="meta-train θ, then evaluate it on held-out tasks",
         description="Meta-train an initialization on a task family and evaluate it. Writes "
                     "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out, "
-                    "holding its lock. Ctrl-C or SIGTERM saves the current iteration; resume "
-                    "with --resume. Exit status: 0 done, 2 refused, 3 no usable result, "
+                    "holding its lock. Ctrl-C or SIGTERM saves the current iteration (while "
+                    "θ is being scored, it stops at once); resume with --resume. Exit status: "
+                    "0 done, 2 refused, 3 no usable result, "
                     "130/143 stopped by SIGINT/SIGTERM.",
     )
     parser.add_argument("--out", type=_path, default=None,
@@ -135,8 +136,10 @@ def _train_parser(subparsers) -> None:
                         help="JSON file of options (same names as the flags, with underscores); "
                              "flags given on the command line override it")
     parser.add_argument("--resume", type=_path, default=None, metavar="DIR",
-                        help="continue the run in DIR from its checkpoint (a finished run is left "
-                             "as it is); options given must match the stored config")
+                        help="continue the run in DIR from its checkpoint (a finished run only "
+                             "gets the results it is missing); options given must match the "
+                             "stored config, and a model of user code must be named again "
+                             "(--model)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out: its files are deleted once every option "
                              "has been checked (other files are kept)")
