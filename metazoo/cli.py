@@ -217,7 +217,7 @@ def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None)
     if stored and algorithm != stored.get("algorithm") and "algorithm_options" in stored \
             and options["algorithm_options"] is stored["algorithm_options"]:
         # The stored options are the stored algorithm's: another algorithm given on resume
-        # is a difference to name (below, in train), not an option of the wrong algorithm.
+        # is a difference to name (check_same_config), not an option of the wrong algorithm.
         options["algorithm_options"] = {}
     algorithm_options = options.get("algorithm_options", {})
     if not isinstance(algorithm_options, dict):

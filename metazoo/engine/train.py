@@ -155,11 +155,14 @@ def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, r
     summary["finished_before"] = True
     if not ranks.lead:
         return summary
-    _validate_if_missing(setup, params, out, checkpoint, signalled, finished=True)
+    rewritten = []
+    if _validate_if_missing(setup, params, out, checkpoint, signalled, finished=True):
+        rewritten.append(f"the last point of {VALIDATION}")
     missing = tuple(name for name in (RESULTS, RESULTS_TABLE) if not (out / name).is_file())
     if evaluate_at_end and missing:
         _final_evaluation(setup, params, out, checkpoint.iteration, summary, signalled, missing)
-        summary["rewritten"] = missing
+        rewritten += missing
+    summary["rewritten"] = rewritten
     return summary
 
 
@@ -312,18 +315,23 @@ def _final_evaluation(setup: Setup, params: Params, out: Path, iteration: int,
 
 
 def _validate_if_missing(setup: Setup, params: Params, out: Path, checkpoint: Checkpoint,
-                         signalled: Requests, finished: bool) -> None:
+                         signalled: Requests, finished: bool) -> bool:
     """Score the validation point of the checkpoint's iteration if the curve should have one
-    and has not (a stop while it was being scored leaves the checkpoint, not the point)."""
+    and has not (a stop while it was being scored leaves the checkpoint, not the point).
+
+    Returns:
+        Whether it was scored.
+    """
     config, iteration = setup.config, checkpoint.iteration
     due = config.val_every and iteration and (iteration % config.val_every == 0 or finished)
     if not due or any(record["iteration"] == iteration for record in read_log(out / VALIDATION)):
-        return
+        return False
     try:
         _validate(setup, params, out / VALIDATION, iteration, checkpoint.train_seconds,
                   signalled)
     except Stopped as stopped:
         raise Interrupted(stopped.signum, iteration, out) from None
+    return True
 
 
 def _validate(setup: Setup, params: Params, path: Path, iteration: int, seconds: float,

@@ -66,7 +66,9 @@ def test_a_validation_point_cut_short_is_done_again_on_resume(tmp_path):
     # missing, the final checkpoint whole.
     (out / "validation.jsonl").write_text(curve[0] + "\n")
     (out / "results.json").unlink()
-    resume(out)
+    result = resume(out)
+    assert "the last point of validation.jsonl and results.json were missing: written again" \
+        in result.out
     again = (out / "validation.jsonl").read_text().splitlines()
     assert [json.loads(line)["iteration"] for line in again] == [1, 2]
     assert [json.loads(line) for line in again] == [json.loads(line) for line in curve]
