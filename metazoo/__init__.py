@@ -4,9 +4,9 @@
 (:mod:`metazoo.predict`); it is imported on first use, so ``import metazoo`` stays light.
 """
 
-__version__ = "0.1.0"
+from metazoo._version import __version__
 
-__all__ = ["load_run"]
+__all__ = ["__version__", "load_run"]
 
 
 def __getattr__(name: str):

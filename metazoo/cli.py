@@ -47,7 +47,7 @@ def _add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default
     elif isinstance(default, dict):
         parser.add_argument(*flags, type=_json_object, metavar="JSON", **common)
     elif isinstance(default, list):
-        kind = type(default[0]) if default else int
+        kind = type(default[0]) if default else spec.metadata.get("items", int)
         parser.add_argument(*flags, type=kind, nargs="+", metavar="X", **common)
     else:
         if dest is not None:
@@ -122,8 +122,9 @@ def _train_parser(subparsers) -> None:
         "train", help="meta-train θ, then evaluate it on held-out tasks",
         description="Meta-train an initialization on a task family and evaluate it. Writes "
                     "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out, "
-                    "holding its lock. Ctrl-C or SIGTERM saves the current iteration; resume "
-                    "with --resume. Exit status: 0 done, 2 refused, 3 no usable result, "
+                    "holding its lock. Ctrl-C or SIGTERM saves the current iteration (while "
+                    "θ is being scored, it stops at once); resume with --resume. Exit status: "
+                    "0 done, 2 refused, 3 no usable result, "
                     "130/143 stopped by SIGINT/SIGTERM.",
     )
     parser.add_argument("--out", type=_path, default=None,
@@ -135,8 +136,10 @@ def _train_parser(subparsers) -> None:
                         help="JSON file of options (same names as the flags, with underscores); "
                              "flags given on the command line override it")
     parser.add_argument("--resume", type=_path, default=None, metavar="DIR",
-                        help="continue the run in DIR from its checkpoint (a finished run is left "
-                             "as it is); options given must match the stored config")
+                        help="continue the run in DIR from its checkpoint (a finished run only "
+                             "gets the results it is missing); options given must match the "
+                             "stored config, and a model of user code must be named again "
+                             "(--model)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out: its files are deleted once every option "
                              "has been checked (other files are kept)")
@@ -156,6 +159,11 @@ def _train_parser(subparsers) -> None:
                    else spec.default_factory(), flags=flags, dest=dest)
 
 
+#: --model of the commands that read a run (on ``train --resume``, the option itself).
+_MODEL_HELP = ("a run whose model is user code: name it again to confirm that importing it is "
+               "wanted (a run folder alone never imports code)")
+
+
 def _eval_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate a trained run on held-out tasks",
@@ -173,6 +181,7 @@ def _eval_parser(subparsers) -> None:
                         help="classify a task's queries together (BatchNorm statistics over all "
                              "of them), or each query with the support set alone "
                              "(--no-transductive); default: the run's eval_transductive")
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY", help=_MODEL_HELP)
 
 
 def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> TrainConfig:
@@ -184,7 +193,7 @@ def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None)
              if k not in ("command", "out", "config", "resume", "overwrite", "no_progress",
                           "preset")}
     options: dict[str, Any] = dict(stored or {})
-    if getattr(args, "preset", None):
+    if getattr(args, "preset", None) is not None:  # an empty name is refused, not ignored
         from metazoo.presets import preset_options
 
         options.update(preset_options(args.preset))
@@ -205,6 +214,11 @@ def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None)
             algorithm, field_name, spellings = flags[key]
             chosen[spellings[0]] = (algorithm, field_name, value)
     algorithm = options.get("algorithm", TrainConfig.algorithm)
+    if stored and algorithm != stored.get("algorithm") and "algorithm_options" in stored \
+            and options["algorithm_options"] is stored["algorithm_options"]:
+        # The stored options are the stored algorithm's: another algorithm given on resume
+        # is a difference to name (check_same_config), not an option of the wrong algorithm.
+        options["algorithm_options"] = {}
     algorithm_options = options.get("algorithm_options", {})
     if not isinstance(algorithm_options, dict):
         raise ValueError(  # noqa: TRY004 - bad input, reported in one line (exit 2)
@@ -225,6 +239,30 @@ def _config_from(args: argparse.Namespace, stored: dict[str, Any] | None = None)
     return TrainConfig(**options)
 
 
+#: The most a count option takes (what a 64-bit integer holds with room to spare).
+MAX_COUNT = 2**62
+
+
+def check_counts(settings: type, options: dict[str, Any]) -> None:
+    """Every count has a bound that its message states: an integer option of ``settings``
+    (a dataclass) whose default is 0 or more is a count, from 0 to :data:`MAX_COUNT`. The
+    settings' own checks (e.g. at least 1) come after.
+
+    Raises:
+        ValueError: naming the option, its bound and the value.
+    """
+    for spec in dataclasses.fields(settings):
+        default = spec.default
+        if spec.name not in options or isinstance(default, bool) or not isinstance(default, int) \
+                or default < 0:
+            continue
+        value = options[spec.name]
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_COUNT:
+            shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:19]}…"
+            raise ValueError(f"{spec.name} must be an integer from 0 to 2**62, got {shown} "
+                             f"({_flag(spec.name)})")
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     """A ``--config`` file: one JSON object of options."""
     try:
@@ -239,16 +277,20 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from metazoo.engine.run import read_run
+    from metazoo.engine.run import check_model_named, check_same_config, read_run
     from metazoo.engine.train import train
 
     if args.resume is not None:
         if args.out is not None and args.out.absolute() != args.resume.absolute():
             raise ValueError(f"--resume {args.resume} continues the run in its own folder; "
                              f"drop --out {args.out}, or start a new run there without --resume")
-        # The stored config plus whatever was given; train() refuses any difference.
-        stored = read_run(args.resume).config.to_dict()
-        config, out, resume = _config_from(args, stored), args.resume, True
+        stored = read_run(args.resume).config
+        # --model is the flag of train itself here: given, it is the run's own or refused.
+        check_model_named(stored, getattr(args, "model", None), args.resume)
+        # The stored config plus whatever was given; any difference is refused, here,
+        # before anything is built.
+        config, out, resume = _config_from(args, stored.to_dict()), args.resume, True
+        check_same_config(stored, config)
     else:
         config = _config_from(args)
         out = args.out or Path("runs") / f"{config.task}-{config.algorithm}-seed{config.seed}"
@@ -257,7 +299,12 @@ def _run_train(args: argparse.Namespace) -> int:
                     progress=not args.no_progress)
     if summary["rank"] != 0:  # a torchrun job: rank 0 reports
         return 0
-    if summary.get("finished_before"):
+    rewritten = summary.get("rewritten")
+    if rewritten:
+        print(f"{out}: the run was already finished ({summary['iterations']} meta-iterations); "
+              f"{' and '.join(rewritten)} {'were' if len(rewritten) > 1 else 'was'} missing: "
+              "written again\n")
+    elif summary.get("finished_before"):
         print(f"{out}: the run was already finished ({summary['iterations']} meta-iterations); "
               "nothing was changed\n")
     else:
@@ -275,7 +322,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from metazoo.fileio import write_json
 
     if args.json is not None:  # checked before the evaluation, which may take a while
-        check_file_target(args.json, "--json")
+        check_file_target(args.json, "--json", run=args.run)
     if args.k_shot is not None and args.k_shot < 1:  # 0 would mean "as the run's"
         raise ValueError(f"--k-shot must be a positive integer, got {args.k_shot}")
     evaluation = {name: value for name, value in (("eval_tasks", args.tasks),
@@ -283,7 +330,7 @@ def _run_eval(args: argparse.Namespace) -> int:
                                                   ("eval_k_shot", args.k_shot),
                                                   ("eval_transductive", args.transductive))
                   if value is not None}
-    setup, params, state, checkpoint = rebuild_run(args.run, **evaluation)
+    setup, params, state, checkpoint = rebuild_run(args.run, model=args.model, **evaluation)
     configure_process(setup.config)
     config = setup.config
     report = evaluate_params(setup, params, state)
@@ -314,8 +361,8 @@ def _predict_parser(subparsers) -> None:
     parser.add_argument("--query", type=_path, required=True, metavar="DIR|CSV",
                         help="the examples to predict")
     parser.add_argument("--steps", type=int, default=None, metavar="S",
-                        help="test-time steps (default: the method's own protocol, else the "
-                             "run's largest eval_steps)")
+                        help="test-time steps, 0 to 10,000 (default: the method's own "
+                             "protocol, else the run's largest eval_steps)")
     parser.add_argument("--out", type=_path, default=Path("predictions.csv"),
                         help="CSV of the predictions: file, label, score [, true] for images; "
                              "the query's columns and prediction for tables "
@@ -324,19 +371,19 @@ def _predict_parser(subparsers) -> None:
                         help="classify the queries together (BatchNorm statistics over all of "
                              "them), or each with the support set alone (--no-transductive); "
                              "default: the run's eval_transductive")
-    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
-                        help="a run whose model is user code: name it again to confirm that "
-                             "importing it is wanted (a run folder alone never imports code)")
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY", help=_MODEL_HELP)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from metazoo.engine.config import check_steps
     from metazoo.engine.folder import check_file_target
     from metazoo.fileio import atomic_write_data
     from metazoo.predict import load_run, predict_files
 
-    check_file_target(args.out, "--out")
-    if args.steps is not None and args.steps < 0:
-        raise ValueError(f"--steps must be an integer >= 0, got {args.steps}")
+    check_file_target(args.out, "--out", run=args.run,
+                      inputs={"--support": args.support, "--query": args.query})
+    if args.steps is not None:
+        check_steps("--steps", args.steps)
     table, summary = predict_files(load_run(args.run, model=args.model), args.support, args.query,
                                    steps=args.steps, transductive=args.transductive)
     atomic_write_data(args.out, table.to_csv(index=False).encode())
@@ -374,6 +421,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from metazoo.analysis.compare import CompareConfig, compare
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "out", "no_progress")}
+    check_counts(CompareConfig, options)
     config = CompareConfig(**options)
     out = args.out or Path("runs") / f"compare-{config.task}"
     index = compare(config, out, progress=not args.no_progress)

@@ -4,6 +4,8 @@ and an exclusive lock on a folder.
 A file is written to a temporary file in the same folder, flushed and fsynced, then renamed
 over its target, so a reader (or a run killed mid-write) never sees half a file. A process
 killed mid-write leaves its temporary file behind: :func:`remove_temporaries` clears them.
+The rename only ever replaces a regular file: a device, a pipe, a socket or a symbolic link
+at the target is refused (renaming over ``/dev/full`` would replace the device for everyone).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -33,6 +36,7 @@ def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], Any]) -> N
         WriteError: the file could not be written; ``path`` is left as it was.
     """
     path = Path(path)
+    _refuse_non_regular(path)
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                              suffix=".tmp")
@@ -47,6 +51,7 @@ def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], Any]) -> N
             write(file)
             raw.flush()
             os.fsync(raw.fileno())
+        _refuse_non_regular(path)  # again: something may have been put there meanwhile
         os.replace(temporary, path)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
@@ -57,6 +62,31 @@ def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], Any]) -> N
             raise WriteError(failure.errno, f"cannot write {path} ({_reason(failure)}); free "
                              "some space, or choose another folder") from None
         raise
+
+
+def file_kind(path: str | Path) -> str:
+    """What is at ``path``, without following a symbolic link: ``"missing"``, ``"a regular
+    file"``, ``"a folder"``, ``"a symbolic link"``, ``"a named pipe"``, ``"a device"`` or
+    ``"a socket"``."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError:  # e.g. a name too long to look up: nothing can be there
+        return "missing"
+    for test, kind in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"),
+                       (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a device"
+
+
+def _refuse_non_regular(path: Path) -> None:
+    kind = file_kind(path)
+    if kind not in ("missing", "a regular file"):
+        raise WriteError(0, f"cannot write {path}: it is not a regular file ({kind}), and a "
+                         "write would replace it; name a new file or a regular one")
 
 
 class _Recording:

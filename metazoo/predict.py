@@ -33,10 +33,10 @@ import torch
 from metazoo.algorithms import Method, own_test_steps
 from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.checkpoint import params_problems, state_problems
-from metazoo.engine.config import TrainConfig
+from metazoo.engine.config import TrainConfig, check_steps
 from metazoo.engine.evaluate import query_outputs
-from metazoo.engine.run import read_run
-from metazoo.models import MODELS, build_model, initial_params, make_loss, make_predict, task_shapes
+from metazoo.engine.run import check_model_named, read_run
+from metazoo.models import build_model, initial_params, make_loss, make_predict, task_shapes
 from metazoo.tasks import TASKS, DataError, make_task
 from metazoo.tasks.images import IMAGE_EXTENSIONS, scan_class_folders
 from metazoo.tasks.inputs import ImageInputs, TableInputs, file_inputs
@@ -147,7 +147,8 @@ class TrainedRun:
                 float in [0, 1], see :meth:`read_images`).
             support_y: labels ``[S]`` in ``0..classes-1`` (at most the head's outputs), or
                 targets ``[S, targets]`` (``[S]`` when there is one).
-            steps: test-time steps (default: the method's own protocol, :attr:`steps`).
+            steps: test-time steps, 0 to 10,000 (default: the method's own protocol,
+                :attr:`steps`).
 
         Raises:
             ValueError: one line, for inputs of the wrong shape or type, labels the head
@@ -157,8 +158,7 @@ class TrainedRun:
         y, classes = self._check_targets(support_y, len(x))
         if steps is None:
             steps = self.steps
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        check_steps("steps", steps)
         (adapted,) = self.method.adapt(self.loss, self.meta, self.state, x, y, [steps])
         params = {name: p.detach() for name, p in adapted.items()}
         return Predictor(self, params, x, classes, steps)
@@ -318,15 +318,7 @@ def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None)
     """
     checkpoint = read_run(run_dir)
     config = checkpoint.config
-    if config.model_name not in MODELS and model != config.model_name:
-        raise ValueError(
-            f"the run in {run_dir} uses a model of user code, {config.model_name!r}; metazoo "
-            "does not import code because a run folder names it: if you trust it, name it "
-            f"yourself: --model {config.model_name} (load_run(..., model=...))"
-            + (f", not {model!r}" if model is not None else ""))
-    if model is not None and model != config.model_name:
-        raise ValueError(f"--model {model} is not this run's model ({config.model_name}); "
-                         "drop it, or give the run's own")
+    check_model_named(config, model, run_dir)
     family = TASKS[config.task]
     options = config.task_options(evaluation=True)
     inputs = file_inputs(family, options)

@@ -310,7 +310,7 @@ def test_library_input_checks(maml_run):
         run.adapt(x, torch.tensor([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match="non-finite"):
         run.adapt(x.clone().fill_(float("nan")), torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="steps must be an integer >= 0"):
+    with pytest.raises(ValueError, match="steps must be an integer from 0 to 10,000"):
         run.adapt(x, torch.tensor([0, 1, 2]), steps=-1)
     with pytest.raises(ValueError, match="--model mlp is not this run's model"):
         metazoo.load_run(maml_run, model="mlp")

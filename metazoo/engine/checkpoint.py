@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-import metazoo
+from metazoo._version import __version__
 from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.setup import Setup, initial_meta_params, make_optimizer
@@ -211,9 +211,9 @@ def _schema_problem(state: Any) -> str:
     version = state["version"]
     if not isinstance(version, str) or not re.fullmatch(r"\d+(\.\d+){0,3}", version):
         return f"version {_value(version)} is not a metazoo version"
-    if _version(version) > _version(metazoo.__version__):
+    if _version(version) > _version(__version__):
         return (f"it was written by metazoo {version}, newer than this one "
-                f"({metazoo.__version__}); upgrade metazoo to read it")
+                f"({__version__}); upgrade metazoo to read it")
     if not isinstance(state["config"], dict):
         return "its config is not a dict of options"
     if not _is_int(state["iteration"]) or state["iteration"] < 0:

@@ -20,6 +20,14 @@ MAX_SEED = 2**62
 #: Most inner or test steps per task: each is a step of a Python loop in every iteration.
 MAX_STEPS = 10_000
 
+def check_steps(name: str, value: Any) -> None:
+    """Refuse a number of inner or test steps that is not an integer from 0 to
+    :data:`MAX_STEPS` (each step is a step of a Python loop: more would not finish)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_STEPS:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_STEPS:,}, got "
+                         f"{_short(value)}")
+
+
 #: Default model for each built-in task.
 DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride",
                  "air-quality": "mlp", "folder": "conv4", "faces": "conv4",
@@ -47,6 +55,9 @@ class TrainConfig:
     image_size: int = option(0, "image tasks: decode images to this many pixels square (0: the "
                                 "task's default: 84, faces 32)")
     channels: int = option(0, "image tasks: 1 (grey) or 3 (RGB) (0: the task's default)")
+    stations: list = dataclasses.field(default_factory=list, metadata={
+        "help": "air-quality: the stations to use (empty: all twelve, each of which must have "
+                "its file in the data folder)", "formerly": "", "items": str})
     split_seed: int = option(0, "folder, faces, arrays: seed of the class split by fractions")
     split_fractions: list = option([0.6, 0.15, 0.25], "folder, faces, arrays: train, val, test "
                                                       "fractions of the classes")
@@ -220,6 +231,7 @@ class TrainConfig:
             "part": part or ("test" if evaluation else "train"),
             "split_seed": self.split_seed,
             "split_fractions": tuple(self.split_fractions),
+            "stations": tuple(self.stations),
             # 0 leaves the task's own default.
             **{name: getattr(self, name) for name in ("image_size", "channels")
                if getattr(self, name)},
@@ -257,6 +269,7 @@ class TrainConfig:
 #: become: set on a task that takes none of them, they would be silently ignored.
 _TASK_FIELDS = {"n_way": ("n_way",), "split": ("split",), "data_dir": ("data_dir", "root"),
                 "split_seed": ("split_seed",), "split_fractions": ("split_fractions",),
+                "stations": ("stations",),
                 "image_size": ("image_size",), "channels": ("channels",)}
 
 _DEFAULTS = {spec.name: spec.default if spec.default is not dataclasses.MISSING

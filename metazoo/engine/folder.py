@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from metazoo.engine.layout import CHECKPOINT, LOCK, RUN_FILES
-from metazoo.fileio import exclusive_lock, remove_temporaries
+from metazoo.fileio import exclusive_lock, file_kind, remove_temporaries
 from metazoo.messages import brief
 
 #: Longest path the kernel accepts (Linux's PATH_MAX).
@@ -62,12 +62,31 @@ def check_out(out: str | Path, what: str = "out") -> Path:
     return out
 
 
-def check_file_target(path: str | Path, what: str) -> Path:
-    """Refuse a file that cannot be written (a folder, or in a folder that does not exist or
-    is not writable, or a name too long), without writing anything."""
+def check_file_target(path: str | Path, what: str, *, run: str | Path | None = None,
+                      inputs: dict[str, str | Path] | None = None) -> Path:
+    """Refuse a file that must not or cannot be written, without writing anything.
+
+    An output never replaces what a user has: it is a new name or a regular file, never a
+    file of a run folder (``checkpoint.pt``, ``config.json``…, of ``run`` or of any run), nor
+    one of the command's ``inputs`` under another name. It must also be writable: not a
+    folder, in a folder that exists and may be written, with a name not too long.
+
+    Args:
+        path: the file to write.
+        what: the option it came from (``--out``), to name in errors.
+        run: the run folder the command reads, if any.
+        inputs: the command's input files by option (``{"--support": path}``).
+
+    Raises:
+        ValueError: one line naming the file, the problem and the fix.
+    """
     path = Path(path)
-    if _exists(path) and path.is_dir():
+    kind = file_kind(path)
+    if kind == "a folder":
         raise ValueError(f"{what} {path} is a folder; name a file")
+    if kind not in ("missing", "a regular file"):
+        raise ValueError(f"{what} {path} is not a regular file ({kind}), and writing it would "
+                         "replace it; name a new file or a regular one")
     folder = path.absolute().parent
     if not folder.is_dir():
         raise ValueError(f"{what} {path}: the folder {folder} does not exist; create it first")
@@ -76,7 +95,23 @@ def check_file_target(path: str | Path, what: str) -> Path:
     if len(os.fsencode(path.name)) > limit:
         raise ValueError(f"{what} has a name of {len(os.fsencode(path.name)):,} bytes, longer "
                          f"than this filesystem's limit of {limit}; choose a shorter one")
+    if path.name in (*RUN_FILES, LOCK) and any((folder / name).is_file() for name in RUN_FILES):
+        own = run is not None and _same(folder, Path(run))
+        raise ValueError(f"{what} {path} is {'the' if own else 'a'} run's own {path.name}"
+                         f"{'' if own else f' (the run in {folder})'}; name another file")
+    for option, source in (inputs or {}).items():
+        if _same(path, Path(source)):
+            raise ValueError(f"{what} {path} is the {option} file of this command; name "
+                             "another file for the output")
     return path
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (through links, ``..`` or another spelling)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
 
 
 def _exists(path: Path) -> bool:

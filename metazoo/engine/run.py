@@ -21,6 +21,7 @@ from metazoo.engine.layout import CHECKPOINT, CONFIG, RESULTS, RESULTS_TABLE
 from metazoo.engine.setup import Setup, build
 from metazoo.fileio import atomic_write_data, write_json
 from metazoo.messages import brief
+from metazoo.models import MODELS
 from metazoo.tasks import TaskDistribution, make_task
 from metazoo.types import Params
 
@@ -60,22 +61,66 @@ def read_run(run_dir: str | Path) -> Checkpoint:
     return checkpoint
 
 
-def rebuild_run(run_dir: str | Path, **evaluation: Any
+def check_model_named(config: TrainConfig, model: str | None, run_dir: str | Path) -> None:
+    """User code is imported only when the user names it on this command: a run folder may
+    come from someone else, and its config (or checkpoint) naming ``package.module:factory``
+    is never enough to import it. Called before anything of the model is imported.
+
+    Args:
+        config: the run's stored config.
+        model: the model the caller named (``--model``), or None.
+        run_dir: the run folder, for the message.
+
+    Raises:
+        ValueError: the run's model is user code and ``model`` does not name it, or
+            ``model`` is not the run's model.
+    """
+    if config.model_name not in MODELS and model != config.model_name:
+        raise ValueError(
+            f"the run in {run_dir} uses a model of user code, {config.model_name!r}; metazoo "
+            "does not import code because a run folder names it: if you trust it, name it "
+            f"yourself: --model {config.model_name} (model=... in Python)"
+            + (f", not {model!r}" if model is not None else ""))
+    if model is not None and model != config.model_name:
+        raise ValueError(f"--model {model} is not this run's model ({config.model_name}); "
+                         "drop it, or give the run's own")
+
+
+def check_same_config(stored: TrainConfig, given: TrainConfig) -> None:
+    """Refuse to resume a run with options other than its own, naming each one that differs
+    with its stored and given values (options that change only speed are free to differ).
+
+    Raises:
+        ValueError: one line listing the differences.
+    """
+    differing = stored.differences(given, ignore=NOT_RESULTS)
+    if differing:
+        raise ValueError(
+            "cannot resume with a different config; option(s) "
+            + brief([f"{name} (stored {getattr(stored, name)!r}, given {getattr(given, name)!r})"
+                     for name in differing], width=120))
+
+
+def rebuild_run(run_dir: str | Path, model: str | None = None, **evaluation: Any
                 ) -> tuple[Setup, Params, State, Checkpoint]:
     """Rebuild a finished (or checkpointed) run: its setup, θ, the method's carried state and
     the checkpoint (read in today's format).
 
     Args:
         run_dir: the run folder.
+        model: the run's model when it is user code, named again to confirm that importing
+            it is wanted (:func:`check_model_named`).
         **evaluation: options of the held-out evaluation to change (``eval_tasks``,
             ``eval_k_shot``, ``eval_steps``…), checked like any option.
 
     Raises:
         FileNotFoundError: no checkpoint in ``run_dir``.
-        ValueError: one line, for any checkpoint or option that is refused.
+        ValueError: one line, for any checkpoint or option that is refused, or a model of
+            user code not named by ``model``.
     """
     checkpoint = read_run(run_dir)
     config = checkpoint.config
+    check_model_named(config, model, run_dir)
     if evaluation:
         changed = [name for name in evaluation if not name.startswith("eval_")]
         if changed:
@@ -145,14 +190,17 @@ def protocol_name(config: TrainConfig, report) -> str:
     return ", transductive" if config.eval_transductive else ", non-transductive"
 
 
-def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any]) -> None:
-    """Write ``results.json`` and ``results.md`` (atomically)."""
+def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any],
+                  names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
+    """Write ``results.json`` and ``results.md`` (atomically), or only those of ``names``."""
     title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
              f"K={config.eval_k_shot or config.k_shot}, {describe(config.method()).test_rule}"
              + protocol_name(config, report))
-    write_json(out / RESULTS, {
-        "config": config.to_dict(), "evaluation": report_to_dict(report),
-        **{key: summary[key] for key in ("median_seconds_per_iteration", "strategy",
-                                         "iterations", "train_seconds", "world_size")},
-    })
-    atomic_write_data(out / RESULTS_TABLE, (format_table(report, title) + "\n").encode())
+    if RESULTS in names:
+        write_json(out / RESULTS, {
+            "config": config.to_dict(), "evaluation": report_to_dict(report),
+            **{key: summary[key] for key in ("median_seconds_per_iteration", "strategy",
+                                             "iterations", "train_seconds", "world_size")},
+        })
+    if RESULTS_TABLE in names:
+        atomic_write_data(out / RESULTS_TABLE, (format_table(report, title) + "\n").encode())

@@ -6,6 +6,12 @@ While a run trains, :func:`deferred_signals` turns each of the two signals into 
 that the loop reads between iterations. A second signal of the same kind is not deferred:
 it acts at once, as it would without metazoo (the checkpoint on disk is always whole, since
 it is written atomically).
+
+Scoring θ (a validation point, the final evaluation) may take minutes and writes nothing
+until it ends, so it is not waited for: within :meth:`Requests.at_once` a signal raises
+:class:`Stopped` at once, and the run stops with the checkpoint it has; what was being
+scored is scored again on resume. Schedulers send SIGKILL soon after SIGTERM (30 s by
+default for Slurm and Kubernetes).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -42,33 +48,73 @@ class Interrupted(Exception):
                 f"{self.out}; resume it to continue")
 
 
+class Stopped(BaseException):
+    """A signal received within :meth:`Requests.at_once`: stop now. A ``BaseException``, so
+    that no ``except Exception`` on the way (user code, a library) holds it up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Requests:
+    """The stop requests of :func:`deferred_signals`: call it for the number of the first
+    signal received (0 if none)."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.immediate = False
+
+    def __call__(self) -> int:
+        return self.received[0] if self.received else 0
+
+    @contextlib.contextmanager
+    def at_once(self) -> Iterator[None]:
+        """Within the block a signal is not deferred: it raises :class:`Stopped`, as does
+        entering it with a request already received.
+
+        Raises:
+            Stopped: on a signal.
+        """
+        if self.received:
+            raise Stopped(self.received[0])
+        self.immediate = True
+        try:
+            yield
+        finally:
+            self.immediate = False
+
+
 @contextlib.contextmanager
-def deferred_signals() -> Iterator[Callable[[], int]]:
-    """Within the block, SIGINT and SIGTERM only record a request.
+def deferred_signals() -> Iterator[Requests]:
+    """Within the block, SIGINT and SIGTERM only record a request (or, within
+    :meth:`Requests.at_once`, stop at once).
 
     Yields:
-        A function returning the number of the first signal received (0 if none).
+        The requests, :class:`Requests`.
 
     Outside the main thread signals cannot be handled, and they keep their usual effect.
     """
+    requests = Requests()
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: 0
+        yield requests
         return
-    received: list[int] = []
     # A handler installed from C reads as None: restore the default then.
     previous = {signum: signal.getsignal(signum) or signal.SIG_DFL for signum in SIGNALS}
 
     def request(signum, frame) -> None:
-        if received:  # asked twice: act at once, as without metazoo
+        if requests.received:  # asked twice: act at once, as without metazoo
             signal.signal(signum, previous[signum])
             signal.raise_signal(signum)
             return
-        received.append(signum)
+        requests.received.append(signum)
+        if requests.immediate:
+            raise Stopped(signum)
 
     for signum in SIGNALS:
         signal.signal(signum, request)
     try:
-        yield lambda: received[0] if received else 0
+        yield requests
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

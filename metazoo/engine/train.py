@@ -23,17 +23,26 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-import metazoo
+from metazoo._version import __version__
 from metazoo.algorithms import State, meta_gradient
 from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.checkpoint import FORMAT, Checkpoint, save_checkpoint
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.distributed import Ranks, all_reduce_mean, any_rank, barrier, init_ranks
 from metazoo.engine.folder import check_out, locked_folder, prepare_new_run
-from metazoo.engine.layout import CHECKPOINT, CONFIG, LOG, RESULTS, VALIDATION, log_text, read_log
+from metazoo.engine.layout import (
+    CHECKPOINT,
+    CONFIG,
+    LOG,
+    RESULTS,
+    RESULTS_TABLE,
+    VALIDATION,
+    log_text,
+    read_log,
+)
 from metazoo.engine.outer import apply_step
 from metazoo.engine.run import (
-    NOT_RESULTS,
+    check_same_config,
     evaluate_params,
     non_finite,
     read_run,
@@ -49,9 +58,8 @@ from metazoo.engine.setup import (
     initial_meta_params,
     make_optimizer,
 )
-from metazoo.engine.stopping import Interrupted, deferred_signals
+from metazoo.engine.stopping import Interrupted, Requests, Stopped, deferred_signals
 from metazoo.fileio import append_line, atomic_write_data, write_json
-from metazoo.messages import brief
 from metazoo.types import Params
 
 
@@ -117,8 +125,11 @@ def train(
         barrier(ranks)
         if resume and not ranks.lead:
             checkpoint = read_run(out).fitted(setup)
+        if checkpoint is not None:  # the measured choice is kept: a bit-identical resume
+            setup.strategy = checkpoint.strategy
         if checkpoint is not None and checkpoint.finished:
-            return _finished(setup, out, checkpoint, params, state, ranks, evaluate_at_end)
+            return _finished(setup, out, checkpoint, params, state, ranks, evaluate_at_end,
+                             signalled)
         return _run(setup, out, checkpoint, params, state, device, ranks, signalled, progress,
                     evaluate_at_end, on_validation)
 
@@ -139,30 +150,41 @@ def rehearse(setup: Setup, params: Params, state: State, device: str) -> None:
 def _resumable(out: Path, setup: Setup) -> Checkpoint:
     """The checkpoint to resume from, checked against the folder and the config given."""
     checkpoint = read_run(out)
-    stored, config = checkpoint.config, setup.config
-    differing = stored.differences(config, ignore=NOT_RESULTS)
-    if differing:
-        raise ValueError(
-            "cannot resume with a different config; option(s) "
-            + brief([f"{name} (stored {getattr(stored, name)!r}, given {getattr(config, name)!r})"
-                     for name in differing], width=120))
+    check_same_config(checkpoint.config, setup.config)
     return checkpoint.fitted(setup)
 
 
 def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, state: State,
-              ranks: Ranks, evaluate_at_end: bool) -> dict[str, Any]:
-    """A finished run, resumed: change nothing; evaluate only if its results are missing."""
+              ranks: Ranks, evaluate_at_end: bool, signalled: Requests) -> dict[str, Any]:
+    """A finished run, resumed: it can always be finished again. A validation point or
+    results that are missing (a stop or a kill while they were being computed) are computed
+    and written; nothing else changes."""
     params = {name: value.to(params[name]) for name, value in checkpoint.params.items()}
-    state = unflatten({name: value.to(flatten(state)[name])
-                       for name, value in flatten(checkpoint.state).items()}, state)
+    state = _restored(checkpoint.state, state)
     summary = _summary(setup, out, checkpoint.iteration, checkpoint.train_seconds, [], params,
                        ranks)
     summary["finished_before"] = True
-    if ranks.lead and evaluate_at_end and not (out / RESULTS).is_file():
-        report = evaluate_params(setup, params, state)
-        summary["report"] = report
-        write_results(out, setup.config, report, summary)
+    summary["state"] = state
+    if not ranks.lead:
+        return summary
+    rewritten = []
+    if _validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=True):
+        rewritten.append(f"the last point of {VALIDATION}")
+    missing = tuple(name for name in (RESULTS, RESULTS_TABLE) if not (out / name).is_file())
+    if evaluate_at_end and missing:
+        _final_evaluation(setup, params, state, out, checkpoint.iteration, summary, signalled,
+                          missing)
+        rewritten += missing
+    summary["rewritten"] = rewritten
     return summary
+
+
+def _restored(stored: State, like: State) -> State:
+    """The carried state read from a checkpoint, on the device and in the dtype of ``like``
+    (the run's fresh state)."""
+    values = flatten(stored)
+    return unflatten({name: values[name].to(value) for name, value in flatten(like).items()},
+                     like)
 
 
 def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params, state: State,
@@ -177,21 +199,18 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         with torch.no_grad():
             for name, p in params.items():
                 p.copy_(checkpoint.params[name])
-            stored = flatten(checkpoint.state)
-            state = unflatten({name: stored[name].to(value)
-                               for name, value in flatten(state).items()}, state)
+        state = _restored(checkpoint.state, state)
         optimizer.load_state_dict(checkpoint.optimizer)
         scheduler.load_state_dict(dict(checkpoint.scheduler))
         generator.set_state(checkpoint.generator)
         start, trained_seconds, skipped = (checkpoint.iteration, checkpoint.train_seconds,
                                            checkpoint.skipped)
         spent["seconds"] = trained_seconds
-        if config.strategy == "auto":
-            setup.strategy = checkpoint.strategy  # keep the measured choice: bit-identical resume
     setup.strategy = choose_strategy(setup, params, state, device)
     if lead and checkpoint is not None:
         _truncate_log(out / LOG, start)
         _truncate_log(out / VALIDATION, start)
+        _validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=False)
     elif lead:
         write_json(out / CONFIG, config.to_dict())
 
@@ -199,7 +218,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         if lead:
             save_checkpoint(out / CHECKPOINT, {
                 "format": FORMAT,
-                "version": metazoo.__version__,
+                "version": __version__,
                 "config": config.to_dict(),
                 "iteration": iteration,
                 "params": {name: p.detach().cpu() for name, p in params.items()},
@@ -252,7 +271,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             # A dropped batch leaves every grad None: the optimizer then changes nothing,
             # while the step-size schedule still follows the iteration count.
             apply_step(params, grads if finite else None, optimizer)
-            if finite:
+            if finite:  # a dropped batch leaves the carried state as it was, too
                 state = new_state
             scheduler.step()
             skipped += not finite
@@ -270,10 +289,14 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                           **{name: float(value) for name, value in stats.items()}}
                 append_line(log, json.dumps(record))
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
-            if lead and config.val_every and (done % config.val_every == 0 or last or stop):
-                record = _validate(setup, params, state, out / VALIDATION, done,
-                                   trained_seconds)
-                if on_validation is not None and not stop:  # a signal stops it here anyway
+            if lead and config.val_every and (done % config.val_every == 0 or last) and not stop:
+                try:
+                    record = _validate(setup, params, state, out / VALIDATION, done,
+                                       trained_seconds, signalled)
+                except Stopped as stopped:  # θ is whole in memory: keep it, stop now
+                    save(done)
+                    raise Interrupted(stopped.signum, done, out) from None
+                if on_validation is not None:
                     on_validation(record)
             if done % config.checkpoint_every == 0 or last or stop:
                 save(done)
@@ -293,27 +316,71 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             f"every one of the {done} meta-iterations had a non-finite meta-gradient and was "
             f"skipped (skip_nonfinite), so θ is still θ₀; lower outer_lr or inner_lr")
     if evaluate_at_end and lead:
-        report = evaluate_params(setup, params, state)
-        summary["report"] = report
-        write_results(out, config, report, summary)
-        problem = non_finite(report)
-        if problem:
-            raise NonFiniteError(f"the results in {out} are not finite ({problem}): θ diverged; "
-                                 "lower outer_lr or inner_lr")
+        _final_evaluation(setup, params, state, out, done, summary, signalled)
     barrier(ranks)
     if signalled():  # the run finished while it was being asked to stop
         raise Interrupted(signalled(), done, out, finished=True)
     return summary
 
 
+def _final_evaluation(setup: Setup, params: Params, state: State, out: Path, iteration: int,
+                      summary: dict[str, Any], signalled: Requests,
+                      names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
+    """Score θ on the held-out tasks and write the results (those of ``names``).
+
+    A signal stops it at once: the final checkpoint is already on disk, and a resume
+    evaluates again.
+
+    Raises:
+        Interrupted: on SIGINT or SIGTERM.
+        NonFiniteError: results that are not finite (written all the same).
+    """
+    try:
+        with signalled.at_once():
+            report = evaluate_params(setup, params, state)
+    except Stopped as stopped:
+        raise Interrupted(stopped.signum, iteration, out) from None
+    summary["report"] = report
+    write_results(out, setup.config, report, summary, names)
+    problem = non_finite(report)
+    if problem:
+        raise NonFiniteError(f"the results in {out} are not finite ({problem}): θ diverged; "
+                             "lower outer_lr or inner_lr")
+
+
+def _validate_if_missing(setup: Setup, params: Params, state: State, out: Path,
+                         checkpoint: Checkpoint, signalled: Requests, finished: bool) -> bool:
+    """Score the validation point of the checkpoint's iteration if the curve should have one
+    and has not (a stop while it was being scored leaves the checkpoint, not the point).
+
+    Returns:
+        Whether it was scored.
+    """
+    config, iteration = setup.config, checkpoint.iteration
+    due = config.val_every and iteration and (iteration % config.val_every == 0 or finished)
+    if not due or any(record["iteration"] == iteration for record in read_log(out / VALIDATION)):
+        return False
+    try:
+        _validate(setup, params, state, out / VALIDATION, iteration, checkpoint.train_seconds,
+                  signalled)
+    except Stopped as stopped:
+        raise Interrupted(stopped.signum, iteration, out) from None
+    return True
+
+
 def _validate(setup: Setup, params: Params, state: State, path: Path, iteration: int,
-              seconds: float) -> dict[str, Any]:
+              seconds: float, signalled: Requests) -> dict[str, Any]:
     """Append θ's score on the fixed validation tasks to the learning curve at ``path``;
-    returns the record."""
+    returns the record.
+
+    Raises:
+        Stopped: a signal while scoring (nothing is written then).
+    """
     if setup.val_tasks is None:
         setup.val_tasks = validation_tasks(setup)
-    report = evaluate_params(setup, params, state, num_tasks=setup.config.val_tasks,
-                             eval_tasks=setup.val_tasks)
+    with signalled.at_once():
+        report = evaluate_params(setup, params, state, num_tasks=setup.config.val_tasks,
+                                 eval_tasks=setup.val_tasks)
     record = {"iteration": iteration, "train_seconds": seconds,
               **{f"{metric}@{step}": estimate.mean for step, values in report.items()
                  for metric, estimate in values.items()}}

@@ -4,7 +4,9 @@ Data: the UCI "Beijing Multi-Site Air-Quality" set (Zhang et al., 2017), one CSV
 station (``PRSA_Data_<station>_20130301-20170228.csv``, columns ``No, year, month, day,
 hour, PM2.5, PM10, SO2, NO2, CO, O3, TEMP, PRES, DEWP, RAIN, wd, WSPM, station``; missing
 values written ``NA``), parsed with pandas. Nothing is written anywhere: the folder is only
-read, and the parsed table is kept in memory for the life of the process.
+read, and the parsed table is kept in memory for the life of the process. The folder must
+hold a file for each of the twelve stations, unless the stations to use are listed
+(``stations``): a data set missing one is refused, never quietly used without it.
 
 **A task** is one station over one calendar month (about 670 usable hours): ``k_shot``
 support and ``query_shots`` query hours, distinct, drawn at random from that station-month.
@@ -71,6 +73,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from metazoo.messages import brief
 from metazoo.tasks.base import TaskBatch, check_counts
 
 ROOT_ENV = "METAZOO_AIR_QUALITY_DIR"
@@ -85,6 +88,10 @@ FEATURES = (*(f"log1p_{name}" for name in POLLUTANTS), *WEATHER, "log1p_RAIN",
 #: Wind direction → bearing in degrees (the 16 compass points of the ``wd`` column).
 COMPASS = {name: 22.5 * i for i, name in enumerate(
     ["N", "NNE", "NE", "ENE", "E", "ESE", "SE", "SSE", "S", "SSW", "SW", "WSW", "W", "WNW", "NW", "NNW"])}
+#: The twelve stations of the data set; a folder must hold a file for each, unless the
+#: stations to use are listed (``stations``).
+STATIONS = ("Aotizhongxin", "Changping", "Dingling", "Dongsi", "Guanyuan", "Gucheng", "Huairou",
+            "Nongzhanguan", "Shunyi", "Tiantan", "Wanliu", "Wanshouxigong")
 #: Stations never seen in training by the ``stations`` split (seeded shuffle, seed 501).
 HELD_OUT_STATIONS = ("Dongsi", "Nongzhanguan", "Tiantan")
 SPLITS = ("years", "stations")
@@ -103,8 +110,16 @@ def resolve_root(root: str | Path | None = None) -> Path:
     return Path(root).expanduser()
 
 
-def load_air_quality(root: str | Path | None = None) -> pd.DataFrame:
-    """Every usable hour of every station in ``root``, one row each, sorted by station-month.
+def station_file(station: str) -> str:
+    """The name of a station's CSV in the UCI data set."""
+    return f"PRSA_Data_{station}_20130301-20170228.csv"
+
+
+def load_air_quality(root: str | Path | None = None,
+                     stations: tuple[str, ...] = STATIONS) -> pd.DataFrame:
+    """Every usable hour of each of ``stations`` in ``root``, one row each, sorted by
+    station-month. Each station must have its file: a data set missing one is refused, not
+    quietly used without it.
 
     Columns: ``station``, ``month_index`` (``12·year + month − 1``), the :data:`FEATURES`
     (transformed, not yet standardised) and ``PM2.5`` (µg/m³). Hours with a missing target or
@@ -114,7 +129,8 @@ def load_air_quality(root: str | Path | None = None) -> pd.DataFrame:
     Raises:
         ValueError: one line naming the folder or file and the fix, for a missing folder, a
             folder without CSVs, an unreadable CSV, a missing column, a value that is not a
-            number, an unknown wind direction, or a station found in two files.
+            finite number, an unknown wind direction, a station found in two files, or a
+            station of ``stations`` with no file.
     """
     folder = resolve_root(root)
     if not folder.is_dir():
@@ -125,7 +141,17 @@ def load_air_quality(root: str | Path | None = None) -> pd.DataFrame:
         raise ValueError(f"air-quality data folder {folder} holds no .csv files; pass --data-dir "
                          f"pointing at {HOW_TO_GET}")
     state = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-    return _load(str(folder.resolve()), state)
+    table = _load(str(folder.resolve()), state)
+    found = set(table["station"].unique())
+    missing = [station for station in stations if station not in found]
+    if missing:
+        raise ValueError(
+            f"air-quality data folder {folder} holds no file for station"
+            f"{'s' if len(missing) > 1 else ''} {brief(missing)} "
+            f"({brief([station_file(station) for station in missing], limit=2)}); put "
+            f"{'them' if len(missing) > 1 else 'it'} there, or list the stations to use "
+            "(--stations)")
+    return table[table["station"].isin(stations)].reset_index(drop=True)
 
 
 @lru_cache(maxsize=4)
@@ -147,7 +173,10 @@ def _read_station(path: Path) -> tuple[str, pd.DataFrame]:
     """One station's CSV → (its name, its usable hours with features computed)."""
     fix = f"it must be a CSV with columns {', '.join(COLUMNS)} (the UCI PRSA_Data_*.csv format)"
     try:
-        raw = pd.read_csv(path, usecols=lambda column: column in COLUMNS, na_values=["NA"])
+        # low_memory=False: read in one piece, so that a column of mixed types is refused
+        # below, in one line, not first announced by a pandas warning.
+        raw = pd.read_csv(path, usecols=lambda column: column in COLUMNS, na_values=["NA"],
+                          low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         reason = " ".join(str(error).split())[:200]
         raise ValueError(f"{path}: cannot be read as a CSV ({reason}); {fix}") from error
@@ -164,6 +193,11 @@ def _read_station(path: Path) -> tuple[str, pd.DataFrame]:
             raise ValueError(f"{path}: column {column!r} holds {raw[column].iloc[row]!r} on data "
                              f"row {row + 1}, not a number{'' if column in ('year', 'month', 'hour') else ' or NA'}; "
                              "fix or remove that row")
+        infinite = np.isinf(numbers.to_numpy(dtype="float64"))
+        if infinite.any():  # "inf", or a number too large for a float (1e309)
+            row = int(infinite.argmax())
+            raise ValueError(f"{path}: column {column!r} holds {numbers.iloc[row]} on data row "
+                             f"{row + 1}, not a finite number; fix or remove that row")
         raw[column] = numbers.astype("float64")
     if not (raw["month"].between(1, 12).all() and raw["hour"].between(0, 23).all()):
         raise ValueError(f"{path}: month must be 1-12 and hour 0-23; fix or remove those rows")
@@ -215,6 +249,8 @@ class AirQuality:
         val_from: first month of the val part (``"YYYY-MM"``); train is every earlier month.
         test_from: first month of the test part; val is ``val_from`` up to it.
         held_out_stations: the ``stations`` split's test stations.
+        stations: the stations to use (empty: all twelve, :data:`STATIONS`); each must have
+            its file in ``root``.
         target_mean, target_std: the training part's PM2.5 mean and standard deviation in
             µg/m³ (``y · target_std + target_mean`` is PM2.5).
         periods: ``"<station> YYYY-MM"`` of each station-month this part samples from.
@@ -228,6 +264,7 @@ class AirQuality:
     val_from: str = "2015-03"
     test_from: str = "2016-03"
     held_out_stations: tuple[str, ...] = HELD_OUT_STATIONS
+    stations: tuple[str, ...] = ()
     loss: str = "mse"
     target_mean: float = field(init=False, repr=False, compare=False)
     target_std: float = field(init=False, repr=False, compare=False)
@@ -247,7 +284,11 @@ class AirQuality:
         if _month_index("val_from", self.val_from) >= _month_index("test_from", self.test_from):
             raise ValueError(f"val_from ({self.val_from}) must come before test_from "
                              f"({self.test_from})")
-        table = load_air_quality(self.root)
+        if len(set(self.stations)) != len(self.stations) or not all(
+                isinstance(station, str) and station for station in self.stations):
+            raise ValueError(f"stations must be distinct station names, got "
+                             f"{brief(map(repr, self.stations))} (--stations)")
+        table = load_air_quality(self.root, tuple(self.stations) or STATIONS)
         train = table[self._rows(table, "train")]
         rows = table[self._rows(table, self.part)]
         if train.empty or rows.empty:
@@ -321,4 +362,5 @@ class AirQuality:
         return TaskBatch(x[:, :k], y[:, :k], x[:, k:], y[:, k:])
 
 
-__all__ = ["FEATURES", "HELD_OUT_STATIONS", "AirQuality", "load_air_quality"]
+__all__ = ["FEATURES", "HELD_OUT_STATIONS", "STATIONS", "AirQuality", "load_air_quality",
+           "station_file"]

@@ -24,27 +24,58 @@ from metazoo.tasks.sampler import ClassData, FewShotSampling, check_pool, no_rot
 from metazoo.tasks.splits import DEFAULT_FRACTIONS, PARTS, check_part, part_rows, split_by_fractions
 
 
-def class_data(inputs: Any, labels: Any) -> ClassData:
+def class_data(inputs: Any, labels: Any, names: tuple[str, str] = ("inputs", "labels")
+               ) -> ClassData:
     """Examples grouped by label: classes are the distinct labels, in increasing order.
 
+    Args:
+        names: how to name the inputs and the labels in errors (their files, when read).
+
     Raises:
-        ValueError: labels that are not one integer per input, or inputs that are not
-            numbers.
+        ValueError: one line naming the array: labels that are not one integer per input,
+            inputs that are not real numbers shaped ``[examples, ...]``, or a non-finite input
+            (its index given).
     """
-    inputs, labels = torch.as_tensor(np.asarray(inputs)), torch.as_tensor(np.asarray(labels))
-    if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool \
-            or labels.is_complex() or len(labels) != len(inputs):
-        raise ValueError(
-            f"labels must be integers, one per input: got {labels.dtype} "
-            f"{list(labels.shape)} for inputs {list(inputs.shape)}"
-        )
-    if inputs.ndim < 2 or inputs.is_complex() or inputs.dtype == torch.bool:
-        raise ValueError(f"inputs must be real numbers shaped [examples, ...], got "
-                         f"{inputs.dtype} {list(inputs.shape)}")
+    inputs = _checked(inputs, names[0], "inputs must be numbers", integers=False)
+    labels = _checked(labels, names[1], "labels must be integers, one per input", integers=True)
+    if inputs.ndim < 2:
+        shape = "a single number (shape [])" if inputs.ndim == 0 else \
+            f"of shape {list(inputs.shape)}"
+        raise ValueError(f"{names[0]} is {shape}; inputs must be shaped [examples, ...] "
+                         "(one row per example)")
+    if labels.ndim != 1 or len(labels) != len(inputs):
+        count = f"{len(labels)} labels" if labels.ndim == 1 else f"shape {list(labels.shape)}"
+        raise ValueError(f"{names[1]} has {count} for {len(inputs)} inputs; labels must be "
+                         "integers, one per input")
+    if inputs.is_floating_point():
+        bad = (~torch.isfinite(inputs)).nonzero()
+        if len(bad):
+            index = bad[0].tolist()
+            raise ValueError(f"{names[0]} holds {inputs[tuple(index)].item()} at index {index}; "
+                             "inputs must be finite: replace or remove that example")
     values, counts = labels.unique(sorted=True, return_counts=True)
     order = labels.argsort(stable=True)  # class by class, each in its original order
     return ClassData(inputs[order].contiguous(), counts.to(torch.int64),
                      tuple(str(v) for v in values.tolist()))
+
+
+def _checked(values: Any, name: str, rule: str, integers: bool) -> torch.Tensor:
+    """``values`` as a tensor, refused in one line unless its type is integers (or, with
+    ``integers`` False, real numbers): before any conversion, which would fail on strings."""
+    if isinstance(values, torch.Tensor):
+        kind = values.dtype
+        ok = not (values.is_complex() or kind == torch.bool
+                  or (integers and values.is_floating_point()))
+        described = str(kind).removeprefix("torch.")
+    else:
+        values = np.asarray(values)
+        ok = values.dtype.kind in ("iu" if integers else "iuf")
+        described = {"U": f"strings ({values.dtype.str})", "S": f"bytes ({values.dtype.str})",
+                     "O": "Python objects", "b": "booleans"}.get(values.dtype.kind,
+                                                                 values.dtype.name)
+    if not ok:
+        raise ValueError(f"{name} holds {described}; {rule}")
+    return torch.as_tensor(values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +91,7 @@ class ArrayTasks(FewShotSampling):
         split_fractions: (train, val, test) fractions of the classes.
         classes: optional ``{part: labels}`` naming each part's classes instead of a seeded
             split (parts not named get none).
+        names: how errors name the inputs and labels (their files, when read from files).
     """
 
     inputs: Any = None
@@ -72,6 +104,7 @@ class ArrayTasks(FewShotSampling):
     split_fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     classes: dict[str, Sequence[int]] | None = None
     loss: str = "cross_entropy"
+    names: tuple[str, str] = ("inputs", "labels")
     examples: ClassData = field(init=False, repr=False)
     pool: torch.Tensor = field(init=False, repr=False)  # [P, 2]
 
@@ -80,7 +113,7 @@ class ArrayTasks(FewShotSampling):
         check_part(self.part)
         if self.inputs is None or self.labels is None:
             raise ValueError("inputs and labels are required (arrays or tensors)")
-        examples = class_data(self.inputs, self.labels)
+        examples = class_data(self.inputs, self.labels, self.names)
         if self.classes is None:
             parts = split_by_fractions(examples.names, self.split_fractions, self.split_seed)
             how = f"split_fractions {list(self.split_fractions)} with split_seed {self.split_seed}"
@@ -125,6 +158,8 @@ def array_tasks(
 
     Raises:
         DataError: a missing folder or file, or a file that is not a plain ``.npy`` array.
+        ValueError: a file whose values are of the wrong type or shape, or not finite
+            (named, with the index).
     """
     if data_dir is None or str(data_dir) == "":
         raise ValueError("data_dir is required: the folder holding inputs.npy and labels.npy")
@@ -143,4 +178,5 @@ def array_tasks(
             raise DataError(f"cannot read {root / name} as a .npy array ({error}); write it "
                             "with numpy.save, without object arrays") from error
     return ArrayTasks(*arrays, n_way=n_way, k_shot=k_shot, query_shots=query_shots, part=part,
-                      split_seed=split_seed, split_fractions=tuple(split_fractions))
+                      split_seed=split_seed, split_fractions=tuple(split_fractions),
+                      names=(str(root / "inputs.npy"), str(root / "labels.npy")))

@@ -75,12 +75,12 @@ def test_registered_with_an_mlp_sized_from_its_inputs(data):
     from metazoo.models import make_model
 
     assert TASKS["air-quality"] is AirQuality
-    model = make_model(DEFAULT_MODEL["air-quality"], AirQuality(root=data))
+    model = make_model(DEFAULT_MODEL["air-quality"], AirQuality(root=data, stations=STATIONS))
     assert model[0].in_features == len(FEATURES) == 13 and model[-1].out_features == 1
 
 
 def test_batch_shapes_and_determinism(data):
-    tasks = AirQuality(k_shot=5, query_shots=7, root=data)
+    tasks = AirQuality(k_shot=5, query_shots=7, root=data, stations=STATIONS)
     batch = tasks.sample(4, torch.Generator().manual_seed(3))
     assert [tuple(t.shape) for t in batch] == [(4, 5, 13), (4, 5, 1), (4, 7, 13), (4, 7, 1)]
     assert all(t.dtype == torch.float32 for t in batch)
@@ -91,7 +91,7 @@ def test_batch_shapes_and_determinism(data):
 
 
 def test_each_task_is_distinct_hours_of_one_station_month(data):
-    tasks = AirQuality(k_shot=10, query_shots=30, root=data)
+    tasks = AirQuality(k_shot=10, query_shots=30, root=data, stations=STATIONS)
     period, rows = tasks.sample_indices(50, torch.Generator().manual_seed(0))
     starts, counts = tasks.starts[period], tasks.counts[period]
     assert ((rows >= starts[:, None]) & (rows < (starts + counts)[:, None])).all()
@@ -101,7 +101,7 @@ def test_each_task_is_distinct_hours_of_one_station_month(data):
 
 
 def test_targets_are_the_csv_values_standardised_with_training_statistics(data):
-    tasks = AirQuality(k_shot=5, query_shots=5, root=data, part="test")
+    tasks = AirQuality(k_shot=5, query_shots=5, root=data, stations=STATIONS, part="test")
     raw = pd.concat([pd.read_csv(p) for p in sorted(data.glob("*.csv"))])
     usable = raw.dropna(subset=["PM2.5", "SO2", "NO2", "CO", "O3", "TEMP", "PRES", "DEWP",
                                 "RAIN", "wd", "WSPM"])
@@ -125,24 +125,26 @@ def test_targets_are_the_csv_values_standardised_with_training_statistics(data):
 
 
 def test_missing_values_drop_the_hour_unless_only_an_unused_column_is_missing(data):
-    tasks = AirQuality(root=data)
+    tasks = AirQuality(root=data, stations=STATIONS)
     first = tasks.periods.index(f"{STATIONS[0]} 2013-03")
     assert tasks.counts[first] == 48 - 3  # PM2.5, CO and wd missing; PM10 is not an input
     assert "PM10" not in " ".join(FEATURES)
     frame = station_frame("Gamma", 9).drop(columns="PM10")  # PM10 is not needed at all
     write_station(data, frame)
-    assert any(p.startswith("Gamma") for p in AirQuality(root=data).periods)
+    assert any(p.startswith("Gamma") for p in AirQuality(root=data, stations=(*STATIONS, "Gamma")).periods)
 
 
 def test_statistics_come_from_the_training_part_only(data, tmp_path):
-    before = {part: AirQuality(root=data, part=part) for part in ("train", "test")}
+    before = {part: AirQuality(root=data, stations=STATIONS, part=part)
+              for part in ("train", "test")}
     # Multiply every later-year PM2.5 and CO by ten: the training statistics must not move.
     for path in data.glob("*.csv"):
         frame = pd.read_csv(path)
         later = frame.year * 12 + frame.month >= 2015 * 12 + 3
         frame.loc[later, ["PM2.5", "CO"]] *= 10
         frame.to_csv(path, index=False, na_rep="NA")
-    after = {part: AirQuality(root=data, part=part) for part in ("train", "test")}
+    after = {part: AirQuality(root=data, stations=STATIONS, part=part)
+             for part in ("train", "test")}
     for part in ("train", "test"):
         assert after[part].target_mean == before[part].target_mean
         assert after[part].target_std == before[part].target_std
@@ -155,7 +157,7 @@ def test_statistics_come_from_the_training_part_only(data, tmp_path):
 
 @pytest.mark.parametrize("split", ["years", "stations"])
 def test_splits_hold_out_later_years_and_stations(data, split):
-    parts = {part: AirQuality(root=data, split=split, part=part)
+    parts = {part: AirQuality(root=data, stations=STATIONS, split=split, part=part)
              for part in ("train", "val", "test")}
 
     def months(part):
@@ -178,7 +180,8 @@ def test_splits_hold_out_later_years_and_stations(data, split):
 def test_reading_writes_nothing_into_the_data_folder(data):
     before = snapshot(data)
     for part in ("train", "test"):
-        AirQuality(root=data, part=part).sample(3, torch.Generator().manual_seed(0))
+        AirQuality(root=data, stations=STATIONS, part=part).sample(
+            3, torch.Generator().manual_seed(0))
     assert snapshot(data) == before
 
 
@@ -209,7 +212,7 @@ def corrupt(data: Path, change) -> Path:
 def test_a_bad_csv_is_refused_in_one_line_naming_the_file(data, change, message):
     path = corrupt(data, change)
     with pytest.raises(ValueError) as error:
-        AirQuality(root=data)
+        AirQuality(root=data, stations=STATIONS)
     assert message in str(error.value) and str(path) in str(error.value)
     assert "\n" not in str(error.value)
 
@@ -217,25 +220,25 @@ def test_a_bad_csv_is_refused_in_one_line_naming_the_file(data, change, message)
 def test_unreadable_and_duplicate_files_are_refused(data):
     (data / "notes.csv").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ValueError, match=r"notes\.csv: cannot be read as a CSV"):
-        AirQuality(root=data)
+        AirQuality(root=data, stations=STATIONS)
     (data / "notes.csv").unlink()
     (data / "copy.csv").write_bytes(min(data.glob("PRSA*.csv")).read_bytes())
     with pytest.raises(ValueError, match=r"station 'Alpha' is in both .* keep one file per station"):
-        AirQuality(root=data)
+        AirQuality(root=data, stations=STATIONS)
 
 
 def test_impossible_requests_are_refused(data, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"k_shot \+ query_shots = 60 hours per task, but no "
                                          r"station-month .* \(at most 48\)"):
-        AirQuality(k_shot=30, query_shots=30, root=data)
+        AirQuality(k_shot=30, query_shots=30, root=data, stations=STATIONS)
     with pytest.raises(ValueError, match="k_shot must be a positive integer"):
-        AirQuality(k_shot=0, root=data)
+        AirQuality(k_shot=0, root=data, stations=STATIONS)
     with pytest.raises(ValueError, match="test_from must be a month written YYYY-MM, got '2016'"):
-        AirQuality(root=data, test_from="2016")
+        AirQuality(root=data, stations=STATIONS, test_from="2016")
     with pytest.raises(ValueError, match=r"val_from \(2016-03\) must come before test_from"):
-        AirQuality(root=data, val_from="2016-03")
+        AirQuality(root=data, stations=STATIONS, val_from="2016-03")
     with pytest.raises(ValueError, match="split 'vinyals' is not an air-quality split"):
-        AirQuality(split="vinyals", root=data)
+        AirQuality(split="vinyals", root=data, stations=STATIONS)
     with pytest.raises(ValueError, match=r"does not exist; pass --data-dir pointing at the folder"):
         AirQuality(root=tmp_path / "nowhere")
     with pytest.raises(ValueError, match="holds no .csv files"):
@@ -244,15 +247,24 @@ def test_impossible_requests_are_refused(data, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"needs its data: pass --data-dir DIR"):
         AirQuality()
     monkeypatch.setenv("METAZOO_AIR_QUALITY_DIR", str(data))
-    assert AirQuality().periods
+    assert AirQuality(stations=STATIONS).periods
     with pytest.raises(ValueError, match="the stations/test part .* holds no usable hours"):
-        AirQuality(root=data, split="stations", part="test", held_out_stations=("Nowhere",))
+        AirQuality(root=data, stations=STATIONS, split="stations", part="test",
+                   held_out_stations=("Nowhere",))
+    # The data set's twelve stations, unless they are listed: none is quietly left out.
+    with pytest.raises(ValueError, match=r"holds no file for stations Aotizhongxin, Changping, "
+                                         r".* and 4 more \(PRSA_Data_Aotizhongxin_"):
+        AirQuality(root=data)
+    with pytest.raises(ValueError, match="holds no file for station Wanliu"):
+        AirQuality(root=data, stations=(*STATIONS, "Wanliu"))
+    with pytest.raises(ValueError, match="stations must be distinct station names"):
+        AirQuality(root=data, stations=(*STATIONS, STATIONS[0]))
 
 
 def test_cli_trains_on_air_quality_and_refuses_bad_data_in_one_line(data, tmp_path, capsys):
     before = snapshot(data)
     out = tmp_path / "run"
-    code = main(["train", "--task", "air-quality", "--data-dir", str(data), "--iterations", "3",
+    code = main(["train", "--task", "air-quality", "--data-dir", str(data), "--stations", *STATIONS, "--iterations", "3",
                  "--k-shot", "5", "--eval-tasks", "10", "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     config = json.loads((out / "config.json").read_text())
@@ -260,8 +272,8 @@ def test_cli_trains_on_air_quality_and_refuses_bad_data_in_one_line(data, tmp_pa
     assert snapshot(data) == before
     for args, message in [
         (["--data-dir", str(tmp_path / "missing")], "does not exist; pass --data-dir"),
-        (["--data-dir", str(data), "--split", "vinyals"], "not an air-quality split"),
-        (["--data-dir", str(data), "--k-shot", "50"], "no station-month"),
+        (["--data-dir", str(data), "--stations", *STATIONS, "--split", "vinyals"], "not an air-quality split"),
+        (["--data-dir", str(data), "--stations", *STATIONS, "--k-shot", "50"], "no station-month"),
     ]:
         code = main(["train", "--task", "air-quality", *args, "--iterations", "1",
                      "--out", str(tmp_path / "bad")])

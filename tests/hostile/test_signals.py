@@ -1,0 +1,61 @@
+"""Signals outside the training steps: SIGTERM or SIGINT during validation or the final
+evaluation stops the run at once (the checkpoint on disk is already whole; an evaluation not
+finished is done again on resume), instead of waiting for it to end."""
+
+import json
+import signal
+import subprocess
+import time
+
+import torch
+
+from tests.hostile.harness import SIGINT, SIGTERM, spawn
+
+#: Held-out scoring that takes minutes: many tasks, many test steps.
+SLOW_SCORING = ["--meta-batch", "2", "--strategy", "vmap", "--log-every", "1",
+                "--eval-steps", "0", "3000", "--no-progress"]
+
+
+def stop_while_scoring(out, args, signum):
+    """Start ``metazoo train ARGS``, signal it once iteration 1 is logged (it is then
+    scoring), and return (exit status, stderr, seconds from the signal to the exit)."""
+    process = spawn("train", *args, "--out", out)
+    deadline = time.time() + 120
+    while not ((out / "log.jsonl").exists() and (out / "log.jsonl").read_text()):
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.02)
+    time.sleep(0.5)
+    process.send_signal(signum)
+    sent = time.time()
+    try:
+        _, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError("still scoring 30 s after the signal") from None
+    return process.returncode, err, time.time() - sent
+
+
+def test_sigterm_during_validation_stops_at_once(tmp_path):
+    out = tmp_path / "run"
+    code, err, seconds = stop_while_scoring(
+        out, ["--iterations", "1000", "--eval-tasks", "2", "--val-every", "1",
+              "--val-tasks", "2000", *SLOW_SCORING], signal.SIGTERM)
+    assert code == SIGTERM and seconds < 5, (code, seconds, err[-2000:])
+    assert err.splitlines() == [(f"metazoo train: stopped by SIGTERM after iteration 1; its "
+                                 f"checkpoint is saved in {out}; resume it to continue "
+                                 f"(metazoo train --resume {out})")]
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["iteration"] == 1
+    assert not (out / "validation.jsonl").exists() or \
+        (out / "validation.jsonl").read_text() == ""  # no point of a second validation
+
+
+def test_sigint_during_the_final_evaluation_stops_at_once(tmp_path):
+    out = tmp_path / "run"
+    code, err, seconds = stop_while_scoring(
+        out, ["--iterations", "1", "--eval-tasks", "2000", *SLOW_SCORING], signal.SIGINT)
+    assert code == SIGINT and seconds < 5, (code, seconds, err[-2000:])
+    assert len(err.splitlines()) == 1 and "stopped by SIGINT" in err, err[-2000:]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["iteration"] == 1 and json.loads((out / "config.json").read_text())
+    assert not (out / "results.json").exists()
