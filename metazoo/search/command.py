@@ -22,7 +22,7 @@ DEFAULT_VAL_EVERY = 100
 def add_tune_parser(subparsers) -> None:
     """Add ``metazoo tune`` to the ``metazoo`` parser."""
     from metazoo.algorithms import ALGORITHMS
-    from metazoo.cli import _add_field, _path, algorithm_flags
+    from metazoo.cli.flags import add_field, algorithm_flags, path_argument
     from metazoo.engine.config import TrainConfig
 
     parser = subparsers.add_parser(
@@ -57,9 +57,9 @@ def add_tune_parser(subparsers) -> None:
                           "/db to share it across machines (default: sqlite in --out)")
     own.add_argument("--study", dest=_OWN + "study", default="", metavar="NAME",
                      help="study name in the storage (default: <algorithm>-<task>)")
-    own.add_argument("--out", dest=_OWN + "out", type=_path, default=None, metavar="DIR",
+    own.add_argument("--out", dest=_OWN + "out", type=path_argument, default=None, metavar="DIR",
                      help="study folder (default: runs/tune-<algorithm>-<task>)")
-    own.add_argument("--space", dest=_OWN + "space", type=_path, default=None, metavar="FILE",
+    own.add_argument("--space", dest=_OWN + "space", type=path_argument, default=None, metavar="FILE",
                      help='JSON file narrowing or widening the space: {"lam": {"low": 5, '
                           '"high": 80, "log": true}, "inner_solver": {"choices": ["newton"]}, '
                           '"cg_damping": null}; null drops an option')
@@ -78,7 +78,7 @@ def add_tune_parser(subparsers) -> None:
                      help="print nothing per trial")
     parser.add_argument("--preset", default=None, metavar="NAME",
                         help="start every trial (and the defaults) from a published protocol")
-    parser.add_argument("--config", type=_path, default=None,
+    parser.add_argument("--config", type=path_argument, default=None,
                         help="JSON file of run options every trial starts from")
     group = parser.add_argument_group(
         "run options (as metazoo train's; one given here is fixed, not searched; "
@@ -86,16 +86,16 @@ def add_tune_parser(subparsers) -> None:
     defaults = TrainConfig()
     for spec in dataclasses.fields(TrainConfig):
         if spec.name not in ("algorithm_options", "time_budget"):
-            _add_field(group, spec, getattr(defaults, spec.name))
+            add_field(group, spec, getattr(defaults, spec.name))
     for dest, (algorithm, field_name, flags) in algorithm_flags().items():
         spec = ALGORITHMS[algorithm].options()[field_name]
-        _add_field(group, spec, spec.default if spec.default is not dataclasses.MISSING
+        add_field(group, spec, spec.default if spec.default is not dataclasses.MISSING
                    else spec.default_factory(), flags=flags, dest=dest)
 
 
 def run_tune(args: argparse.Namespace) -> int:
     """Run ``metazoo tune`` with parsed ``args``; returns the exit status."""
-    from metazoo.cli import _ALGORITHM_DEST, _config_from, algorithm_flags
+    from metazoo.cli.flags import ALGORITHM_DEST, algorithm_flags, config_from
     from metazoo.search.study import NoTrialComplete, Search
     from metazoo.search.trial import Budget
     from metazoo.search.tune import Final, tune
@@ -105,10 +105,10 @@ def run_tune(args: argparse.Namespace) -> int:
     run = {key: value for key, value in given.items() if not key.startswith(_OWN)}
     run.setdefault("budget_clock", "cpu")
     run.setdefault("val_every", DEFAULT_VAL_EVERY)
-    base = _config_from(argparse.Namespace(out=None, **run))
+    base = config_from(argparse.Namespace(out=None, **run))
     flags = algorithm_flags()
-    fixed = frozenset(key for key in given if not key.startswith((_OWN, _ALGORITHM_DEST))) | {
-        flags[key][1] for key in given if key.startswith(_ALGORITHM_DEST)}
+    fixed = frozenset(key for key in given if not key.startswith((_OWN, ALGORITHM_DEST))) | {
+        flags[key][1] for key in given if key.startswith(ALGORITHM_DEST)}
     if base.val_every < 1:
         raise ValueError("val_every must be a positive integer for a search: trials are "
                          "scored and pruned on their validation curve")
