@@ -72,11 +72,11 @@ def scored(predictions: Path) -> tuple[int, int]:
 def nearest_neighbour(work: Path, run_dir: Path) -> tuple[int, int]:
     """1-NN on the run's own preprocessed pixels: (hits, queries)."""
     import metazoo
-    from metazoo.predict import images_in
+    from metazoo.tasks.inputs import query_images
 
     run = metazoo.load_run(run_dir)
     x, y, names = run.read_support(work / "support")
-    paths, truth = images_in(work / "query", names)
+    paths, truth = query_images(work / "query", names)
     queries = run.read_images(paths).flatten(1)
     nearest = (queries[:, None] - x.flatten(1)[None]).pow(2).sum(-1).argmin(-1)
     labels = [names[int(y[i])] for i in nearest]

@@ -9,13 +9,10 @@ A loaded run knows what a caller would otherwise have to find in the source:
 
 * its model, rebuilt from the stored config, and its meta-parameters, read with the same
   safe, schema-checked reader as ``train --resume`` (never an unrestricted unpickle);
-* its method's test-time adaptation (:meth:`metazoo.algorithms.Method.adapt`: step sizes,
-  Meta-SGD's learned ones, iMAML's proximal rule, Reptile's inner optimizer) and its own
-  number of test steps;
-* its task family's input preprocessing (:mod:`metazoo.tasks.inputs`: for Omniglot, grey,
-  BOX resize to 28, strokes 1.0) and its loss;
-* its evaluation protocol (transductive or not), which matters when the model normalises
-  over its batch.
+* its method's test-time adaptation (``Method.adapt``: Meta-SGD's learned step sizes, iMAML's
+  proximal rule, Reptile's inner optimizer and carried state) and its own test steps;
+* its task family's input preprocessing (:mod:`metazoo.tasks.inputs`) and its loss;
+* its evaluation protocol (transductive or not), which matters under BatchNorm.
 
 Adaptation and prediction are those of ``metazoo eval`` (the same functions), so a run
 predicts a task exactly as its evaluation scored it.
@@ -37,12 +34,12 @@ from metazoo.engine.config import TrainConfig, check_steps
 from metazoo.engine.evaluate import query_outputs
 from metazoo.engine.run import check_model_named, read_run
 from metazoo.models import build_model, initial_params, make_loss, make_predict, task_shapes
-from metazoo.tasks import TASKS, DataError, make_task
-from metazoo.tasks.images import IMAGE_EXTENSIONS, scan_class_folders
-from metazoo.tasks.inputs import ImageInputs, TableInputs, file_inputs
+from metazoo.tasks import TASKS, make_task
+from metazoo.tasks.images import scan_class_folders
+from metazoo.tasks.inputs import ImageInputs, TableInputs, file_inputs, query_images, read_table
 from metazoo.types import LossFn, Params
 
-__all__ = ["Predictor", "TrainedRun", "images_in", "load_run", "predict_files", "read_table"]
+__all__ = ["Predictor", "TrainedRun", "load_run", "predict_files"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,6 +232,26 @@ class TrainedRun:
         """
         return self._image_inputs().read(paths).to(self.device, self.config.torch_dtype)
 
+    def read_table(self, path: str | Path, *, targets: str
+                   ) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+        """A CSV table of this regression run's examples (:func:`metazoo.tasks.inputs.read_table`),
+        as ``(frame, x, y)`` on the run's device and in its dtype.
+
+        Raises:
+            ValueError: this run's task does not read tables, or the file is refused.
+        """
+        if not isinstance(self.inputs, TableInputs):
+            raise ValueError(  # noqa: TRY004 - bad input, reported in one line (exit 2)
+                f"this run's task, {self.config.task}, does not read tables; "
+                + ("give its inputs as image folders" if self.inputs is not None else
+                   "give tensors prepared as the task family prepares them"))
+        frame, x, y = read_table(path, self.inputs, targets=targets)
+
+        def move(values: torch.Tensor) -> torch.Tensor:
+            return values.to(self.device, self.config.torch_dtype)
+
+        return frame, move(x), None if y is None else move(y)
+
     def read_support(self, folder: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """A class-per-folder support set, ``<folder>/<class>/<image>``, as ``(x, y,
         class names)``: labels follow the sorted class names.
@@ -259,38 +276,6 @@ class TrainedRun:
         x = inputs.read(paths).to(self.device, self.config.torch_dtype)
         y = torch.tensor([label for _, label in order], dtype=torch.int64, device=self.device)
         return x, y, [name for name, _ in classes]
-
-
-def images_in(folder: str | Path, names: Sequence[str]) -> tuple[list[Path], list[str | None]]:
-    """The query images of ``folder``: those directly in it (label unknown) and those in
-    sub-folders named after classes in ``names`` (labelled), sorted by path.
-
-    Raises:
-        DataError: a missing folder, no images, or a sub-folder that names no class.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"the query folder {folder} "
-                        f"{'is not a folder' if folder.exists() else 'does not exist'}; "
-                        "point --query at a folder of images")
-    found: list[tuple[Path, str | None]] = []
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            if entry.name not in names:
-                raise DataError(f"query sub-folder {entry} names no class of the support set "
-                                f"({', '.join(names[:5])}{'…' if len(names) > 5 else ''}); "
-                                "put unlabelled queries directly in the query folder")
-            found += [(path, entry.name) for path in sorted(entry.iterdir())
-                      if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
-                      and not path.name.startswith(".")]
-        elif entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
-            found.append((entry, None))
-    if not found:
-        raise DataError(f"the query folder {folder} holds no images "
-                        f"({', '.join(IMAGE_EXTENSIONS)})")
-    return [path for path, _ in found], [label for _, label in found]
 
 
 def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None) -> TrainedRun:
@@ -356,61 +341,6 @@ def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None)
     )
 
 
-def read_table(path: str | Path, run: TrainedRun, *, targets: str) -> tuple[Any, torch.Tensor,
-                                                                         torch.Tensor | None]:
-    """A CSV table of a regression run's examples: a header row, then the run's input columns
-    and, after them, its target columns.
-
-    Args:
-        targets: ``"required"`` (a support set), or ``"optional"`` (queries, which may carry
-            their targets so the error can be reported).
-
-    Returns:
-        ``(frame, x, y)``: the pandas table, inputs ``[N, features]`` and targets ``[N,
-        targets]`` (None when the table has none).
-
-    Raises:
-        DataError: a missing or unreadable file, a cell that is not a finite number, or a
-            column count that fits neither layout.
-    """
-    import numpy as np
-    import pandas as pd
-
-    if not isinstance(run.inputs, TableInputs):
-        raise ValueError(  # noqa: TRY004 - bad input, reported in one line (exit 2)
-            f"this run's task, {run.config.task}, does not read tables; "
-            + ("give its inputs as image folders" if run.inputs is not None else
-               "give tensors prepared as the task family prepares them"))
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} {'is not a file' if path.exists() else 'does not exist'}; "
-                        "give a CSV file with a header row")
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise DataError(f"cannot read {path} as CSV ({' '.join(str(error).split())[:200]})"
-                        ) from None
-    features, outputs = run.inputs.features, run.inputs.targets
-    widths = [features + outputs] + ([features] if targets == "optional" else [])
-    if frame.shape[1] not in widths or not len(frame):
-        want = " or ".join(f"{w} columns" for w in widths)
-        raise DataError(f"{path} has {frame.shape[1]} columns and {len(frame)} rows; this run "
-                        f"wants {want} ({features} input(s) then {outputs} target(s), after "
-                        "a header row) and at least one row")
-    for column in frame.columns:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = (~np.isfinite(values.to_numpy(dtype="float64"))).nonzero()[0]
-        if len(bad):
-            row = int(bad[0])
-            raise DataError(f"{path}: column {column!r}, row {row + 2} of the file: "
-                            f"{frame[column].iloc[row]!r} is not a finite number")
-    values = torch.tensor(frame.to_numpy(dtype="float64"))
-    x = values[:, :features].to(run.device, run.config.torch_dtype)
-    y = values[:, features:].to(run.device, run.config.torch_dtype) if values.shape[1] > features \
-        else None
-    return frame, x, y
-
-
 def predict_files(run: TrainedRun, support: str | Path, query: str | Path, *,
                   steps: int | None = None, transductive: bool | None = None
                   ) -> tuple[Any, str]:
@@ -419,7 +349,7 @@ def predict_files(run: TrainedRun, support: str | Path, query: str | Path, *,
     Images (a classification run): ``support`` is a class-per-folder tree; ``query`` a
     folder of images, directly in it (unlabelled) or in sub-folders named after support
     classes (labelled: accuracy is reported). Tables (a regression run): ``support`` and
-    ``query`` are CSV files (:func:`read_table`).
+    ``query`` are CSV files (:meth:`TrainedRun.read_table`).
 
     Returns:
         ``(table, summary)``: a pandas table, one row per query (image: ``file``, ``label``,
@@ -438,7 +368,7 @@ def predict_files(run: TrainedRun, support: str | Path, query: str | Path, *,
             f"{{steps}} test step(s)")
     if isinstance(run.inputs, ImageInputs):
         x, y, names = run.read_support(support)
-        paths, truth = images_in(query, names)
+        paths, truth = query_images(query, names)
         predictor = run.adapt(x, y, steps)
         probabilities = predictor.probabilities(run.read_images(paths), transductive)
         score, label = probabilities.max(-1)
@@ -454,8 +384,8 @@ def predict_files(run: TrainedRun, support: str | Path, query: str | Path, *,
             lines.append(f"accuracy on the {len(labelled)} labelled queries: "
                          f"{100 * hits / len(labelled):.1f}% ({hits}/{len(labelled)})")
         return table, "\n".join(lines)
-    _, x, y = read_table(support, run, targets="required")
-    frame, query_x, query_y = read_table(query, run, targets="optional")
+    _, x, y = run.read_table(support, targets="required")
+    frame, query_x, query_y = run.read_table(query, targets="optional")
     predictor = run.adapt(x, y, steps)
     values = predictor.predict(query_x, transductive).double().cpu()
     table = frame.copy()

@@ -315,9 +315,7 @@ def test_library_input_checks(maml_run):
     with pytest.raises(ValueError, match="--model mlp is not this run's model"):
         metazoo.load_run(maml_run, model="mlp")
     with pytest.raises(ValueError, match="does not read tables"):
-        from metazoo.predict import read_table
-
-        read_table(maml_run / "config.json", run, targets="required")
+        run.read_table(maml_run / "config.json", targets="required")
     predictor = run.adapt(x, torch.tensor([0, 1, 2]), steps=0)
     assert torch.equal(predictor.params["head.weight"], run.params["head.weight"]) \
         if "head.weight" in run.params else predictor.steps == 0
