@@ -8,6 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from metazoo.algorithms import ALGORITHMS
 from metazoo.cli import main
 from metazoo.engine import NonFiniteError, TrainConfig, train
 
@@ -132,7 +133,7 @@ FIELDS = ["inner_steps", "inner_lr", "meta_batch", "iterations", "k_shot", "quer
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.dictionaries(st.sampled_from(FIELDS), numbers, max_size=5),
-       st.sampled_from(["joint", "maml", "fomaml", "reptile", "imaml", "nope"]))
+       st.sampled_from([*sorted(ALGORITHMS), "nope"]))
 def test_any_config_is_accepted_or_refused_with_value_error(options, algorithm):
     try:
         config = TrainConfig(algorithm=algorithm, **options)
@@ -143,7 +144,7 @@ def test_any_config_is_accepted_or_refused_with_value_error(options, algorithm):
 
 
 @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(algorithm=st.sampled_from(["joint", "maml", "fomaml", "reptile", "imaml"]),
+@given(algorithm=st.sampled_from(sorted(ALGORITHMS)),
        task=st.sampled_from(["sinusoid", "linear"]),
        inner_steps=st.integers(0, 3), inner_lr=st.floats(1e-4, 10.0),
        meta_batch=st.integers(1, 4), k_shot=st.integers(1, 4), strategy=st.sampled_from(

@@ -44,10 +44,13 @@ from metazoo.engine.outer import apply_step
 from metazoo.engine.run import (
     check_same_config,
     evaluate_params,
-    non_finite,
     read_run,
-    validation_tasks,
-    write_results,
+)
+from metazoo.engine.scoring import (
+    NonFiniteError,
+    final_evaluation,
+    validate,
+    validate_if_missing,
 )
 from metazoo.engine.setup import (
     Setup,
@@ -61,11 +64,6 @@ from metazoo.engine.setup import (
 from metazoo.engine.stopping import Interrupted, Requests, Stopped, deferred_signals
 from metazoo.fileio import append_line, atomic_write_data, write_json
 from metazoo.types import Params
-
-
-class NonFiniteError(RuntimeError):
-    """The run produced no usable θ: a NaN or infinite meta-gradient or loss, every batch
-    skipped, or results that are not finite."""
 
 
 def train(
@@ -168,11 +166,11 @@ def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, s
     if not ranks.lead:
         return summary
     rewritten = []
-    if _validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=True):
+    if validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=True):
         rewritten.append(f"the last point of {VALIDATION}")
     missing = tuple(name for name in (RESULTS, RESULTS_TABLE) if not (out / name).is_file())
     if evaluate_at_end and missing:
-        _final_evaluation(setup, params, state, out, checkpoint.iteration, summary, signalled,
+        final_evaluation(setup, params, state, out, checkpoint.iteration, summary, signalled,
                           missing)
         rewritten += missing
     summary["rewritten"] = rewritten
@@ -210,7 +208,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
     if lead and checkpoint is not None:
         _truncate_log(out / LOG, start)
         _truncate_log(out / VALIDATION, start)
-        _validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=False)
+        validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=False)
     elif lead:
         write_json(out / CONFIG, config.to_dict())
 
@@ -291,7 +289,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
             if lead and config.val_every and (done % config.val_every == 0 or last) and not stop:
                 try:
-                    record = _validate(setup, params, state, out / VALIDATION, done,
+                    record = validate(setup, params, state, out / VALIDATION, done,
                                        trained_seconds, signalled)
                 except Stopped as stopped:  # θ is whole in memory: keep it, stop now
                     save(done)
@@ -316,77 +314,11 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             f"every one of the {done} meta-iterations had a non-finite meta-gradient and was "
             f"skipped (skip_nonfinite), so θ is still θ₀; lower outer_lr or inner_lr")
     if evaluate_at_end and lead:
-        _final_evaluation(setup, params, state, out, done, summary, signalled)
+        final_evaluation(setup, params, state, out, done, summary, signalled)
     barrier(ranks)
     if signalled():  # the run finished while it was being asked to stop
         raise Interrupted(signalled(), done, out, finished=True)
     return summary
-
-
-def _final_evaluation(setup: Setup, params: Params, state: State, out: Path, iteration: int,
-                      summary: dict[str, Any], signalled: Requests,
-                      names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
-    """Score θ on the held-out tasks and write the results (those of ``names``).
-
-    A signal stops it at once: the final checkpoint is already on disk, and a resume
-    evaluates again.
-
-    Raises:
-        Interrupted: on SIGINT or SIGTERM.
-        NonFiniteError: results that are not finite (written all the same).
-    """
-    try:
-        with signalled.at_once():
-            report = evaluate_params(setup, params, state)
-    except Stopped as stopped:
-        raise Interrupted(stopped.signum, iteration, out) from None
-    summary["report"] = report
-    write_results(out, setup.config, report, summary, names)
-    problem = non_finite(report)
-    if problem:
-        raise NonFiniteError(f"the results in {out} are not finite ({problem}): θ diverged; "
-                             "lower outer_lr or inner_lr")
-
-
-def _validate_if_missing(setup: Setup, params: Params, state: State, out: Path,
-                         checkpoint: Checkpoint, signalled: Requests, finished: bool) -> bool:
-    """Score the validation point of the checkpoint's iteration if the curve should have one
-    and has not (a stop while it was being scored leaves the checkpoint, not the point).
-
-    Returns:
-        Whether it was scored.
-    """
-    config, iteration = setup.config, checkpoint.iteration
-    due = config.val_every and iteration and (iteration % config.val_every == 0 or finished)
-    if not due or any(record["iteration"] == iteration for record in read_log(out / VALIDATION)):
-        return False
-    try:
-        _validate(setup, params, state, out / VALIDATION, iteration, checkpoint.train_seconds,
-                  signalled)
-    except Stopped as stopped:
-        raise Interrupted(stopped.signum, iteration, out) from None
-    return True
-
-
-def _validate(setup: Setup, params: Params, state: State, path: Path, iteration: int,
-              seconds: float, signalled: Requests) -> dict[str, Any]:
-    """Append θ's score on the fixed validation tasks to the learning curve at ``path``;
-    returns the record.
-
-    Raises:
-        Stopped: a signal while scoring (nothing is written then).
-    """
-    if setup.val_tasks is None:
-        setup.val_tasks = validation_tasks(setup)
-    with signalled.at_once():
-        report = evaluate_params(setup, params, state, num_tasks=setup.config.val_tasks,
-                                 eval_tasks=setup.val_tasks)
-    record = {"iteration": iteration, "train_seconds": seconds,
-              **{f"{metric}@{step}": estimate.mean for step, values in report.items()
-                 for metric, estimate in values.items()}}
-    with open(path, "a") as file:
-        append_line(file, json.dumps(record))
-    return record
 
 
 def _summary(setup: Setup, out: Path, iterations: int, trained_seconds: float,

@@ -17,6 +17,9 @@ import torch
 from metazoo.algorithms import ALGORITHMS, own_test_steps
 from metazoo.engine import TrainConfig, train
 
+#: Every method trained to convergence on sinusoid: minutes of CPU.
+pytestmark = pytest.mark.slow
+
 ITERATIONS = 2000
 #: Bound on loss ÷ MAML's at the small budget, where it is tighter than the default 3×.
 WITHIN_MAML = {"imaml": 2.0}

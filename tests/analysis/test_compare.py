@@ -16,6 +16,7 @@ TINY = ["--algorithms", "maml", "fomaml", "reptile", "imaml", "--train-steps", "
         "--toy-iterations", "5", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_compare_writes_the_report_and_resumes(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", *TINY, "--out", str(out)]) == 0

@@ -13,6 +13,9 @@ import torch
 from metazoo.engine import TrainConfig, build, train
 from metazoo.models import initial_params
 
+#: Processes killed and resumed, several runs side by side.
+pytestmark = pytest.mark.slow
+
 # float64: in float32 the all-reduce's different summation order alone moves θ by ~1e-6
 # after a few Adam steps (Adam rescales tiny gradient entries), which would hide real errors.
 COMMON = ["--iterations", "8", "--meta-batch", "6", "--eval-tasks", "5", "--inner-steps", "2",

@@ -8,6 +8,7 @@ import signal
 import stat
 import time
 
+import pytest
 import torch
 
 from metazoo.engine import TrainConfig, train
@@ -54,6 +55,7 @@ def uninterrupted(tmp_path, iterations):
                  evaluate_at_end=False)["params"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_iteration_and_the_run_resumes_bit_identically(tmp_path):
     out = tmp_path / "run"
     process = spawn("train", "--iterations", "100", *LONG, "--out", out)

@@ -1,0 +1,94 @@
+"""Scoring a run while and after it trains: the validation curve and the final results.
+
+Both stop at once on SIGINT or SIGTERM (the checkpoint on disk is whole; what was not scored
+is scored again on resume), and both can always be done again for a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from metazoo.algorithms import State
+from metazoo.engine.checkpoint import Checkpoint
+from metazoo.engine.layout import RESULTS, RESULTS_TABLE, VALIDATION, read_log
+from metazoo.engine.run import evaluate_params, non_finite, validation_tasks, write_results
+from metazoo.engine.setup import Setup
+from metazoo.engine.stopping import Interrupted, Requests, Stopped
+from metazoo.fileio import append_line
+from metazoo.types import Params
+
+
+class NonFiniteError(RuntimeError):
+    """The run produced no usable θ: a NaN or infinite meta-gradient or loss, every batch
+    skipped, or results that are not finite."""
+
+
+def final_evaluation(setup: Setup, params: Params, state: State, out: Path, iteration: int,
+                      summary: dict[str, Any], signalled: Requests,
+                      names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
+    """Score θ on the held-out tasks and write the results (those of ``names``).
+
+    A signal stops it at once: the final checkpoint is already on disk, and a resume
+    evaluates again.
+
+    Raises:
+        Interrupted: on SIGINT or SIGTERM.
+        NonFiniteError: results that are not finite (written all the same).
+    """
+    try:
+        with signalled.at_once():
+            report = evaluate_params(setup, params, state)
+    except Stopped as stopped:
+        raise Interrupted(stopped.signum, iteration, out) from None
+    summary["report"] = report
+    write_results(out, setup.config, report, summary, names)
+    problem = non_finite(report)
+    if problem:
+        raise NonFiniteError(f"the results in {out} are not finite ({problem}): θ diverged; "
+                             "lower outer_lr or inner_lr")
+
+
+def validate_if_missing(setup: Setup, params: Params, state: State, out: Path,
+                         checkpoint: Checkpoint, signalled: Requests, finished: bool) -> bool:
+    """Score the validation point of the checkpoint's iteration if the curve should have one
+    and has not (a stop while it was being scored leaves the checkpoint, not the point).
+
+    Returns:
+        Whether it was scored.
+    """
+    config, iteration = setup.config, checkpoint.iteration
+    due = config.val_every and iteration and (iteration % config.val_every == 0 or finished)
+    if not due or any(record["iteration"] == iteration for record in read_log(out / VALIDATION)):
+        return False
+    try:
+        validate(setup, params, state, out / VALIDATION, iteration, checkpoint.train_seconds,
+                  signalled)
+    except Stopped as stopped:
+        raise Interrupted(stopped.signum, iteration, out) from None
+    return True
+
+
+def validate(setup: Setup, params: Params, state: State, path: Path, iteration: int,
+              seconds: float, signalled: Requests) -> dict[str, Any]:
+    """Append θ's score on the fixed validation tasks to the learning curve at ``path``;
+    returns the record.
+
+    Raises:
+        Stopped: a signal while scoring (nothing is written then).
+    """
+    if setup.val_tasks is None:
+        setup.val_tasks = validation_tasks(setup)
+    with signalled.at_once():
+        report = evaluate_params(setup, params, state, num_tasks=setup.config.val_tasks,
+                                 eval_tasks=setup.val_tasks)
+    record = {"iteration": iteration, "train_seconds": seconds,
+              **{f"{metric}@{step}": estimate.mean for step, values in report.items()
+                 for metric, estimate in values.items()}}
+    with open(path, "a") as file:
+        append_line(file, json.dumps(record))
+    return record
+
+
+__all__ = ["NonFiniteError", "final_evaluation", "validate", "validate_if_missing"]
