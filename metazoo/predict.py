@@ -14,8 +14,7 @@ A loaded run knows what a caller would otherwise have to find in the source:
 * its task family's input preprocessing (:mod:`metazoo.tasks.inputs`) and its loss;
 * its evaluation protocol (transductive or not), which matters under BatchNorm.
 
-Adaptation and prediction are those of ``metazoo eval`` (the same functions), so a run
-predicts a task exactly as its evaluation scored it.
+Adaptation and prediction are ``metazoo eval``'s own, so a run predicts as it was scored.
 """
 
 from __future__ import annotations
