@@ -98,7 +98,8 @@ class TrainConfig:
     eval_seed: int = option(12345, "seed of the held-out tasks (same for every run to pair results)")
     val_every: int = option(
         0, "every this many iterations, score θ on val_tasks fixed tasks of the split's "
-        "validation part (test part where it has none) and append it to validation.jsonl with "
+        "validation part (where a family has none, its test distribution drawn with "
+        "eval_seed + 1, never the test tasks) and append it to validation.jsonl with "
         "the budget seconds so far: a learning curve (0: never; not counted in the budget)")
     val_tasks: int = option(100, "tasks of each validation score")
     eval_transductive: bool = option(

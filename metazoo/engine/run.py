@@ -139,14 +139,14 @@ def rebuild_run(run_dir: str | Path, model: str | None = None, **evaluation: Any
 def evaluate_params(setup: Setup, params: Params, state: State, *,
                     steps: list[int] | None = None,
                     num_tasks: int | None = None, eval_tasks: TaskDistribution | None = None,
-                    per_task: bool = False):
-    """Evaluate θ (with the method's carried ``state``) on the run's held-out tasks (seeded by
-    ``eval_seed``, shared by all runs).
+                    seed: int | None = None, per_task: bool = False):
+    """Evaluate θ (with the method's carried ``state``) on the run's held-out tasks, drawn
+    with ``seed`` (default ``eval_seed``, shared by all runs so that they pair).
 
     Returns mean ± CI per step count, or with ``per_task=True`` the values of every task.
     """
     config = setup.config
-    generator = torch.Generator().manual_seed(config.eval_seed)
+    generator = torch.Generator().manual_seed(config.eval_seed if seed is None else seed)
     tasks = (eval_tasks or setup.eval_tasks).sample(num_tasks or config.eval_tasks, generator)
     return (per_task_metrics if per_task else evaluate)(
         setup.loss, params, tasks.to(config.device, config.torch_dtype),
@@ -156,16 +156,6 @@ def evaluate_params(setup: Setup, params: Params, state: State, *,
         # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
         strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
     )
-
-
-def validation_tasks(setup: Setup) -> TaskDistribution:
-    """The held-out tasks of the learning curve: the split's validation part, or its test part
-    where it has none (e.g. sinusoid, which has no parts)."""
-    config = setup.config
-    try:
-        return make_task(config.task, **config.task_options(evaluation=True, part="val"))
-    except ValueError:
-        return setup.eval_tasks
 
 
 def report_to_dict(report) -> dict[str, dict[str, dict[str, float]]]:

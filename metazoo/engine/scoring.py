@@ -13,7 +13,7 @@ from typing import Any
 from metazoo.algorithms import State
 from metazoo.engine.checkpoint import Checkpoint
 from metazoo.engine.layout import RESULTS, RESULTS_TABLE, VALIDATION, read_log
-from metazoo.engine.run import evaluate_params, non_finite, validation_tasks, write_results
+from metazoo.engine.run import evaluate_params, non_finite, write_results
 from metazoo.engine.setup import Setup
 from metazoo.engine.stopping import Interrupted, Requests, Stopped
 from metazoo.fileio import append_line
@@ -78,11 +78,10 @@ def validate(setup: Setup, params: Params, state: State, path: Path, iteration: 
     Raises:
         Stopped: a signal while scoring (nothing is written then).
     """
-    if setup.val_tasks is None:
-        setup.val_tasks = validation_tasks(setup)
     with signalled.at_once():
+        tasks, seed = setup.val_tasks
         report = evaluate_params(setup, params, state, num_tasks=setup.config.val_tasks,
-                                 eval_tasks=setup.val_tasks)
+                                 eval_tasks=tasks, seed=seed)
     record = {"iteration": iteration, "train_seconds": seconds,
               **{f"{metric}@{step}": estimate.mean for step, values in report.items()
                  for metric, estimate in values.items()}}

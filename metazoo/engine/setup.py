@@ -39,7 +39,7 @@ class Setup:
     loss: LossFn
     predict: Callable | None
     strategy: str
-    val_tasks: TaskDistribution | None = None
+    val_tasks: tuple[TaskDistribution, int] | None = None
 
 
 def build(config: TrainConfig, held_out: str = "test") -> Setup:
@@ -65,8 +65,23 @@ def build(config: TrainConfig, held_out: str = "test") -> Setup:
     return Setup(
         config, config.method(), tasks, eval_tasks, model,
         make_loss(model, tasks.loss), make_predict(model) if classification else None,
-        config.strategy,
+        config.strategy, validation_tasks(config, eval_tasks) if config.val_every else None,
     )
+
+
+def validation_tasks(config: TrainConfig,
+                     eval_tasks: TaskDistribution) -> tuple[TaskDistribution, int]:
+    """The held-out tasks of the learning curve and the seed that draws them: the split's
+    validation part with ``eval_seed``, or, where the family has no parts (e.g. sinusoid), its
+    test distribution ``eval_tasks`` with another seed (``eval_seed + 1``), so that the curve
+    never scores the test tasks."""
+    options = config.task_options(evaluation=True, part="val")
+    if "part" not in options:
+        return eval_tasks, config.eval_seed + 1
+    try:
+        return make_task(config.task, **options), config.eval_seed
+    except ValueError as error:
+        raise ValueError(f"val_every needs the split's validation part: {error}") from error
 
 
 def initial_meta_params(setup: Setup, device: str | None = None) -> tuple[Params, State]:

@@ -328,6 +328,24 @@ def test_validation_curve_is_logged_and_resumes_without_duplicates(tmp_path):
     assert resumed[-1]["loss@2"] == pytest.approx(curve[-1]["loss@2"], rel=1e-12)
 
 
+def test_validation_never_scores_the_test_tasks_of_a_family_without_parts(tmp_path):
+    """Sinusoid has no validation part: its learning curve draws other tasks of the same
+    distribution (eval_seed + 1), so a curve (and a search reading it) never sees a test task."""
+    from metazoo.engine.run import evaluate_params
+
+    config = TrainConfig(**{**TINY, "val_every": 4, "val_tasks": 6, "eval_tasks": 6,
+                            "iterations": 4})
+    train(config, tmp_path / "run", progress=False, evaluate_at_end=False)
+    setup, params, state, _ = rebuild_run(tmp_path / "run")
+    tasks, seed = setup.val_tasks
+    assert seed == config.eval_seed + 1
+    val = evaluate_params(setup, params, state, num_tasks=6, eval_tasks=tasks, seed=seed)
+    test = evaluate_params(setup, params, state, num_tasks=6)
+    assert val[2]["loss"].mean != test[2]["loss"].mean
+    curve = json.loads((tmp_path / "run" / "validation.jsonl").read_text().splitlines()[0])
+    assert curve["loss@2"] == pytest.approx(val[2]["loss"].mean, rel=1e-6)
+
+
 def test_a_stored_run_reads_back_with_the_value_it_used_for_an_option_added_since():
     """An option added with a new default must not change what a stored run meant: the run
     reads back with the value runs used before the option existed (``option(absent=...)``)."""
