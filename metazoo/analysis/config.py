@@ -3,12 +3,22 @@ k × seed, each an ordinary :class:`~metazoo.engine.config.TrainConfig`."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from metazoo.algorithms import ALGORITHMS
 from metazoo.analysis.grid import OWN, run_name
 from metazoo.engine.config import TrainConfig
+from metazoo.engine.layout import STUDY_BEST
 from metazoo.options import check_field_types, option
+from metazoo.space import RUN_OPTIONS
+
+#: Options of a tuned study's best config that ``compare --tuned`` must share with the
+#: comparison: the problem it was tuned for.
+TUNED_PROBLEM = ("task", "n_way", "k_shot", "query_shots")
 
 #: The iteration bound of a run under a time budget: one no run reaches before its budget.
 UNBOUNDED = 10**9
@@ -50,6 +60,12 @@ class CompareConfig:
     device: str = option("cpu", "torch device")
     algorithm_options: dict = option({}, "each algorithm's own settings, keyed by algorithm, "
                                          "e.g. '{\"imaml\": {\"cg_damping\": 1.0}}'")
+    tuned: list = dataclasses.field(default_factory=list, metadata={
+        "help": "study folders of 'metazoo tune', one per algorithm: that algorithm trains with "
+                "its study's best settings (step sizes, meta-batch, inner steps as its own k, "
+                "its own options) instead of the defaults and the options above; give "
+                "--time-budget for equal compute, since a tuned meta-batch changes an "
+                "iteration's cost", "formerly": "", "items": str})
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -78,6 +94,7 @@ class CompareConfig:
                 raise ValueError(f"{name} must be a positive integer")
         if self.jobs < 0:
             raise ValueError(f"jobs must be >= 0 (0: automatic), got {self.jobs} (--jobs)")
+        self.tuned_settings()  # refuses a study that is not one of this comparison's methods
         foreign = sorted(set(self.algorithm_options) - set(self.algorithms))
         if foreign:
             raise ValueError(f"algorithm_options must be keyed by the algorithms compared "
@@ -96,25 +113,88 @@ class CompareConfig:
             return self.iterations
         return UNBOUNDED if self.time_budget else 1000
 
+    def tuned_settings(self) -> dict[str, dict[str, Any]]:
+        """The best settings of each ``tuned`` study, by algorithm: its searched run options
+        (:data:`~metazoo.space.RUN_OPTIONS`) and its own options.
+
+        Raises:
+            ValueError: a folder without a finished search, two studies of one algorithm, a
+                study of an algorithm not compared, or one tuned for another problem.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for folder in map(Path, self.tuned):
+            best = read_tuned(folder)
+            if best.algorithm in found:
+                raise ValueError(f"tuned lists two studies of {best.algorithm}; give one")
+            if best.algorithm not in self.algorithms:
+                raise ValueError(f"tuned study {folder} is of {best.algorithm}, which algorithms "
+                                 f"leaves out ({', '.join(self.algorithms)}); add it or drop "
+                                 "the study")
+            for name in TUNED_PROBLEM:
+                if getattr(best, name) != getattr(self, name):
+                    raise ValueError(
+                        f"tuned study {folder} was tuned with {name} {getattr(best, name)!r}, "
+                        f"this comparison has {getattr(self, name)!r}; compare on the problem "
+                        f"it was tuned for (--{name.replace('_', '-')} "
+                        f"{getattr(best, name)}) or tune again")
+            found[best.algorithm] = {**{name: getattr(best, name) for name in RUN_OPTIONS},
+                                     "algorithm_options": best.algorithm_options}
+        return found
+
     def train_config(self, algorithm: str, steps: int, seed: int) -> TrainConfig:
         own = self.algorithm_options.get(algorithm, {})
         if not isinstance(own, dict):
             raise ValueError(  # noqa: TRY004 - a bad option value, reported as such
                 f"algorithm_options of {algorithm} must be an object of its settings, got "
                 f"{str(own)[:80]}")
+        tuned = self.tuned_settings().get(algorithm)
+        if tuned is not None:
+            return self._config(algorithm, seed, algorithm_options={
+                **tuned["algorithm_options"], **own}, **{
+                **{name: value for name, value in tuned.items() if name != "algorithm_options"},
+                **({} if steps == OWN else {"inner_steps": steps})})
+        return self._config(algorithm, seed, inner_steps=steps, inner_lr=self.inner_lr,
+                            outer_lr=self.outer_lr, meta_batch=self.meta_batch,
+                            algorithm_options=dict(own))
+
+    def _config(self, algorithm: str, seed: int, **method: Any) -> TrainConfig:
+        """One run of the grid: the comparison's problem, budget and evaluation, and the
+        method's options ``method``."""
         return TrainConfig(
-            algorithm=algorithm, task=self.task, inner_steps=steps, inner_lr=self.inner_lr,
-            outer_lr=self.outer_lr, meta_batch=self.meta_batch, iterations=self.run_iterations(),
+            algorithm=algorithm, task=self.task, iterations=self.run_iterations(),
             time_budget=self.time_budget, budget_clock=self.budget_clock, seed=seed,
-            k_shot=self.k_shot, algorithm_options=dict(own),
-            query_shots=self.query_shots, n_way=self.n_way, data_dir=self.data_dir,
-            eval_tasks=self.eval_tasks, eval_steps=list(self.test_steps),
+            k_shot=self.k_shot, query_shots=self.query_shots, n_way=self.n_way,
+            data_dir=self.data_dir, eval_tasks=self.eval_tasks, eval_steps=list(self.test_steps),
             eval_query_shots=self.eval_query_shots, device=self.device,
             log_every=1, checkpoint_every=500,
             # One diverging method must not stop the sweep: its non-finite batches are dropped
             # and counted (skipped_batches in runs.jsonl), which is itself a finding.
-            skip_nonfinite=True,
+            skip_nonfinite=True, **method,
         )
+
+
+def read_tuned(folder: Path) -> TrainConfig:
+    """The best config of a finished ``metazoo tune`` study folder (its ``best.json``).
+
+    Raises:
+        ValueError: a folder without one, or one that is not a valid config.
+    """
+    path = folder / STUDY_BEST
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"tuned study {folder} has no {STUDY_BEST}: give the folder of a "
+                         "'metazoo tune' whose search has finished (its --out)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"tuned study {path}: cannot read it as JSON "
+                         f"({str(error)[:100]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"tuned study {path}: expected a JSON object of run options")
+    try:
+        return TrainConfig.from_dict(data)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"tuned study {path}: not a valid run config ({str(error)[:150]})") \
+            from None
 
 
 def grid_cells(config: CompareConfig) -> dict[str, TrainConfig]:

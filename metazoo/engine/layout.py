@@ -25,6 +25,10 @@ RESULTS_TABLE = "results.md"
 #: Held (``flock``) by the process that writes the folder, for the life of the run.
 LOCK = ".lock"
 
+#: In a study folder of ``metazoo tune``: the best trial's config, which ``metazoo train
+#: --config`` accepts unchanged and ``metazoo compare --tuned`` reads.
+STUDY_BEST = "best.json"
+
 #: Files a run writes; ``--overwrite`` deletes these and nothing else.
 RUN_FILES = (CHECKPOINT, CONFIG, LOG, VALIDATION, RESULTS, RESULTS_TABLE)
 

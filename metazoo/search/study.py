@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.folder import check_out, locked_folder
 from metazoo.engine.run import NOT_RESULTS
+from metazoo.engine.layout import STUDY_BEST
 from metazoo.fileio import write_json
 from metazoo.messages import brief
 from metazoo.search.space import Space, to_json
@@ -41,7 +42,7 @@ from metazoo.search.trial import TRIALS, Budget
 #: The default storage, a SQLite file in the study folder.
 STUDY_DB = "study.db"
 #: The best configuration found, as ``metazoo train --config`` takes it.
-BEST = "best.json"
+BEST = STUDY_BEST
 #: Which study the folder holds (its trial folders are that study's): name, storage, method.
 STUDY_JSON = "study.json"
 #: What a study folder may hold besides temporary files.

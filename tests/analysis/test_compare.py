@@ -143,3 +143,48 @@ def test_a_time_budget_gives_every_run_equal_compute_not_an_iteration_cap():
     assert capped.train_config("maml", 1, 0).iterations == 50
     with pytest.raises(ValueError, match="iterations must be >= 0"):
         dataclasses.replace(budget, iterations=-1)
+
+
+@pytest.mark.slow
+def test_compare_tuned_trains_each_studied_method_with_its_best_settings(tmp_path, capsys):
+    """``--tuned DIR`` replaces a method's defaults by its study's best config; the others keep
+    theirs; a study of another problem, of a method not compared, or without a finished search
+    is refused in one line."""
+    from tests.search.helpers import tune
+
+    assert tune(tmp_path, "--algorithm", "imaml", "--trials", "2", "--out",
+                str(tmp_path / "study")) == 0
+    capsys.readouterr()
+    best = json.loads((tmp_path / "study" / "best.json").read_text())
+    config = CompareConfig(algorithms=["imaml", "maml"], train_steps=[-1, 2], seeds=[0],
+                           tuned=[str(tmp_path / "study")])
+    own, two = config.train_config("imaml", -1, 0), config.train_config("imaml", 2, 0)
+    for name in ("outer_lr", "meta_batch", "inner_lr", "outer_optimizer", "lr_schedule"):
+        assert getattr(own, name) == best[name] == getattr(two, name), name
+    assert own.inner_steps == best["inner_steps"] and two.inner_steps == 2
+    assert own.algorithm_options == best["algorithm_options"]
+    plain = config.train_config("maml", -1, 0)
+    assert (plain.outer_lr, plain.meta_batch) == (config.outer_lr, config.meta_batch)
+
+    out = tmp_path / "cmp"
+    assert main(["compare", "--algorithms", "imaml", "maml", "--train-steps", "-1", "--seeds",
+                 "0", "--iterations", "4", "--meta-batch", "4", "--eval-tasks", "6",
+                 "--analysis-tasks", "2", "--test-steps", "0", "1", "--fidelity-steps", "1",
+                 "--cost-steps", "1", "--toy-iterations", "0", "--no-progress",
+                 "--tuned", str(tmp_path / "study"), "--out", str(out)]) == 0
+    stored = json.loads((out / "runs" / "imaml-kown-seed0" / "config.json").read_text())
+    assert stored["outer_lr"] == best["outer_lr"] and stored["inner_lr"] == best["inner_lr"]
+    capsys.readouterr()
+
+    for options, message in (
+            (["--algorithms", "maml"], "is of imaml, which algorithms leaves out"),
+            (["--k-shot", "5"], "was tuned with k_shot 10, this comparison has 5"),
+            (["--tuned", str(tmp_path)], "has no best.json"),
+            (["--tuned", str(tmp_path / "study"), str(tmp_path / "study")],
+             "two studies of imaml")):
+        if "--tuned" not in options:
+            options = [*options, "--tuned", str(tmp_path / "study")]
+        assert main(["compare", *options, "--out", str(tmp_path / "never")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "never").exists()
