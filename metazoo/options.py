@@ -21,15 +21,22 @@ T = TypeVar("T")
 _UNSET = object()
 
 
-def option(default, help: str, *, formerly: str = "", absent: Any = _UNSET):
+def option(default, help: str, *, formerly: str = "", absent: Any = _UNSET,
+           kind: type | None = None):
     """A settings field with a one-line description (the CLI's ``--help`` reads it).
 
     Mutable defaults (lists, dicts) get a factory, so instances never share them.
     ``formerly`` is the field's previous name: stored runs and configs that use it still load.
     ``absent`` is the value a stored run that predates the field used, where that differs from
     today's default: a run is then read back as it was trained.
+    ``kind`` is the type of the values of a field whose default is ``None`` ("not chosen": a
+    value that :meth:`~metazoo.engine.config.TrainConfig.resolve` fills in).
     """
+    if default is None and kind is None:
+        raise TypeError("an option whose default is None needs its kind (kind=int, …)")
     metadata = {"help": help, "formerly": formerly}
+    if kind is not None:
+        metadata["kind"] = kind
     if absent is not _UNSET:
         metadata["absent"] = absent
     if isinstance(default, (list, tuple, dict)):
@@ -52,6 +59,10 @@ def check_field_types(instance) -> None:
             continue
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
         value = getattr(instance, spec.name)
+        if default is None:
+            if value is None:
+                continue
+            default = kind_of(spec)()
         if isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
@@ -65,6 +76,12 @@ def check_field_types(instance) -> None:
         if not ok:
             raise ValueError(f"{spec.name} must be of type {type(default).__name__}, got "
                              f"{short(value)} ({type(value).__name__})")
+
+
+def kind_of(spec: dataclasses.Field) -> type:
+    """The type of a field's values: its declared ``kind``, else its default's."""
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+    return spec.metadata.get("kind") or type(default)
 
 
 def positive_int(name: str, value: Any, minimum: int = 1) -> None:

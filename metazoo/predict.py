@@ -316,7 +316,7 @@ def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None)
         loss_name = task.loss
     with torch.random.fork_rng(devices=[]):  # as training built it; no global RNG moves
         torch.manual_seed(config.seed)
-        model = build_model(config.model_name, input_shape, outputs)
+        model = build_model(config.model, input_shape, outputs)
     model = model.to(device=device, dtype=config.torch_dtype)
     method = config.method()
     expected, fresh = method.init(initial_params(model))

@@ -25,10 +25,10 @@ CASES = [
     (["--outer-optimizer", "rmsprop"], "outer_optimizer must be 'adam' or 'sgd'"),
     (["--lr-schedule", "cosine"], "lr_schedule must be 'constant' or 'linear'"),
     (["--strategy", "threads"], "strategy must be one of"),
-    (["--chunk-size", "-1"], "chunk_size must be >= 0"),
+    (["--chunk-size", "0"], "chunk_size must be a positive integer (leave it out for a whole batch at once)"),
     (["--eval-steps", "1", "-1"], "eval_steps must be integers >= 0"),
     (["--eval-tasks", "0"], "eval_tasks must be a positive integer"),
-    (["--eval-k-shot", "-2"], "eval_k_shot must be an integer >= 0"),
+    (["--eval-k-shot", "-2"], "eval_k_shot must be a positive integer (leave it out for as k_shot)"),
     (["--k-shot", "0"], "k_shot must be a positive integer"),
     (["--query-shots", "-3"], "query_shots must be a positive integer"),
     (["--n-way", "0"], "n_way must be a positive integer"),
@@ -148,7 +148,7 @@ def test_any_config_is_accepted_or_refused_with_value_error(options, algorithm):
        task=st.sampled_from(["sinusoid", "linear"]),
        inner_steps=st.integers(0, 3), inner_lr=st.floats(1e-4, 10.0),
        meta_batch=st.integers(1, 4), k_shot=st.integers(1, 4), strategy=st.sampled_from(
-           ["vmap", "loop"]), chunk_size=st.integers(0, 3))
+           ["vmap", "loop"]), chunk_size=st.one_of(st.none(), st.integers(1, 3)))
 def test_valid_small_configs_train_without_crashing(tmp_path_factory, algorithm, task,
                                                     inner_steps, inner_lr, meta_batch, k_shot,
                                                     strategy, chunk_size):

@@ -43,8 +43,8 @@ class CompareConfig:
     jobs: int = option(0, "runs trained side by side, each with cores/jobs threads "
                           "(0: as many as there are cores, at most 2)")
     meta_batch: int = option(25, "tasks per meta-iteration")
-    inner_lr: float = option(0.0, "inner step size α, training and test (0: each algorithm's "
-                                  "own default)")
+    inner_lr: float | None = option(None, "inner step size α, training and test (default: each "
+                                          "algorithm's own)", kind=float)
     outer_lr: float = option(1e-3, "Adam step size")
     k_shot: int = option(10, "support examples per task (per class)")
     query_shots: int = option(10, "query examples per task (per class)")
@@ -52,7 +52,8 @@ class CompareConfig:
     data_dir: str = option("", "data folder (Omniglot)")
     test_steps: list = option([0, 1, 2, 5, 10], "test-time steps to report after")
     eval_tasks: int = option(300, "held-out tasks per run")
-    eval_query_shots: int = option(0, "query examples per held-out task (0: as query_shots)")
+    eval_query_shots: int | None = option(None, "query examples per held-out task (default: as "
+                                                "query_shots)", kind=int)
     analysis_tasks: int = option(100, "held-out tasks for path and fidelity measurements")
     fidelity_steps: list = option([1, 2, 5, 10], "k of the fidelity comparison")
     cost_steps: list = option([1, 5, 10, 20], "k of the cost measurements")
@@ -153,7 +154,8 @@ class CompareConfig:
                 **tuned["algorithm_options"], **own}, **{
                 **{name: value for name, value in tuned.items() if name != "algorithm_options"},
                 **({} if steps == OWN else {"inner_steps": steps})})
-        return self._config(algorithm, seed, inner_steps=steps, inner_lr=self.inner_lr,
+        return self._config(algorithm, seed, inner_steps=None if steps == OWN else steps,
+                            inner_lr=self.inner_lr,
                             outer_lr=self.outer_lr, meta_batch=self.meta_batch,
                             algorithm_options=dict(own))
 
@@ -189,7 +191,8 @@ def read_tuned(folder: Path) -> TrainConfig:
         raise ValueError(f"tuned study {path}: cannot read it as JSON "
                          f"({str(error)[:100]})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"tuned study {path}: expected a JSON object of run options")
+        raise ValueError(  # noqa: TRY004 - bad input, reported in one line (exit 2)
+            f"tuned study {path}: expected a JSON object of run options")
     try:
         return TrainConfig.from_dict(data)
     except (TypeError, ValueError) as error:

@@ -164,6 +164,7 @@ def stored_records(cells: dict[str, TrainConfig], out: Path) -> dict[str, dict]:
         except (ValueError, TypeError) as error:
             raise ValueError(f"{out / RECORDS}: the record of {name} holds an invalid config "
                              f"({brief([str(error)], width=100)})") from None
+        wanted = wanted.resolve()
         differing = stored.differences(wanted, ignore=NOT_RESULTS)
         if differing:
             first = differing[0]

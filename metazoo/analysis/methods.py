@@ -32,17 +32,17 @@ def _own(name: str):
     return algorithm.describe(algorithm.make_settings())
 
 
-def fidelity_variants(name: str, source: str, steps: int, inner_lr: float,
+def fidelity_variants(name: str, source: str, steps: int, inner_lr: float | None,
                       options: dict) -> tuple[Method, dict[str, Method]]:
     """The exact method ``source`` and every variant of ``name`` that estimates its
     meta-gradient, by label, all with ``steps`` inner steps; the exact one takes the step
     size of the estimates it judges.
 
     Args:
-        inner_lr: the inner step size of ``name`` (0: its own default).
+        inner_lr: the inner step size of ``name`` (None: its own default).
         options: each algorithm's own settings, keyed by algorithm.
     """
-    step = {"inner_lr": inner_lr} if inner_lr else {}
+    step = {} if inner_lr is None else {"inner_lr": inner_lr}
     method = make_method(name, inner_steps=steps, **step, **options.get(name, {}))
     exact = make_method(source, inner_steps=steps, inner_lr=method.settings.inner_lr,
                         **options.get(source, {}))

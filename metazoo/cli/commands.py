@@ -146,7 +146,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     config = setup.config
     report = evaluate_params(setup, params, state)
     title = (f"{config.algorithm} on {config.task} after {checkpoint.iteration} iterations: "
-             f"{config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}"
+             f"{config.eval_tasks} held-out tasks, K={config.eval_k_shot}"
              f"{protocol_name(config, report)}")
     print(format_table(report, title))
     if args.json is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from metazoo.algorithms import ALGORITHMS
 from metazoo.engine.config import TrainConfig
+from metazoo.options import kind_of
 from metazoo.tasks import TASKS
 
 
@@ -27,7 +28,9 @@ ALGORITHM_DEST = "algorithm:"
 
 def add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default: Any,
                flags: Sequence[str] | None = None, dest: str | None = None) -> None:
-    help_text = f"{spec.metadata.get('help', '')} (default: {default!r})"
+    # A default of None ("not chosen") is explained by the help text itself.
+    help_text = spec.metadata.get("help", "") + ("" if default is None else
+                                                 f" (default: {default!r})")
     flags = list(flags or [flag(spec.name)])
     common: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text}
     if dest is not None:
@@ -46,7 +49,7 @@ def add_field(parser: argparse.ArgumentParser, spec: dataclasses.Field, default:
             common["choices"] = sorted(ALGORITHMS)
         elif spec.name == "task":
             common["choices"] = sorted(TASKS)
-        parser.add_argument(*flags, type=type(default), **common)
+        parser.add_argument(*flags, type=kind_of(spec), **common)
 
 
 def path_argument(text: str) -> Path:

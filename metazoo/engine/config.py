@@ -1,4 +1,9 @@
-"""The resolved configuration of a training run (stored beside the weights)."""
+"""The configuration of a training run, and its resolution (stored beside the weights).
+
+An option left to "the method's own" or "as in training" is ``None``; :meth:`TrainConfig.resolve`
+fills every such option once, and what a run builds from, stores and compares is the resolved
+config. No reader finishes an option by itself.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,14 @@ def check_steps(name: str, value: Any) -> None:
                          f"{_short(value)}")
 
 
+#: The options of the inner loop, which the run sets and the algorithm's settings hold.
+INNER = ("inner_steps", "inner_lr")
+
+#: What a stored config held, before ``None``, for an option left to its default.
+FORMER_UNSET = {"model": "", "split": "", "inner_steps": -1, "inner_lr": 0.0, "chunk_size": 0,
+                "eval_k_shot": 0, "eval_query_shots": 0, "image_size": 0,
+                "channels": 0}
+
 #: Default model for each built-in task.
 DEFAULT_MODEL = {"sinusoid": "mlp", "linear": "linear", "omniglot": "conv4-stride",
                  "air-quality": "mlp", "folder": "conv4", "faces": "conv4",
@@ -40,30 +53,33 @@ class TrainConfig:
 
     algorithm: str = option(DEFAULT_ALGORITHM, "meta-learner")
     task: str = option("sinusoid", "task family")
-    model: str = option(
-        "", "model: mlp, linear, conv4, conv4-stride, conv4-32, or package.module:factory from your "
-        "code, called as factory(input_shape=..., output_size=...) and returning an nn.Module "
-        "(empty: the task's default, mlp for sinusoid)")
+    model: str | None = option(
+        None, "model: mlp, linear, conv4, conv4-stride, conv4-32, or package.module:factory from "
+        "your code, called as factory(input_shape=..., output_size=...) and returning an "
+        "nn.Module (default: the task's, mlp for sinusoid)", kind=str)
     n_way: int = option(5, "classes per task (classification tasks only)")
     k_shot: int = option(10, "support examples per task (per class for classification)")
     query_shots: int = option(10, "query examples per task (per class for classification)")
     data_dir: str = option("", "data folder (omniglot: empty is $METAZOO_OMNIGLOT_DIR or a "
                                "download; air-quality: empty is $METAZOO_AIR_QUALITY_DIR; folder: "
                                "<dir>/<class>/<image>; arrays: inputs.npy and labels.npy)")
-    split: str = option("", "how the data set is split into train and test tasks (empty: the "
-                            "task's default: vinyals for omniglot, years for air-quality)")
-    image_size: int = option(0, "image tasks: decode images to this many pixels square (0: the "
-                                "task's default: 84, faces 32)")
-    channels: int = option(0, "image tasks: 1 (grey) or 3 (RGB) (0: the task's default)")
+    split: str | None = option(None, "how the data set is split into train and test tasks "
+                                     "(default: the task's: vinyals for omniglot, years for "
+                                     "air-quality)", kind=str)
+    image_size: int | None = option(None, "image tasks: decode images to this many pixels "
+                                          "square (default: the task's: 84, faces 32)", kind=int)
+    channels: int | None = option(None, "image tasks: 1 (grey) or 3 (RGB) (default: the "
+                                        "task's)", kind=int)
     stations: list = dataclasses.field(default_factory=list, metadata={
         "help": "air-quality: the stations to use (empty: all twelve, each of which must have "
                 "its file in the data folder)", "formerly": "", "items": str})
     split_seed: int = option(0, "folder, faces, arrays: seed of the class split by fractions")
     split_fractions: list = option([0.6, 0.15, 0.25], "folder, faces, arrays: train, val, test "
                                                       "fractions of the classes")
-    inner_steps: int = option(-1, "inner steps k while meta-training (-1: the algorithm's own "
-                                  "default)")
-    inner_lr: float = option(0.0, "inner step size α (0: the algorithm's own default)")
+    inner_steps: int | None = option(None, "inner steps k while meta-training (default: the "
+                                           "algorithm's own)", kind=int)
+    inner_lr: float | None = option(None, "inner step size α (default: the algorithm's own)",
+                                    kind=float)
     algorithm_options: dict = option({}, "the algorithm's own settings by field name, e.g. "
                                          "{\"cg_steps\": 5} for imaml (see --help)")
     outer_optimizer: str = option("adam", "outer optimizer: adam or sgd")
@@ -87,13 +103,16 @@ class TrainConfig:
         "paging it in again each iteration; faster on convolutional nets, but resident "
         "memory stays at its peak")
     strategy: str = option("auto", "over tasks: vmap, loop, or auto (time both on one batch, keep the faster)")
-    chunk_size: int = option(0, "vmap at most this many tasks at once (0: all)")
+    chunk_size: int | None = option(None, "vmap at most this many tasks at once (default: all "
+                                          "of a batch)", kind=int)
     skip_nonfinite: bool = option(False, "skip a batch with a non-finite meta-gradient instead of stopping")
     log_every: int = option(100, "write a log line every this many iterations")
     checkpoint_every: int = option(1000, "write a checkpoint every this many iterations")
     eval_tasks: int = option(600, "held-out tasks for the final evaluation")
-    eval_k_shot: int = option(0, "support examples per held-out task (0: as k_shot)")
-    eval_query_shots: int = option(0, "query examples per held-out task (0: as query_shots)")
+    eval_k_shot: int | None = option(None, "support examples per held-out task (default: as "
+                                           "k_shot)", kind=int)
+    eval_query_shots: int | None = option(None, "query examples per held-out task (default: as "
+                                                "query_shots)", kind=int)
     eval_steps: list = option([0, 1, 5, 10], "report after each of these numbers of test steps")
     eval_seed: int = option(12345, "seed of the held-out tasks (same for every run to pair results)")
     val_every: int = option(
@@ -116,17 +135,15 @@ class TrainConfig:
         get_algorithm(self.algorithm)
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of: {', '.join(sorted(TASKS))}")
-        if not self.split:  # record the task's own default, so config.json names the split used
-            default = inspect.signature(TASKS[self.task]).parameters.get("split")
-            if default is not None and isinstance(default.default, str):
-                object.__setattr__(self, "split", default.default)
         for name in ("n_way", "k_shot", "query_shots", "meta_batch", "iterations", "log_every",
                      "checkpoint_every", "eval_tasks", "val_tasks"):
             positive(name)
-        for name in ("eval_k_shot", "eval_query_shots"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be an integer >= 0 (0: same as training), got "
-                                 f"{getattr(self, name)!r}")
+        for name, unset in (("eval_k_shot", "as k_shot"), ("eval_query_shots", "as query_shots"),
+                            ("chunk_size", "a whole batch at once")):
+            if getattr(self, name) is not None and not (
+                    isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"{name} must be a positive integer (leave it out for "
+                                 f"{unset}), got {getattr(self, name)!r}")
         if not (math.isfinite(self.outer_lr) and self.outer_lr > 0):
             raise ValueError(f"outer_lr must be a positive number, got {self.outer_lr!r}")
         if not (math.isfinite(self.outer_eps) and self.outer_eps > 0):
@@ -143,25 +160,41 @@ class TrainConfig:
             raise ValueError(f"budget_clock must be wall or cpu, got {self.budget_clock!r}")
         if not isinstance(self.val_every, int) or self.val_every < 0:
             raise ValueError(f"val_every must be an integer >= 0 (0: never), got {self.val_every!r}")
-        if self.chunk_size < 0:
-            raise ValueError(f"chunk_size must be >= 0 (0 means no chunking), got {self.chunk_size}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.eval_steps or any(not isinstance(s, int) or s < 0 for s in self.eval_steps):
             raise ValueError(f"eval_steps must be integers >= 0, got {_short(self.eval_steps)}")
-        # Validate the algorithm's own options and store them resolved (defaults filled in,
-        # former names under today's), so that config.json records every setting the run used.
-        shared = {"inner_steps", "inner_lr"}
-        if shared & set(self.algorithm_options):
+        if set(INNER) & set(self.algorithm_options):
             raise ValueError("algorithm_options must not hold inner_steps or inner_lr: they are "
                              "options of the run itself")
-        settings = self.settings()
-        resolved = {name: value for name, value in dataclasses.asdict(settings).items()
-                    if name not in shared}
-        object.__setattr__(self, "algorithm_options", resolved)
-        object.__setattr__(self, "inner_steps", settings.inner_steps)
-        object.__setattr__(self, "inner_lr", settings.inner_lr)
+        self.settings()  # the algorithm's own checks, naming its options
         self._check_bounds()
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether no option is left to a default (:meth:`resolve` has been applied)."""
+        return None not in (self.model, self.inner_steps, self.inner_lr, self.eval_k_shot,
+                            self.eval_query_shots)
+
+    def resolve(self) -> TrainConfig:
+        """This config with every option left to a default filled in: the task's model and
+        split, the algorithm's inner steps and step size and all its own options (former names
+        under today's), the held-out shots as in training. What a run builds from, stores in
+        ``config.json`` and compares on resume; resolving a resolved config changes nothing."""
+        settings = self.settings()
+        split = inspect.signature(TASKS[self.task]).parameters.get("split")
+        return dataclasses.replace(
+            self,
+            model=self.model or DEFAULT_MODEL.get(self.task, "mlp"),
+            split=self.split if self.split is not None or split is None
+            or not isinstance(split.default, str) else split.default,
+            inner_steps=settings.inner_steps, inner_lr=settings.inner_lr,
+            algorithm_options={name: value for name, value in dataclasses.asdict(settings).items()
+                               if name not in INNER},
+            eval_k_shot=self.k_shot if self.eval_k_shot is None else self.eval_k_shot,
+            eval_query_shots=self.query_shots if self.eval_query_shots is None
+            else self.eval_query_shots,
+        )
 
     def _check_bounds(self) -> None:
         """Refuse values that pass the type checks but cannot run: seeds a generator cannot
@@ -171,7 +204,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not 0 <= value <= MAX_SEED:
                 raise ValueError(f"{name} must be an integer from 0 to 2**62, got {_short(value)}")
-        if self.inner_steps > MAX_STEPS:
+        if self.inner_steps is not None and self.inner_steps > MAX_STEPS:
             raise ValueError(f"inner_steps must be at most {MAX_STEPS:,}, got "
                              f"{_short(self.inner_steps)}")
         if any(isinstance(s, bool) or s > MAX_STEPS for s in self.eval_steps):
@@ -179,7 +212,7 @@ class TrainConfig:
                              f"{_short(self.eval_steps)}")
         largest = torch.finfo(self.torch_dtype).max
         for name in ("inner_lr", "outer_lr"):
-            if getattr(self, name) > largest:
+            if getattr(self, name) is not None and getattr(self, name) > largest:
                 raise ValueError(f"{name} must be at most {largest:.3g}, the largest {self.dtype}, "
                                  f"got {getattr(self, name)!r}")
         accepted = set(inspect.signature(TASKS[self.task]).parameters)
@@ -191,24 +224,16 @@ class TrainConfig:
                                  f"{', '.join(takers) or 'no task'}); leave it out")
 
     @property
-    def model_name(self) -> str:
-        return self.model or DEFAULT_MODEL.get(self.task, "mlp")
-
-    @property
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
 
     def settings(self) -> Settings:
         """The algorithm's settings (inner loop plus its own options).
 
-        ``inner_steps`` −1 and ``inner_lr`` 0 take the algorithm's own defaults. An option the
-        algorithm does not take is refused, naming the algorithm's options.
+        ``inner_steps`` and ``inner_lr`` left at ``None`` take the algorithm's own defaults. An
+        option the algorithm does not take is refused, naming the algorithm's options.
         """
-        inner = {}
-        if self.inner_steps != -1:
-            inner["inner_steps"] = self.inner_steps
-        if self.inner_lr != 0:
-            inner["inner_lr"] = self.inner_lr
+        inner = {name: getattr(self, name) for name in INNER if getattr(self, name) is not None}
         return get_algorithm(self.algorithm).make_settings(**inner, **self.algorithm_options)
 
     def method(self) -> Method:
@@ -220,12 +245,14 @@ class TrainConfig:
 
         Training tasks come from the split's train part, held-out ones (``evaluation``) from
         its test part, or from ``part`` when given (the validation curve uses ``"val"``).
+        Read from the resolved config (:meth:`resolve`).
         """
+        if not self.is_resolved:
+            return self.resolve().task_options(evaluation, part)
         options = {
             "n_way": self.n_way,
-            "k_shot": (self.eval_k_shot or self.k_shot) if evaluation else self.k_shot,
-            "query_shots": (self.eval_query_shots or self.query_shots) if evaluation
-            else self.query_shots,
+            "k_shot": self.eval_k_shot if evaluation else self.k_shot,
+            "query_shots": self.eval_query_shots if evaluation else self.query_shots,
             # Task families call their data folder data_dir (air-quality: root).
             "data_dir": self.data_dir or None,
             "root": self.data_dir or None,
@@ -233,11 +260,11 @@ class TrainConfig:
             "split_seed": self.split_seed,
             "split_fractions": tuple(self.split_fractions),
             "stations": tuple(self.stations),
-            # 0 leaves the task's own default.
+            # None leaves the task's own default.
             **{name: getattr(self, name) for name in ("image_size", "channels")
-               if getattr(self, name)},
+               if getattr(self, name) is not None},
         }
-        if self.split:
+        if self.split is not None:
             options["split"] = self.split
         accepted = inspect.signature(TASKS[self.task]).parameters
         return {name: value for name, value in options.items() if name in accepted}
@@ -247,16 +274,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A stored config (``config.json``, a checkpoint's, a ``--config`` file's), resolved."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown config option(s): {', '.join(sorted(unknown))}")
+        # Stored before options left to a default became None: "" and 0 meant the same.
+        data = {name: None if name in FORMER_UNSET and value == FORMER_UNSET[name] else value
+                for name, value in data.items()}
         # A stored config holds every option its run used; one added since gets the value
         # runs used before it existed, so that a run reads back as it was trained.
         if data.get("algorithm") in ALGORITHMS and "algorithm_options" in data:
             data = {**data, "algorithm_options": get_algorithm(data["algorithm"]).stored_options(
                 dict(data["algorithm_options"]))}
-        return cls(**data)
+        return cls(**data).resolve()
 
     def differences(self, other: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:
         """Names of options whose values differ (for refusing an inconsistent resume)."""

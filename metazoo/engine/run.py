@@ -22,7 +22,7 @@ from metazoo.engine.setup import Setup, build
 from metazoo.fileio import atomic_write_data, write_json
 from metazoo.messages import brief
 from metazoo.models import MODELS
-from metazoo.tasks import TaskDistribution, make_task
+from metazoo.tasks import TaskDistribution
 from metazoo.types import Params
 
 #: Options that change speed or memory, not results: a resume may change them.
@@ -75,14 +75,14 @@ def check_model_named(config: TrainConfig, model: str | None, run_dir: str | Pat
         ValueError: the run's model is user code and ``model`` does not name it, or
             ``model`` is not the run's model.
     """
-    if config.model_name not in MODELS and model != config.model_name:
+    if config.model not in MODELS and model != config.model:
         raise ValueError(
-            f"the run in {run_dir} uses a model of user code, {config.model_name!r}; metazoo "
+            f"the run in {run_dir} uses a model of user code, {config.model!r}; metazoo "
             "does not import code because a run folder names it: if you trust it, name it "
-            f"yourself: --model {config.model_name} (model=... in Python)"
+            f"yourself: --model {config.model} (model=... in Python)"
             + (f", not {model!r}" if model is not None else ""))
-    if model is not None and model != config.model_name:
-        raise ValueError(f"--model {model} is not this run's model ({config.model_name}); "
+    if model is not None and model != config.model:
+        raise ValueError(f"--model {model} is not this run's model ({config.model}); "
                          "drop it, or give the run's own")
 
 
@@ -184,7 +184,7 @@ def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any
                   names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
     """Write ``results.json`` and ``results.md`` (atomically), or only those of ``names``."""
     title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
-             f"K={config.eval_k_shot or config.k_shot}, {describe(config.method()).test_rule}"
+             f"K={config.eval_k_shot}, {describe(config.method()).test_rule}"
              + protocol_name(config, report))
     if RESULTS in names:
         write_json(out / RESULTS, {

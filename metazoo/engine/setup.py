@@ -51,6 +51,7 @@ def build(config: TrainConfig, held_out: str = "test") -> Setup:
     with the option named, before a run touches its folder. The meta-parameters to train
     start at :func:`initial_meta_params`.
     """
+    config = config.resolve()
     # The held-out tasks first: an impossible evaluation is refused before data is loaded.
     eval_tasks = _make_tasks(config, evaluation=True, part=held_out)
     tasks = _make_tasks(config, evaluation=False)
@@ -59,7 +60,7 @@ def build(config: TrainConfig, held_out: str = "test") -> Setup:
     # Initialise weights from the run's seed without touching the global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = make_model(config.model_name, tasks)
+        model = make_model(config.model, tasks)
     model = model.to(device=config.device, dtype=config.torch_dtype)
     classification = tasks.loss == "cross_entropy"
     return Setup(
@@ -107,7 +108,7 @@ def _make_tasks(config: TrainConfig, evaluation: bool, part: str = "") -> TaskDi
             raise
         # The held-out tasks differ from the training ones only by these options: name them.
         raise ValueError(f"held-out tasks (eval_k_shot={config.eval_k_shot}, eval_query_shots="
-                         f"{config.eval_query_shots}, 0 meaning as k_shot and query_shots): "
+                         f"{config.eval_query_shots}): "
                          f"{error}") from error
 
 
@@ -225,7 +226,7 @@ def choose_strategy(setup: Setup, params: Params, state: State, device: str) -> 
         for _ in range(2):  # the first call warms up (allocations, kernel selection)
             began = time.perf_counter()
             meta_gradient(setup.method, setup.loss, params, state, batch, strategy=strategy,
-                          chunk_size=config.chunk_size or None)
+                          chunk_size=config.chunk_size)
             if torch.device(device).type == "cuda":
                 torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them
             timings[strategy] = time.perf_counter() - began

@@ -106,6 +106,7 @@ def train(
         Interrupted: SIGINT or SIGTERM stopped it, after writing a checkpoint.
     """
     out = check_out(out)
+    config = config.resolve()
     check_device(config.device)
     ranks, device = init_ranks(config.device, config.meta_batch)
     setup = build(config, held_out)  # before touching the folder: impossible tasks or missing data fail first
@@ -235,7 +236,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
     if any_rank(ranks, bool(signalled()))[0]:  # asked to stop while it was being set up
         raise Interrupted(signalled() or 2, start, out)
     low, high = ranks.shard(config.meta_batch)
-    chunk = config.chunk_size or None
+    chunk = config.chunk_size
     seconds: list[float] = []
     done = start
     bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,

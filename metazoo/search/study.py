@@ -32,8 +32,8 @@ from optuna.trial import TrialState
 
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.folder import check_out, locked_folder
-from metazoo.engine.run import NOT_RESULTS
 from metazoo.engine.layout import STUDY_BEST
+from metazoo.engine.run import NOT_RESULTS
 from metazoo.fileio import write_json
 from metazoo.messages import brief
 from metazoo.search.space import Space, to_json

@@ -57,6 +57,7 @@ def method_space(base: TrainConfig, space_file: Path | None = None,
     """The space searched for ``base``'s method: its declared one, changed by ``space_file``,
     less the options ``fixed`` on the command line, resolved under the base configuration and
     each range checked against what its option accepts."""
+    base = base.resolve()
     space = space_for(base.algorithm)
     if space_file is not None:
         space = read_space_file(space_file, space, searched_options(base.algorithm))
@@ -125,6 +126,7 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
         ValueError: any input refused (nothing was written), or no trial completed.
         Interrupted: SIGINT or SIGTERM stopped the trial in flight; run the command again.
     """
+    base = base.resolve()
     space = method_space(base, space_file, fixed)
     direction = direction_of(base)
     budget = search.budget

@@ -81,7 +81,7 @@ def test_training_is_deterministic_and_lowers_the_loss(tmp_path, algorithm):
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in log] == list(range(3, 40, 3)) + [40]
     stored = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert TrainConfig.from_dict(stored) == config
+    assert TrainConfig.from_dict(stored) == config.resolve()
 
 
 # Reptile with its carried inner-Adam state: state the run carries but does not train, which
@@ -95,7 +95,7 @@ def test_resume_is_bit_identical(tmp_path, method):
     config = TrainConfig(**method, **TINY)
     whole = train(config, tmp_path / "whole", progress=False)
     if method is CARRYING:  # the state moved, and the final θ was adapted from it
-        assert whole["state"]["inner_rms_steps"].item() == 12 * config.inner_steps
+        assert whole["state"]["inner_rms_steps"].item() == 12 * config.resolve().inner_steps
         assert all(v.abs().sum() > 0 for v in whole["state"]["inner_rms"].values())
         assert whole["params"].keys() == whole["state"]["inner_rms"].keys()
     # Stop after 8 iterations (the checkpoint at 8), then resume to 12.
@@ -364,11 +364,11 @@ def test_a_stored_run_reads_back_with_the_value_it_used_for_an_option_added_sinc
 
     register(Algorithm("toy-later", "a method whose option was added later", Later, make))
     try:
-        stored = TrainConfig(algorithm="toy-later").to_dict()
+        stored = TrainConfig(algorithm="toy-later").resolve().to_dict()
         assert stored["algorithm_options"] == {"solver": "new", "width": 1.0}
         del stored["algorithm_options"]["solver"]  # a run from before the option existed
         assert TrainConfig.from_dict(stored).algorithm_options["solver"] == "old"
-        assert TrainConfig(algorithm="toy-later").algorithm_options["solver"] == "new"
+        assert TrainConfig(algorithm="toy-later").resolve().algorithm_options["solver"] == "new"
         assert get_algorithm("toy-later").stored_options({"solver": "new"}) == {"solver": "new"}
     finally:
         unregister("toy-later")

@@ -139,7 +139,7 @@ def test_impossible_held_out_tasks_name_the_evaluation_options(tmp_path):
     # Checked before any data is loaded, so the empty data folder is never reached.
     refused("train", *TINY, "--task", "omniglot", "--eval-query-shots", "20", "--data-dir",
             tmp_path, "--out", tmp_path / "new", watch=tmp_path, absent=[tmp_path / "new"],
-            message="held-out tasks (eval_k_shot=0, eval_query_shots=20")
+            message="held-out tasks (eval_k_shot=10, eval_query_shots=20")
 
 
 def test_conjugate_gradient_steps_that_would_not_finish(tmp_path):

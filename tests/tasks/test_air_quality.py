@@ -268,7 +268,7 @@ def test_cli_trains_on_air_quality_and_refuses_bad_data_in_one_line(data, tmp_pa
                  "--k-shot", "5", "--eval-tasks", "10", "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     config = json.loads((out / "config.json").read_text())
-    assert config["split"] == "years" and config["model"] == ""
+    assert config["split"] == "years" and config["model"] == "mlp"  # resolved, as used
     assert snapshot(data) == before
     for args, message in [
         (["--data-dir", str(tmp_path / "missing")], "does not exist; pass --data-dir"),

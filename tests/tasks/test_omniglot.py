@@ -623,7 +623,7 @@ def test_cli_trains_and_evaluates_omniglot(data, make, cache_dir, tmp_path, monk
     stdout = capsys.readouterr().out
     assert code == 0 and "query accuracy" in stdout
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["model"] == "" and results["strategy"] in ("vmap", "loop")
+    assert results["config"]["model"] == "conv4-stride" and results["strategy"] in ("vmap", "loop")
 
     # The reported accuracies, recomputed by hand from the stored θ on the same held-out
     # tasks: 6 tasks of the test part drawn from the eval seed, 3 classes × 2 query drawings.

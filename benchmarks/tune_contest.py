@@ -1,0 +1,162 @@
+"""A contest of tuned methods, from their finished ``metazoo tune`` study folders: each method's
+search cost, its test score tuned and at its defaults (or preset), the best settings, the
+ranking before and after tuning, and paired verdicts between methods.
+
+The studies must share the task, the final budget and the final seeds, so that their final runs
+are scored on the same test tasks (``eval_seed``) and pair task by task (one seed) or seed by
+seed (several).
+
+    python benchmarks/tune_contest.py runs/tune-sinusoid/{maml,fomaml,reptile} \\
+        --contests maml:fomaml imaml:reptile --out results/tune-sinusoid
+
+writes ``OUT.md`` and ``OUT.json`` (with ``--percent``, accuracies in percent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import optuna
+import torch
+from common import command, table, write_results
+
+from metazoo.analysis.grid import PER_TASK, RUNS
+from metazoo.search.final import FINAL, FINAL_JSON
+from metazoo.search.study import BEST, STUDY_JSON, spent_seconds, trials_of
+from metazoo.stats import Difference, Estimate, mean_ci
+
+PROBLEM = ("task", "n_way", "k_shot", "query_shots", "eval_seed")
+
+
+def read_study(folder: Path) -> dict:
+    """One finished study: its identity, search cost, best settings and final scores."""
+    identity = json.loads((folder / STUDY_JSON).read_text())
+    final = json.loads((folder / FINAL_JSON).read_text())
+    best = json.loads((folder / BEST).read_text())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=identity["study"], storage=identity["storage"])
+    states = optuna.trial.TrialState
+    per_task = {}
+    for label in ("tuned", "defaults"):
+        steps = final[label]["steps"]
+        per_task[label] = {seed: torch.load(
+            folder / FINAL / RUNS / f"{label}-seed{seed}" / PER_TASK, weights_only=True
+        )[steps][final["metric"]].double() for seed in final["seeds"]}
+    return {"folder": folder, "algorithm": identity["algorithm"], "final": final, "best": best,
+            "searched": dict(study.best_trial.params), "per_task": per_task,
+            "search_seconds": spent_seconds(study),
+            "complete": len(trials_of(study, states.COMPLETE)),
+            "pruned": len(trials_of(study, states.PRUNED))}
+
+
+def paired(first: dict[int, torch.Tensor], second: dict[int, torch.Tensor]) -> Difference:
+    """first − second: over the test tasks with one seed (the same tasks for both), over the
+    seeds' means with several (the same task stream and test tasks per seed)."""
+    if len(first) == 1:
+        (a,), (b,) = first.values(), second.values()
+        differences = (a - b).tolist()
+    else:
+        differences = [(first[seed].mean() - second[seed].mean()).item() for seed in first]
+    diverged = not all(math.isfinite(value) for value in differences)
+    return Difference(*mean_ci(differences), diverged=diverged)
+
+
+def score(values: dict[int, torch.Tensor]) -> Estimate:
+    """Mean ± 95% CI: over tasks with one seed, over the seeds' means with several."""
+    if len(values) == 1:
+        return Estimate.of(next(iter(values.values())))
+    return Estimate.of(torch.tensor([v.mean().item() for v in values.values()]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("studies", nargs="+", type=Path, help="finished study folders")
+    parser.add_argument("--contests", nargs="*", default=[], metavar="A:B",
+                        help="pairs of methods to judge, paired, with the tuned settings")
+    parser.add_argument("--out", type=Path, required=True, help="results stem (OUT.md, OUT.json)")
+    parser.add_argument("--percent", action="store_true", help="accuracies in percent")
+    parser.add_argument("--label", default="defaults", help="what the untuned runs are called "
+                        "(e.g. preset)")
+    args = parser.parse_args()
+    studies = {study["algorithm"]: study for study in map(read_study, args.studies)}
+    first = next(iter(studies.values()))
+    for name, study in studies.items():
+        for key in PROBLEM:
+            if study["best"][key] != first["best"][key]:
+                parser.error(f"{name}'s study has {key} {study['best'][key]!r}, "
+                             f"{first['algorithm']}'s {first['best'][key]!r}: not one contest")
+        for key in ("final_seconds", "clock", "seeds"):
+            if study["final"][key] != first["final"][key]:
+                parser.error(f"{name}'s final runs have {key} {study['final'][key]!r}, "
+                             f"{first['algorithm']}'s {first['final'][key]!r}: not equal compute")
+    metric = first["final"]["metric"]
+    accuracy = metric == "accuracy"
+    scale = 100.0 if accuracy and args.percent else 1.0
+    higher = accuracy
+    unit = " (%)" if scale == 100 else ""
+
+    def shown(estimate) -> str:
+        return f"{estimate.mean * scale:.4g} ± {estimate.ci95 * scale:.2g}"
+
+    rows, data = [], {}
+    for name, study in studies.items():
+        tuned, untuned = score(study["per_task"]["tuned"]), score(study["per_task"]["defaults"])
+        gain = paired(study["per_task"]["tuned"], study["per_task"]["defaults"])
+        verdict = gain.winner("tuned", args.label, higher) or "no difference resolved"
+        rows.append([name, f"{study['search_seconds']:.0f}",
+                     f"{study['complete']} + {study['pruned']}",
+                     study["final"]["tuned"]["steps"], shown(untuned), shown(tuned),
+                     shown(gain), verdict,
+                     ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in study["searched"].items())])
+        data[name] = {args.label: untuned.mean * scale, f"{args.label}_ci": untuned.ci95 * scale,
+                      "tuned": tuned.mean * scale, "tuned_ci": tuned.ci95 * scale,
+                      "difference": gain.mean * scale, "difference_ci": gain.ci95 * scale,
+                      "search_cpu_seconds": study["search_seconds"],
+                      "trials": {"complete": study["complete"], "pruned": study["pruned"]},
+                      "test_steps": study["final"]["tuned"]["steps"], "best": study["searched"]}
+
+    def ranking(label: str) -> list[str]:
+        key = (lambda name: -data[name][label]) if higher else (lambda name: data[name][label])
+        return sorted(data, key=key)
+
+    seeds = first["final"]["seeds"]
+    over = "test tasks (one seed)" if len(seeds) == 1 else f"the {len(seeds)} seeds' means"
+    protocol = (
+             f"Each method was searched by `metazoo tune` (its study folder below) and its best "
+             f"settings and its {args.label} were each retrained for "
+             f"{first['final']['final_seconds']:g} {first['final']['clock']} seconds on seeds "
+             f"{', '.join(map(str, seeds))}, then scored on the same "
+             f"{first['best']['eval_tasks']} test tasks (eval_seed {first['best']['eval_seed']}), "
+             f"test {metric}{unit} after each method's own test steps; ± is a 95% t-interval over "
+             f"{over}, and differences are paired.")
+    ranked = (f"Ranking ({'higher' if higher else 'lower'} is better), {args.label}: "
+              f"{' > '.join(ranking(args.label))}; tuned: {' > '.join(ranking('tuned'))}.")
+    lines = [f"# Tuned against {args.label}: {first['best']['task']}", "", "```bash",
+             command("tune_contest.py"), "```", "", protocol, "",
+             *table(["method", "search CPU s", "trials (complete + pruned)", "test steps",
+                     args.label, "tuned", f"tuned − {args.label}", "verdict", "best settings"],
+                    rows, align="lrrrrrrll"), "", ranked, ""]
+    contests = {}
+    for contest in args.contests:
+        a, _, b = contest.partition(":")
+        if a not in studies or b not in studies:
+            parser.error(f"--contests {contest}: both must be among the studies")
+        difference = paired(studies[a]["per_task"]["tuned"], studies[b]["per_task"]["tuned"])
+        winner = difference.winner(a, b, higher)
+        lines.append(f"- **{a} or {b}?** Tuned, {a} − {b} = {shown(difference)}: "
+                     + (f"{winner} better." if winner else "no difference resolved."))
+        contests[f"{a}-{b}"] = {"difference": difference.mean * scale,
+                                "ci95": difference.ci95 * scale, "winner": winner}
+    lines += ["", "Study folders: " + ", ".join(f"`{s['folder']}`" for s in studies.values()) + "."]
+    write_results(args.out, lines, {
+        "final_cpu_seconds": first["final"]["final_seconds"], "clock": first["final"]["clock"],
+        "metric": metric + (" (percent)" if scale == 100 else ""), "seeds": seeds,
+        "methods": data, "contests": contests})
+
+
+if __name__ == "__main__":
+    main()
