@@ -78,6 +78,15 @@ def write_report(folder: Path, blocks: list[Block], page_title: str, numbers: di
     """Draw the figures into ``folder``, then write ``index.md``, ``index.html`` and
     ``summary.json`` (``numbers``); returns the path of ``index.md``."""
     folder.mkdir(parents=True, exist_ok=True)
+    drawn = draw_figures(folder, blocks)
+    (folder / "index.md").write_text(to_markdown(drawn))
+    (folder / "index.html").write_text(to_html(drawn, page_title))
+    (folder / "summary.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    return folder / "index.md"
+
+
+def draw_figures(folder: Path, blocks: list[Block]) -> list[Block]:
+    """The blocks with each figure drawn into ``folder`` and replaced by its image."""
     drawn = []
     for block in blocks:
         if block[0] == "figure":
@@ -85,10 +94,7 @@ def write_report(folder: Path, blocks: list[Block], page_title: str, numbers: di
             draw(folder / name)
             block = image(folder / name, caption)
         drawn.append(block)
-    (folder / "index.md").write_text(to_markdown(drawn))
-    (folder / "index.html").write_text(to_html(drawn, page_title))
-    (folder / "summary.json").write_text(json.dumps(numbers, indent=2) + "\n")
-    return folder / "index.md"
+    return drawn
 
 
 def to_markdown(blocks: list[Block]) -> str:
