@@ -138,8 +138,8 @@ def to_html(blocks: list[Block], page_title: str) -> str:
             parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block[1])
                          + "</ul>")
         elif kind == "table":
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in block[1])
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            head = "".join(f"<th>{_breakable(h)}</th>" for h in block[1])
+            body = "".join("<tr>" + "".join(f"<td>{_breakable(c)}</td>" for c in row) + "</tr>"
                            for row in block[2])
             parts.append(f"<table><tr>{head}</tr>{body}</table>")
         elif kind == "image":
@@ -149,6 +149,12 @@ def to_html(blocks: list[Block], page_title: str) -> str:
                          "</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _breakable(text: str) -> str:
+    """Escaped, with a line-break opportunity after each underscore, so that a column headed
+    by a long identifier (``consecutive_cosine``) can narrow and its table fit the page."""
+    return html.escape(text).replace("_", "_<wbr>")
 
 
 def line_figure(name: str, caption: str, xs, curves: dict, *, xlabel: str, ylabel: str,
