@@ -78,6 +78,15 @@ def write_report(folder: Path, blocks: list[Block], page_title: str, numbers: di
     """Draw the figures into ``folder``, then write ``index.md``, ``index.html`` and
     ``summary.json`` (``numbers``); returns the path of ``index.md``."""
     folder.mkdir(parents=True, exist_ok=True)
+    drawn = draw_figures(folder, blocks)
+    (folder / "index.md").write_text(to_markdown(drawn))
+    (folder / "index.html").write_text(to_html(drawn, page_title))
+    (folder / "summary.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    return folder / "index.md"
+
+
+def draw_figures(folder: Path, blocks: list[Block]) -> list[Block]:
+    """The blocks with each figure drawn into ``folder`` and replaced by its image."""
     drawn = []
     for block in blocks:
         if block[0] == "figure":
@@ -85,10 +94,7 @@ def write_report(folder: Path, blocks: list[Block], page_title: str, numbers: di
             draw(folder / name)
             block = image(folder / name, caption)
         drawn.append(block)
-    (folder / "index.md").write_text(to_markdown(drawn))
-    (folder / "index.html").write_text(to_html(drawn, page_title))
-    (folder / "summary.json").write_text(json.dumps(numbers, indent=2) + "\n")
-    return folder / "index.md"
+    return drawn
 
 
 def to_markdown(blocks: list[Block]) -> str:
@@ -132,8 +138,8 @@ def to_html(blocks: list[Block], page_title: str) -> str:
             parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block[1])
                          + "</ul>")
         elif kind == "table":
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in block[1])
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            head = "".join(f"<th>{_breakable(h)}</th>" for h in block[1])
+            body = "".join("<tr>" + "".join(f"<td>{_breakable(c)}</td>" for c in row) + "</tr>"
                            for row in block[2])
             parts.append(f"<table><tr>{head}</tr>{body}</table>")
         elif kind == "image":
@@ -143,6 +149,12 @@ def to_html(blocks: list[Block], page_title: str) -> str:
                          "</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _breakable(text: str) -> str:
+    """Escaped, with a line-break opportunity after each underscore, so that a column headed
+    by a long identifier (``consecutive_cosine``) can narrow and its table fit the page."""
+    return html.escape(text).replace("_", "_<wbr>")
 
 
 def line_figure(name: str, caption: str, xs, curves: dict, *, xlabel: str, ylabel: str,

@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 from metazoo.analysis.report import (
     bar_figure,
     bullets,
+    draw_figures,
     heading,
-    image,
     line_figure,
     paragraph,
     table,
@@ -53,8 +53,8 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
                   f"({counts['fail']} failed, not counted). Trials were scored on validation "
                   f"tasks (seed {summary['validation_seed']}), never on the test split."),
     ]
-    blocks += _history(study, folder, summary["direction"])
-    blocks += _importances(study, folder)
+    blocks += _history(study, summary["direction"])
+    blocks += _importances(study)
     blocks += [heading("Best settings against the defaults"),
                table(["option", "best", "defaults", "range", "why"],
                      [[entry["name"], _value(summary["best"].get(entry["name"], _UNUSED)),
@@ -62,13 +62,14 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
                        + (f" when {entry['when']}" if entry["when"] else ""), entry["why"]]
                       for entry in _unique(describe(space))])]
     blocks += _final(summary)
+    blocks = draw_figures(folder, blocks)
     (folder / "index.md").write_text(to_markdown(blocks) + "\n")
     atomic_write_data(folder / "index.html",
                       to_html(blocks, f"tune {base.algorithm} on {base.task}").encode())
     return folder / "index.md"
 
 
-def _history(study: optuna.Study, folder: Path, direction: str) -> list:
+def _history(study: optuna.Study, direction: str) -> list:
     complete = sorted(trials_of(study, TrialState.COMPLETE), key=lambda t: t.number)
     if not complete:
         return []
@@ -76,15 +77,14 @@ def _history(study: optuna.Study, folder: Path, direction: str) -> list:
     for trial in complete:
         so_far = min(so_far, trial.value) if direction == "minimize" else max(so_far, trial.value)
         best.append(so_far)
-    path = line_figure(folder / "history.png", [t.number for t in complete],
-                       {"trial": [t.value for t in complete], "best so far": best},
-                       xlabel="trial", ylabel="validation accuracy" if direction == "maximize"
-                       else "validation loss")
-    return [heading("Optimization history"), image(path, "validation score of each complete "
-                                                          "trial, and the best so far")]
+    return [heading("Optimization history"), line_figure(
+        "history.png", "validation score of each complete trial, and the best so far",
+        [t.number for t in complete],
+        {"trial": [t.value for t in complete], "best so far": best}, xlabel="trial",
+        ylabel="validation accuracy" if direction == "maximize" else "validation loss")]
 
 
-def _importances(study: optuna.Study, folder: Path) -> list:
+def _importances(study: optuna.Study) -> list:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -94,10 +94,10 @@ def _importances(study: optuna.Study, folder: Path) -> list:
                 paragraph(f"Not computed: {' '.join(str(error).split())[:200]}")]
     if not importances:
         return []
-    path = bar_figure(folder / "importances.png", list(importances),
-                      {"importance": list(importances.values())}, ylabel="importance",
-                      title="importance of each option (Optuna's evaluator, fANOVA)")
-    return [heading("Importance of each option"), image(path, "each option's share of the variance of the validation score (Optuna's fANOVA)")]
+    return [heading("Importance of each option"), bar_figure(
+        "importances.png", "each option's share of the variance of the validation score "
+        "(Optuna's fANOVA)", list(importances), {"importance": list(importances.values())},
+        ylabel="importance", title="importance of each option (Optuna's evaluator, fANOVA)")]
 
 
 def _final(summary: dict[str, Any]) -> list:

@@ -1,0 +1,36 @@
+"""The report of a tiny study (two trials, final runs of a CPU second): its files, and the page
+in headless Chromium (:mod:`tests.browser`)."""
+
+import pytest
+
+from metazoo.cli import main
+from tests.browser import WIDTHS, check_page, chromium
+from tests.search.helpers import TINY
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """``<study>/report`` of a finished two-trial study with final runs, made once."""
+    out = tmp_path_factory.mktemp("tune") / "study"
+    reported = [option for option in TINY if option != "--no-report"]
+    assert main(["tune", *reported, "--trials", "2", "--final-budget", "1", "--final-seeds",
+                 "0", "--no-progress", "--out", str(out)]) == 0
+    return out / "report"
+
+
+def test_a_study_writes_its_report(report):
+    markdown = (report / "index.md").read_text()
+    for section in ("## Optimization history", "## Importance of each option",
+                    "## Best settings against the defaults", "## Final runs on the test split"):
+        assert section in markdown
+    for figure in ("history.png", "importances.png"):
+        assert (report / figure).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({figure})" in markdown
+    assert (report / "index.html").read_text().count("data:image/png;base64,") == 2
+
+
+def test_the_report_reads_in_a_browser(report):
+    chromium()
+    for width in WIDTHS:
+        result = check_page(report / "index.html", width)
+        assert result == {"images": 2, "tables": 2, "problems": []}, width
