@@ -13,10 +13,10 @@ from metazoo.cli.flags import (
     algorithm_flags,
     check_counts,
     config_from,
+    field_default,
     path_argument,
 )
 from metazoo.engine.config import TrainConfig
-from metazoo.engine.evaluate import format_table
 from metazoo.engine.layout import RESULTS_TABLE
 
 
@@ -48,18 +48,16 @@ def _train_parser(subparsers) -> None:
                              "has been checked (other files are kept)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     group = parser.add_argument_group("run options")
-    defaults = TrainConfig()
     for spec in dataclasses.fields(TrainConfig):
         if spec.name != "algorithm_options":
-            add_field(group, spec, getattr(defaults, spec.name))
+            add_field(group, spec, field_default(spec))
     groups: dict[str, argparse._ArgumentGroup] = {}
     for dest, (algorithm, field_name, flags) in algorithm_flags().items():
         if algorithm not in groups:
             groups[algorithm] = parser.add_argument_group(
                 f"{algorithm} options (only with --algorithm {algorithm})")
         spec = ALGORITHMS[algorithm].options()[field_name]
-        add_field(groups[algorithm], spec, spec.default if spec.default is not dataclasses.MISSING
-                   else spec.default_factory(), flags=flags, dest=dest)
+        add_field(groups[algorithm], spec, field_default(spec), flags=flags, dest=dest)
 
 
 #: --model of the commands that read a run (on ``train --resume``, the option itself).
@@ -127,6 +125,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    from metazoo.engine.evaluate import format_table
     from metazoo.engine.folder import check_file_target
     from metazoo.engine.run import evaluate_params, protocol_name, rebuild_run, report_to_dict
     from metazoo.engine.setup import configure_process
@@ -203,7 +202,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _compare_parser(subparsers) -> None:
-    from metazoo.analysis.compare import CompareConfig
+    from metazoo.analysis.config import CompareConfig
 
     parser = subparsers.add_parser(
         "compare", help="train algorithms × k × seeds and write the analysis report",
@@ -216,9 +215,8 @@ def _compare_parser(subparsers) -> None:
     parser.add_argument("--out", type=path_argument, default=None,
                         help="output folder (default: runs/compare-<task>)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    defaults = CompareConfig()
     for spec in dataclasses.fields(CompareConfig):
-        add_field(parser, spec, getattr(defaults, spec.name))
+        add_field(parser, spec, field_default(spec))
 
 
 def _run_compare(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""The resolved configuration of a training run (stored beside the weights)."""
+"""The resolved configuration of a training run (stored beside the weights).
+
+Importing it does not load torch (the command line builds its flags from these fields); a
+config's checks load it when one is built.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,14 @@ import dataclasses
 import inspect
 import math
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from metazoo.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, Method, Settings, get_algorithm
-from metazoo.core.batch import STRATEGIES
 from metazoo.options import check_field_types, option
 from metazoo.tasks import TASKS
+
+if TYPE_CHECKING:
+    import torch
 
 #: Largest seed: generators take 64-bit seeds, and a run also seeds with seed + 1 and + 2.
 MAX_SEED = 2**62
@@ -107,6 +111,8 @@ class TrainConfig:
         "(transductive); off: each query with the support set alone (non-transductive)")
 
     def __post_init__(self) -> None:
+        from metazoo.core.batch import STRATEGIES
+
         def positive(name: str) -> None:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -167,6 +173,8 @@ class TrainConfig:
         """Refuse values that pass the type checks but cannot run: seeds a generator cannot
         take, step counts that would not finish, step sizes the dtype cannot hold, and task
         options the task does not have (they would be silently ignored)."""
+        import torch
+
         for name in ("seed", "eval_seed"):
             value = getattr(self, name)
             if not 0 <= value <= MAX_SEED:
@@ -196,6 +204,8 @@ class TrainConfig:
 
     @property
     def torch_dtype(self) -> torch.dtype:
+        import torch
+
         return getattr(torch, self.dtype)
 
     def settings(self) -> Settings:
