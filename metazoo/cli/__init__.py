@@ -1,11 +1,12 @@
-"""Command line: ``metazoo train``, ``eval``, ``compare``, ``tune``, ``presets`` and ``predict``.
+"""Command line: ``metazoo train``, ``eval``, ``compare``, ``tune``, ``presets``, ``predict``,
+``plot`` and ``models``.
 
 Modules by job: ``flags`` (options generated from the config and settings dataclasses, and a
 run's options merged from a preset, a file and the flags), ``commands`` (each command's parser
 and runner); here, ``main``: the parser, the one-line errors and the exit statuses.
 
 Building the parser reads only the options' dataclasses, none of which loads torch; a runner
-imports what its command needs. So ``--help``, ``presets`` and a usage error
+imports what its command needs. So ``--help``, ``presets``, ``plot --help`` and a usage error
 answer at once (``tests/cli/test_startup.py``; ``benchmarks/cli_startup.py`` times them).
 """
 

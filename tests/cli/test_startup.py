@@ -24,6 +24,8 @@ COMMANDS = [
     (["compare", "--help"], OK),
     (["eval", "--help"], OK),
     (["predict", "--help"], OK),
+    (["plot", "--help"], OK),
+    (["models", "--help"], OK),
     (["presets"], OK),
     (["presets", "maml-omniglot-5w1s"], OK),
     (["presets", "no-such-preset"], REFUSED),
@@ -53,3 +55,11 @@ def test_help_presets_and_usage_errors_import_no_heavy_library():
                                                             COMMANDS]
     # The first command that loaded one names the culprit.
     assert [(argv, loaded) for argv, _, loaded in seen if loaded] == []
+
+
+def test_a_command_still_imports_what_it_runs():
+    """The check above would pass vacuously if ``sys.modules`` were not where imports land."""
+    probe = "import sys; from metazoo.cli import main; main(['models']); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=REPO, check=True)
+    assert result.stdout.splitlines()[-1] == "True"
