@@ -9,14 +9,15 @@ data-set code such as the Omniglot downloader).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
+if TYPE_CHECKING:  # names only: importing these types does not load torch
+    import torch
 
 #: Parameters (θ, φ, gradients, step sizes): ``{name: tensor}``.
-Params = dict[str, torch.Tensor]
+Params = dict[str, "torch.Tensor"]
 #: ``loss(params, x, y) -> scalar``: a model's loss as a pure function of its parameters.
-LossFn = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[[Params, "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 class TaskBatch(NamedTuple):

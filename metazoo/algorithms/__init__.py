@@ -3,7 +3,8 @@
 Each module registers an :class:`~metazoo.algorithms.base.Algorithm`: its settings class and
 a factory returning the :class:`~metazoo.algorithms.base.Method` record (see
 :mod:`metazoo.algorithms.base`). Every module of this package is imported here, so adding a
-method means adding one file.
+method means adding one file; importing them loads their settings, not torch (each factory
+imports its maths).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from metazoo.algorithms.base import (
     register,
     unregister,
 )
-from metazoo.core.batch import mean_over_tasks
 from metazoo.types import LossFn, Params, TaskBatch
 
 for _module in pkgutil.iter_modules(__path__):
@@ -84,6 +84,8 @@ def meta_gradient(
         (mean gradient shaped like ``params``, mean per-task statistics, the tasks' mean
         new state).
     """
+    from metazoo.core.batch import mean_over_tasks
+
     if isinstance(method, str):
         method = make_method(method)
     return mean_over_tasks(lambda task: method.meta_gradient(loss, params, state, task), batch,

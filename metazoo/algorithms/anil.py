@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from metazoo.algorithms.base import Algorithm, Method, Settings, model_itself, register
-from metazoo.core import adapt, adapt_path, sgd
-from metazoo.core.autodiff import grad
 from metazoo.options import option
 from metazoo.space import SHARED
 
@@ -42,6 +40,9 @@ def head_names(settings: ANILSettings, params) -> list[str]:
 
 def make(settings: ANILSettings) -> Method:
     """ANIL with ``settings``: MAML whose inner steps adapt the head alone."""
+    from metazoo.core import adapt, adapt_path, sgd
+    from metazoo.core.autodiff import grad
+
     optimizer = sgd(settings.inner_lr)
 
     def init(params):

@@ -17,6 +17,10 @@ what a method carries from one meta-iteration to the next (Reptile's inner Adam 
 What only the fidelity analysis and the report read is a second, optional record,
 :class:`Analysis`. Settings are frozen dataclasses of :func:`~metazoo.options.option` fields
 with errors that name fields; only the command line knows that flags exist.
+
+A method's module imports torch and the core inside its factory, not at its top: the command
+line reads every method's settings to build its flags, and ``metazoo --help`` must not wait
+for torch to load (``tests/cli/test_startup.py`` checks).
 """
 
 from __future__ import annotations
@@ -24,19 +28,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from metazoo import options
-from metazoo.core.adapt import adapt_path
-from metazoo.core.optimizers import sgd
 from metazoo.options import option, positive_float, positive_int
 from metazoo.space import SHARED, Space
 from metazoo.types import LossFn, Params, TaskBatch
 
+if TYPE_CHECKING:
+    import torch
+
 #: A few scalar statistics of one task's meta-gradient (``loss``, ``cg_residual``, …).
-Stats = dict[str, torch.Tensor]
+Stats = dict[str, "torch.Tensor"]
 #: State a method carries between meta-iterations: a dict of tensors (nested dicts allowed).
 State = dict[str, Any]
 
@@ -159,6 +162,8 @@ def model_itself(params: Params) -> Params:
 
 def sgd_adapt(settings: Settings) -> Callable[..., list[Params]]:
     """``adapt`` by plain SGD steps of ``settings.inner_lr`` on the support set."""
+    from metazoo.core import adapt_path, sgd
+
     optimizer = sgd(settings.inner_lr)
 
     def adapt(loss: LossFn, params: Params, state: State, x: torch.Tensor, y: torch.Tensor,

@@ -19,8 +19,6 @@ from metazoo.algorithms.base import (
     sgd_adapt,
     sgd_rule,
 )
-from metazoo.core import adapt, sgd, tree_detach
-from metazoo.core.autodiff import grad
 from metazoo.space import SHARED
 
 
@@ -31,6 +29,9 @@ class FOMAMLSettings(Settings):
 
 def make(settings: FOMAMLSettings) -> Method:
     """First-order MAML with ``settings``: the query gradient at φ, applied to θ."""
+    from metazoo.core import adapt, sgd, tree_detach
+    from metazoo.core.autodiff import grad
+
     optimizer = sgd(settings.inner_lr)
 
     def meta_gradient(loss, params, state, task):

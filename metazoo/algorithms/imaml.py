@@ -35,10 +35,6 @@ from metazoo.algorithms.base import (
     register,
     sgd_rule,
 )
-from metazoo.core import adapt, adapt_path, iterates_at, proximal, sgd, tree_axpy, tree_detach
-from metazoo.core.autodiff import grad, hessian_vector_product
-from metazoo.core.linalg import conjugate_gradient
-from metazoo.core.newton import newton
 from metazoo.options import option, positive_float, positive_int
 from metazoo.space import (
     Choice,
@@ -113,6 +109,11 @@ def test_rule(settings: IMAMLSettings) -> str:
 
 def make(settings: IMAMLSettings) -> Method:
     """iMAML with ``settings``: the three pieces of implicit differentiation."""
+    from metazoo.core import adapt, adapt_path, iterates_at, proximal, sgd, tree_axpy, tree_detach
+    from metazoo.core.autodiff import grad, hessian_vector_product
+    from metazoo.core.linalg import conjugate_gradient
+    from metazoo.core.newton import newton
+
     optimizer = sgd(settings.inner_lr)
 
     def meta_gradient(loss, params, state, task):

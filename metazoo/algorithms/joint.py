@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from metazoo.algorithms.base import (
     Algorithm,
     Method,
@@ -19,7 +17,6 @@ from metazoo.algorithms.base import (
     register,
     sgd_adapt,
 )
-from metazoo.core.autodiff import grad
 from metazoo.space import shared_without
 
 
@@ -30,6 +27,10 @@ class JointSettings(Settings):
 
 def make(settings: JointSettings) -> Method:
     """Joint training: the gradient at θ on all of a task's data; fine-tuned by SGD."""
+    import torch
+
+    from metazoo.core.autodiff import grad
+
 
     def meta_gradient(loss, params, state, task):
         x = torch.cat([task.support_x, task.query_x])  # [S+Q, ...]

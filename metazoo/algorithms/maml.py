@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch.func import vjp
-
 from metazoo.algorithms.base import (
     Algorithm,
     Method,
@@ -23,8 +21,6 @@ from metazoo.algorithms.base import (
     register,
     sgd_adapt,
 )
-from metazoo.core import adapt, sgd, tree_detach
-from metazoo.core.autodiff import grad
 from metazoo.options import option
 from metazoo.space import SHARED
 
@@ -38,6 +34,11 @@ class MAMLSettings(Settings):
 
 def make(settings: MAMLSettings) -> Method:
     """MAML with ``settings``: plain SGD inner steps, differentiated through."""
+    from torch.func import vjp
+
+    from metazoo.core import adapt, sgd, tree_detach
+    from metazoo.core.autodiff import grad
+
     optimizer = sgd(settings.inner_lr)
 
     def meta_gradient(loss, params, state, task):

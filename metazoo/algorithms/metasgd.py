@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from metazoo.algorithms.base import Algorithm, Analysis, Method, Settings, register
-from metazoo.core import adapt, adapt_path, sgd
-from metazoo.core.autodiff import grad
 from metazoo.space import SHARED
 
 PREFIX = "inner_lr."
@@ -37,6 +33,11 @@ class MetaSGDSettings(Settings):
 
 def make(settings: MetaSGDSettings) -> Method:
     """Meta-SGD with ``settings``: θ and one learned step size per entry, both trained."""
+    import torch
+
+    from metazoo.core import adapt, adapt_path, sgd
+    from metazoo.core.autodiff import grad
+
 
     def init(params):
         """θ and one step size per parameter entry, each starting at ``inner_lr``."""

@@ -28,8 +28,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import torch
-
 from metazoo.algorithms.base import (
     Algorithm,
     Analysis,
@@ -39,7 +37,6 @@ from metazoo.algorithms.base import (
     register,
     sgd_rule,
 )
-from metazoo.core import RMSState, adapt, adapt_path, rms, sgd, tree_detach, tree_sub
 from metazoo.options import option, positive_int
 from metazoo.space import SHARED, Choice, When
 
@@ -85,6 +82,10 @@ MOMENT, STEPS = "inner_rms", "inner_rms_steps"
 
 def make(settings: ReptileSettings) -> Method:
     """Reptile with ``settings``: the direction θ − φ, and the inner Adam's carried state."""
+    import torch
+
+    from metazoo.core import RMSState, adapt, adapt_path, rms, sgd, tree_detach, tree_sub
+
     adam = settings.inner_optimizer == "adam"
     optimizer = rms(settings.inner_lr, settings.beta2) if adam else sgd(settings.inner_lr)
 

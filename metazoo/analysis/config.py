@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metazoo.algorithms import ALGORITHMS
-from metazoo.analysis.grid import OWN, run_name
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.layout import STUDY_BEST
 from metazoo.options import check_field_types, option
@@ -22,6 +21,18 @@ TUNED_PROBLEM = ("task", "n_way", "k_shot", "query_shots")
 
 #: The iteration bound of a run under a time budget: one no run reaches before its budget.
 UNBOUNDED = 10**9
+#: ``train_steps`` value meaning each algorithm's own k (its defaults, or its settings).
+OWN = -1
+
+
+def run_name(algorithm: str, steps: int, seed: int) -> str:
+    """The folder name of one run of the comparison's grid."""
+    return f"{algorithm}-k{k_label(steps)}-seed{seed}"
+
+
+def k_label(steps: int) -> str:
+    """A training k as the report writes it: ``own`` for each algorithm's own."""
+    return "own" if steps == OWN else str(steps)
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,9 @@ class CompareConfig:
     """Options of ``metazoo compare`` (defaults: sinusoid, about 10 minutes on 2 cores)."""
 
     task: str = option("sinusoid", "task family")
-    algorithms: list = option([], "algorithms to compare (empty: every registered one)")
+    algorithms: list = field(default_factory=list, metadata={
+        "help": "algorithms to compare (empty: every registered one)", "formerly": "",
+        "items": str})
     train_steps: list = option(
         [OWN, 1, 5], "inner steps k while meta-training, one run each (-1: each algorithm's own "
         "k, so that every method also runs under its own protocol)")
@@ -61,7 +74,7 @@ class CompareConfig:
     device: str = option("cpu", "torch device")
     algorithm_options: dict = option({}, "each algorithm's own settings, keyed by algorithm, "
                                          "e.g. '{\"imaml\": {\"cg_damping\": 1.0}}'")
-    tuned: list = dataclasses.field(default_factory=list, metadata={
+    tuned: list = field(default_factory=list, metadata={
         "help": "study folders of 'metazoo tune', one per algorithm: that algorithm trains with "
                 "its study's best settings (step sizes, meta-batch, inner steps as its own k, "
                 "its own options) instead of the defaults and the options above; give "

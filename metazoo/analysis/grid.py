@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+# The grid's names are defined beside its options (which must not load torch); used here too.
+from metazoo.analysis.config import OWN, k_label, run_name  # noqa: F401
 from metazoo.engine import NonFiniteError, evaluate_params, rebuild_run, train
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.layout import CHECKPOINT, LOG, RESULTS, read_log, read_records
@@ -42,23 +44,10 @@ PER_TASK = "per_task.pt"
 #: What a record takes from the run's results.json where it has one.
 TIMINGS = ("iterations", "train_seconds", "median_seconds_per_iteration")
 
-#: ``train_steps`` value meaning each algorithm's own k (its defaults, or its settings).
-OWN = -1
-
 #: What scores a trained run, in the process that trained it: (config, run folder) → the
 #: record's fields. It must be picklable (a module-level function or a dataclass instance),
 #: for worker processes.
 Score = Callable[[TrainConfig, Path], dict]
-
-
-def run_name(algorithm: str, steps: int, seed: int) -> str:
-    """The folder name of one run of the comparison's grid."""
-    return f"{algorithm}-k{k_label(steps)}-seed{seed}"
-
-
-def k_label(steps: int) -> str:
-    """A training k as the report writes it: ``own`` for each algorithm's own."""
-    return "own" if steps == OWN else str(steps)
 
 
 def runs_of(records: list[dict], algorithm: str, steps: int) -> list[dict]:

@@ -1,8 +1,13 @@
-"""Command line: ``metazoo train``, ``eval``, ``compare``, ``tune``, ``presets`` and ``predict``.
+"""Command line: ``metazoo train``, ``eval``, ``compare``, ``tune``, ``presets``, ``predict``,
+``plot`` and ``models``.
 
 Modules by job: ``flags`` (options generated from the config and settings dataclasses, and a
 run's options merged from a preset, a file and the flags), ``commands`` (each command's parser
 and runner); here, ``main``: the parser, the one-line errors and the exit statuses.
+
+Building the parser reads only the options' dataclasses, none of which loads torch; a runner
+imports what its command needs. So ``--help``, ``presets``, ``plot --help`` and a usage error
+answer at once (``tests/cli/test_startup.py``; ``benchmarks/cli_startup.py`` times them).
 """
 
 from __future__ import annotations
@@ -18,8 +23,6 @@ from metazoo.algorithms import ALGORITHMS
 from metazoo.cli.commands import RUNNERS, add_parsers
 from metazoo.cli.flags import describe_field
 from metazoo.engine.stopping import Interrupted
-from metazoo.engine.train import NonFiniteError
-from metazoo.tasks.omniglot import OmniglotDataError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,10 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = f"metazoo {args.command}"
     try:
         return RUNNERS[args.command](args)
-    except (ValueError, OSError, OmniglotDataError) as error:
+    except (ValueError, OSError) as error:  # data errors (DataError) are ValueErrors
         print(f"{prefix}: error: {describe_field(_one_line(error))}", file=sys.stderr)
         return REFUSED
-    except NonFiniteError as error:  # the run started; its last good checkpoint is kept
+    except _loaded("metazoo.engine.scoring", "NonFiniteError") as error:
+        # The run started; its last good checkpoint is kept.
         print(f"{prefix}: stopped: {_one_line(error)}", file=sys.stderr)
         return FAILED
     except Interrupted as stop:
@@ -94,6 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _loaded(module: str, name: str) -> tuple[type[BaseException], ...]:
+    """The error class ``module.name`` where that module has been imported (else no command
+    raised it), for an ``except`` clause: importing it here would load torch for every error."""
+    found = sys.modules.get(module)
+    return (getattr(found, name),) if found is not None else ()
 
 
 def _one_line(error: BaseException) -> str:

@@ -13,10 +13,10 @@ from metazoo.cli.flags import (
     algorithm_flags,
     check_counts,
     config_from,
+    field_default,
     path_argument,
 )
 from metazoo.engine.config import TrainConfig
-from metazoo.engine.evaluate import format_table
 from metazoo.engine.layout import RESULTS_TABLE
 
 
@@ -48,18 +48,16 @@ def _train_parser(subparsers) -> None:
                              "has been checked (other files are kept)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     group = parser.add_argument_group("run options")
-    defaults = TrainConfig()
     for spec in dataclasses.fields(TrainConfig):
         if spec.name != "algorithm_options":
-            add_field(group, spec, getattr(defaults, spec.name))
+            add_field(group, spec, field_default(spec))
     groups: dict[str, argparse._ArgumentGroup] = {}
     for dest, (algorithm, field_name, flags) in algorithm_flags().items():
         if algorithm not in groups:
             groups[algorithm] = parser.add_argument_group(
                 f"{algorithm} options (only with --algorithm {algorithm})")
         spec = ALGORITHMS[algorithm].options()[field_name]
-        add_field(groups[algorithm], spec, spec.default if spec.default is not dataclasses.MISSING
-                   else spec.default_factory(), flags=flags, dest=dest)
+        add_field(groups[algorithm], spec, field_default(spec), flags=flags, dest=dest)
 
 
 #: --model of the commands that read a run (on ``train --resume``, the option itself).
@@ -127,6 +125,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    from metazoo.engine.evaluate import format_table
     from metazoo.engine.folder import check_file_target
     from metazoo.engine.run import evaluate_params, protocol_name, rebuild_run, report_to_dict
     from metazoo.engine.setup import configure_process
@@ -203,7 +202,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _compare_parser(subparsers) -> None:
-    from metazoo.analysis.compare import CompareConfig
+    from metazoo.analysis.config import CompareConfig
 
     parser = subparsers.add_parser(
         "compare", help="train algorithms × k × seeds and write the analysis report",
@@ -216,9 +215,8 @@ def _compare_parser(subparsers) -> None:
     parser.add_argument("--out", type=path_argument, default=None,
                         help="output folder (default: runs/compare-<task>)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    defaults = CompareConfig()
     for spec in dataclasses.fields(CompareConfig):
-        add_field(parser, spec, getattr(defaults, spec.name))
+        add_field(parser, spec, field_default(spec))
 
 
 def _run_compare(args: argparse.Namespace) -> int:
@@ -259,6 +257,74 @@ def _run_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plot", help="draw the learning curves of runs in one PNG",
+        description="Draw the meta-training loss (log.jsonl) and the validation score "
+                    "(validation.jsonl: accuracy for classification, query loss for "
+                    "regression, at the method's own test steps, else the largest recorded) "
+                    "of one or more run folders, finished or still training, against "
+                    "meta-iterations and against budget seconds (--budget-clock), overlaid in "
+                    "one figure. Each run is labelled by the options in which its config.json "
+                    "differs from the others'. A run trained without --val-every has no "
+                    "validation curve. Exit status: 0 done, 2 refused.",
+    )
+    parser.add_argument("runs", type=path_argument, nargs="+", metavar="RUN",
+                        help="run folder (holding config.json and log.jsonl)")
+    parser.add_argument("--out", type=path_argument, default=Path("curves.png"),
+                        metavar="FILE.png", help="the figure (default: curves.png)")
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from metazoo.analysis.curves import plot_runs
+    from metazoo.engine.folder import check_file_target
+
+    if args.out.suffix.lower() != ".png":
+        raise ValueError(f"--out {args.out}: the figure is a PNG; name a file ending in .png")
+    seen: dict[Path, Path] = {}
+    for run in args.runs:
+        other = seen.setdefault(run.resolve(), run)
+        if other is not run:
+            twice = f"{run} is given twice" if str(other) == str(run) else \
+                f"{other} and {run} are one run"
+            raise ValueError(f"{twice}; name each run once")
+    check_file_target(args.out, "--out")
+    print(f"{plot_runs(args.runs, args.out)}: the curves of {len(args.runs)} "
+          f"run{'s' if len(args.runs) > 1 else ''}")
+    return 0
+
+
+def _models_parser(subparsers) -> None:
+    subparsers.add_parser(
+        "models", help="list the built-in models that --model takes, and how to use your own",
+        description="List the built-in models (--model NAME), with the tasks each is the "
+                    "default of, and say how --model package.module:factory builds one from "
+                    "your code.")
+
+
+#: How ``--model`` takes the user's code (``metazoo models``; README, "Your own model").
+OWN_MODEL = """Your own: --model package.module:factory (a dotted attribute, module:Nets.small, works too).
+The module is imported as Python would (installed packages, PYTHONPATH), then from the current
+folder; the factory is called as factory(input_shape=..., output_size=...), with one example's
+shape, (D,) or (C, H, W), and n_way for classification or the target size for regression, and
+returns an nn.Module whose forward maps [B, *input_shape] to [B, output_size]. A run folder
+never imports code by itself: eval, predict and train --resume of such a run take --model
+again. README, "Your own model", has examples."""
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from metazoo.engine.config import DEFAULT_MODEL
+    from metazoo.models import MODELS
+
+    for name, factory in MODELS.items():
+        print(f"{name:13s} {(factory.__doc__ or '').strip().splitlines()[0]}")
+        tasks = [task for task, model in DEFAULT_MODEL.items() if model == name]
+        if tasks:
+            print(f"{'':13s} the default of {', '.join(tasks)}")
+    print(f"\n{OWN_MODEL}")
+    return 0
+
+
 def add_parsers(subparsers) -> None:
     """Every command's parser, in the order ``metazoo --help`` lists them."""
     _train_parser(subparsers)
@@ -269,6 +335,8 @@ def add_parsers(subparsers) -> None:
     from metazoo.search.command import add_tune_parser
 
     add_tune_parser(subparsers)
+    _plot_parser(subparsers)
+    _models_parser(subparsers)
 
 
 def _run_tune(args: argparse.Namespace) -> int:
@@ -279,4 +347,5 @@ def _run_tune(args: argparse.Namespace) -> int:
 
 #: What runs each command.
 RUNNERS = {"train": _run_train, "eval": _run_eval, "compare": _run_compare,
-           "presets": _run_presets, "predict": _run_predict, "tune": _run_tune}
+           "presets": _run_presets, "predict": _run_predict, "tune": _run_tune,
+           "plot": _run_plot, "models": _run_models}

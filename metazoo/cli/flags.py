@@ -22,6 +22,12 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def field_default(spec: dataclasses.Field) -> Any:
+    """A field's default as declared (a config is not built for ``--help``: its checks load
+    the task families, and torch)."""
+    return spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+
+
 #: argparse destinations of algorithm options: ``algorithm:<name>:<field>``.
 ALGORITHM_DEST = "algorithm:"
 

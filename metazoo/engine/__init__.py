@@ -5,15 +5,49 @@ Modules by job: ``config`` (the options), ``setup`` (what a run builds from them
 writes, the one safe reader), ``distributed`` (ranks under ``torchrun``), ``stopping``
 (signals), ``train`` (the loop), ``run`` (a run read back, evaluated, its results written),
 ``evaluate`` (adaptation on held-out tasks, mean ± 95% CI).
+
+The public names below are imported from their modules on first use, so that reading the
+options (``config``, ``layout``: what the command line builds its flags from) does not load
+torch.
 """
 
-from metazoo.engine.checkpoint import Checkpoint, read_checkpoint
-from metazoo.engine.config import TrainConfig
-from metazoo.engine.evaluate import Estimate, evaluate, format_table
-from metazoo.engine.run import evaluate_params, read_run, rebuild_run
-from metazoo.engine.setup import build
-from metazoo.engine.stopping import Interrupted
-from metazoo.engine.train import NonFiniteError, train
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+#: Each public name → the module of this package that defines it.
+_HOMES = {"Checkpoint": "checkpoint", "read_checkpoint": "checkpoint", "TrainConfig": "config",
+          "Estimate": "evaluate", "evaluate": "evaluate", "format_table": "evaluate",
+          "evaluate_params": "run", "read_run": "run", "rebuild_run": "run", "build": "setup",
+          "Interrupted": "stopping", "NonFiniteError": "train", "train": "train"}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
+
+class _Package(types.ModuleType):
+    """``train`` and ``evaluate`` each name a function and the module that defines it. Python
+    sets a package's attribute to the module when that module is first imported; here it
+    stays the function, as ``from metazoo.engine import train`` promises."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _HOMES.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = ["Checkpoint", "Estimate", "Interrupted", "NonFiniteError", "TrainConfig", "build",
            "evaluate", "evaluate_params", "format_table", "read_checkpoint", "read_run",

@@ -2,7 +2,8 @@
 
 An option left to "the method's own" or "as in training" is ``None``; :meth:`TrainConfig.resolve`
 fills every such option once, and what a run builds from, stores and compares is the resolved
-config. No reader finishes an option by itself.
+config. No reader finishes an option by itself. Importing this module does not load torch (the
+command line builds its flags from these fields); a config's checks load it when one is built.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import dataclasses
 import inspect
 import math
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from metazoo.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, Method, Settings, get_algorithm
-from metazoo.core.batch import STRATEGIES
 from metazoo.options import check_field_types, option
 from metazoo.tasks import TASKS
+
+if TYPE_CHECKING:
+    import torch
 
 #: Largest seed: generators take 64-bit seeds, and a run also seeds with seed + 1 and + 2.
 MAX_SEED = 2**62
@@ -126,6 +127,8 @@ class TrainConfig:
         "(transductive); off: each query with the support set alone (non-transductive)")
 
     def __post_init__(self) -> None:
+        from metazoo.core.batch import STRATEGIES
+
         def positive(name: str) -> None:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -200,6 +203,8 @@ class TrainConfig:
         """Refuse values that pass the type checks but cannot run: seeds a generator cannot
         take, step counts that would not finish, step sizes the dtype cannot hold, and task
         options the task does not have (they would be silently ignored)."""
+        import torch
+
         for name in ("seed", "eval_seed"):
             value = getattr(self, name)
             if not 0 <= value <= MAX_SEED:
@@ -225,6 +230,8 @@ class TrainConfig:
 
     @property
     def torch_dtype(self) -> torch.dtype:
+        import torch
+
         return getattr(torch, self.dtype)
 
     def settings(self) -> Settings:

@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from metazoo.algorithms import State
+from metazoo.algorithms import State, own_test_steps
 from metazoo.engine.checkpoint import Checkpoint
+from metazoo.engine.config import TrainConfig
 from metazoo.engine.layout import RESULTS, RESULTS_TABLE, VALIDATION, read_log
 from metazoo.engine.run import evaluate_params, non_finite, write_results
 from metazoo.engine.setup import Setup
@@ -90,4 +91,22 @@ def validate(setup: Setup, params: Params, state: State, path: Path, iteration: 
     return record
 
 
-__all__ = ["NonFiniteError", "final_evaluation", "validate", "validate_if_missing"]
+def scored_steps(config: TrainConfig) -> int:
+    """The number of test steps a run's validation curve is scored at (a search's trials,
+    ``metazoo plot``): the method's own protocol, else the largest of the run's
+    ``eval_steps``."""
+    return own_test_steps(config.method(), max(config.eval_steps))
+
+
+def metric_of(record: dict[str, Any], steps: int) -> tuple[str, float]:
+    """The score of a validation record: accuracy after ``steps`` test steps where the task
+    has one (classification), else the query loss."""
+    for metric in ("accuracy", "loss"):
+        key = f"{metric}@{steps}"
+        if key in record:
+            return metric, float(record[key])
+    raise KeyError(f"no score after {steps} test steps in the validation record")
+
+
+__all__ = ["NonFiniteError", "final_evaluation", "metric_of", "scored_steps", "validate",
+           "validate_if_missing"]

@@ -284,7 +284,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             last = done == config.iterations or out_of_time
             if log is not None and (done % config.log_every == 0 or last or stop):
                 record = {"iteration": done, "seconds_per_iteration": seconds[-1],
-                          "skipped": not finite,
+                          "train_seconds": trained_seconds, "skipped": not finite,
                           **{name: float(value) for name, value in stats.items()}}
                 append_line(log, json.dumps(record))
                 bar.set_postfix(loss=f"{record['loss']:.4f}")

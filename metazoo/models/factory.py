@@ -22,9 +22,21 @@ def _flat_inputs(name: str, input_shape: tuple[int, ...]) -> int:
     return input_shape[0]
 
 
+def _mlp(input_shape: tuple[int, ...], output_size: int) -> nn.Module:
+    """MLP, D-40-40-output with ReLUs (the MAML paper's sinusoid net); vector inputs [D]."""
+    return MLP((_flat_inputs("mlp", input_shape), 40, 40, output_size))
+
+
+def _linear(input_shape: tuple[int, ...], output_size: int) -> nn.Module:
+    """One linear layer; vector inputs [D]."""
+    return nn.Linear(_flat_inputs("linear", input_shape), output_size)
+
+
 def _conv4(downsample: str, hidden: int = 64):
     name = {("max", 64): "conv4", ("stride", 64): "conv4-stride"}.get((downsample, hidden),
                                                                        f"conv4-{hidden}")
+    blocks = (f"[3×3 conv, {hidden} filters, BatchNorm, ReLU, 2×2 max-pool]" if downsample == "max"
+              else f"[3×3 conv of stride 2, {hidden} filters, BatchNorm, ReLU], mean over space")
 
     def build(input_shape: tuple[int, ...], output_size: int) -> nn.Module:
         if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
@@ -35,16 +47,16 @@ def _conv4(downsample: str, hidden: int = 64):
         return Conv4(output_size, in_channels=channels, hidden=hidden, downsample=downsample,
                      image_size=size)
 
+    build.__doc__ = f"Conv4: 4 × {blocks}, linear head; images [C, H, H]."
     return build
 
 
 #: name → factory(input_shape, output_size) for the built-in models: the same signature as a
-#: user's ``--model package.module:factory`` (see :func:`make_model`).
+#: user's ``--model package.module:factory`` (see :func:`make_model`). The first line of a
+#: factory's docstring describes it (``metazoo models``).
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "mlp": lambda input_shape, output_size: MLP(
-        (_flat_inputs("mlp", input_shape), 40, 40, output_size)),
-    "linear": lambda input_shape, output_size: nn.Linear(
-        _flat_inputs("linear", input_shape), output_size),
+    "mlp": _mlp,
+    "linear": _linear,
     "conv4": _conv4("max"),
     "conv4-stride": _conv4("stride"),
     # The MAML paper's mini-ImageNet net (Finn et al., 2017, section 5.2): 32 filters, max-pooling.

@@ -22,7 +22,7 @@ DEFAULT_VAL_EVERY = 100
 def add_tune_parser(subparsers) -> None:
     """Add ``metazoo tune`` to the ``metazoo`` parser."""
     from metazoo.algorithms import ALGORITHMS
-    from metazoo.cli.flags import add_field, algorithm_flags, path_argument
+    from metazoo.cli.flags import add_field, algorithm_flags, field_default, path_argument
     from metazoo.engine.config import TrainConfig
 
     parser = subparsers.add_parser(
@@ -83,14 +83,12 @@ def add_tune_parser(subparsers) -> None:
     group = parser.add_argument_group(
         "run options (as metazoo train's; one given here is fixed, not searched; "
         f"--budget-clock defaults to cpu, --val-every to {DEFAULT_VAL_EVERY})")
-    defaults = TrainConfig()
     for spec in dataclasses.fields(TrainConfig):
         if spec.name not in ("algorithm_options", "time_budget"):
-            add_field(group, spec, getattr(defaults, spec.name))
+            add_field(group, spec, field_default(spec))
     for dest, (algorithm, field_name, flags) in algorithm_flags().items():
         spec = ALGORITHMS[algorithm].options()[field_name]
-        add_field(group, spec, spec.default if spec.default is not dataclasses.MISSING
-                   else spec.default_factory(), flags=flags, dest=dest)
+        add_field(group, spec, field_default(spec), flags=flags, dest=dest)
 
 
 def run_tune(args: argparse.Namespace) -> int:

@@ -23,10 +23,10 @@ from typing import Any
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-from metazoo.algorithms import own_test_steps
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.layout import CHECKPOINT, LOCK, VALIDATION, read_log
 from metazoo.engine.run import read_run
+from metazoo.engine.scoring import metric_of, scored_steps
 from metazoo.engine.train import NonFiniteError, train
 from metazoo.fileio import exclusive_lock
 from metazoo.search.space import Space, complete, sample
@@ -49,22 +49,6 @@ def search_eval_seed(config: TrainConfig) -> int:
     """The seed of a search's validation tasks: not the test tasks' ``eval_seed``, so that
     on a task family without a validation part (sinusoid) they are other tasks."""
     return config.eval_seed + 1
-
-
-def scored_steps(config: TrainConfig) -> int:
-    """The number of test steps a trial is scored at: the method's own protocol, else the
-    largest of the run's ``eval_steps``."""
-    return own_test_steps(config.method(), max(config.eval_steps))
-
-
-def metric_of(record: dict[str, Any], steps: int) -> tuple[str, float]:
-    """The score of a validation record: accuracy after ``steps`` test steps where the task
-    has one (classification), else the query loss."""
-    for metric in ("accuracy", "loss"):
-        key = f"{metric}@{steps}"
-        if key in record:
-            return metric, float(record[key])
-    raise KeyError(f"no score after {steps} test steps in the validation record")
 
 
 def run_values(config: TrainConfig) -> dict[str, Any]:

@@ -1,31 +1,81 @@
-"""Task distributions: a name → factory registry and the ``TaskBatch`` they sample."""
+"""Task distributions: a name → factory registry and the ``TaskBatch`` they sample.
+
+The families' modules load torch (some also pandas or Pillow). Each is imported on first use:
+a family when its factory is looked up in :data:`TASKS`, a class when it is imported from
+here. Listing the names (the command line's ``--task`` choices) loads none of them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import importlib
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
 
-from metazoo.tasks.air_quality import AirQuality
-from metazoo.tasks.arrays import ArrayTasks, array_tasks
-from metazoo.tasks.base import DataError, TaskBatch, TaskDistribution
-from metazoo.tasks.folder import Faces, ImageFolderTasks
-from metazoo.tasks.linear import LinearRegression
-from metazoo.tasks.mini_imagenet import MiniImageNet
-from metazoo.tasks.omniglot import Omniglot
-from metazoo.tasks.sampler import ClassData, FewShotSampling
-from metazoo.tasks.sinusoid import Sinusoid
+if TYPE_CHECKING:
+    from metazoo.tasks.base import TaskDistribution
+
+
+class _Registry(MutableMapping):
+    """name → factory; a built-in factory is named ``module:attribute`` (a module of this
+    package) until it is first looked up."""
+
+    def __init__(self, entries: Mapping[str, Any]) -> None:
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> Callable[..., TaskDistribution]:
+        factory = self._entries[name]
+        if isinstance(factory, str):
+            module, _, attribute = factory.partition(":")
+            factory = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+            self._entries[name] = factory
+        return factory
+
+    def __setitem__(self, name: str, factory: Callable[..., TaskDistribution]) -> None:
+        self._entries[name] = factory
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"TASKS({', '.join(self._entries)})"
+
 
 #: name → factory(**options) returning a task distribution. Later task families register here.
-TASKS: dict[str, Callable[..., TaskDistribution]] = {
-    "sinusoid": Sinusoid,
-    "linear": LinearRegression,
-    "omniglot": Omniglot,
-    "air-quality": AirQuality,
-    "folder": ImageFolderTasks,
-    "faces": Faces,
-    "mini-imagenet": MiniImageNet,
-    "arrays": array_tasks,
-}
+TASKS: MutableMapping[str, Callable[..., TaskDistribution]] = _Registry({
+    "sinusoid": "sinusoid:Sinusoid",
+    "linear": "linear:LinearRegression",
+    "omniglot": "omniglot:Omniglot",
+    "air-quality": "air_quality:AirQuality",
+    "folder": "folder:ImageFolderTasks",
+    "faces": "folder:Faces",
+    "mini-imagenet": "mini_imagenet:MiniImageNet",
+    "arrays": "arrays:array_tasks",
+})
+
+#: Each class or function importable from here → the module of this package that defines it.
+_HOMES = {"AirQuality": "air_quality", "ArrayTasks": "arrays", "array_tasks": "arrays",
+          "DataError": "base", "TaskBatch": "base", "TaskDistribution": "base",
+          "Faces": "folder", "ImageFolderTasks": "folder", "LinearRegression": "linear",
+          "MiniImageNet": "mini_imagenet", "Omniglot": "omniglot", "ClassData": "sampler",
+          "FewShotSampling": "sampler", "Sinusoid": "sinusoid"}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
 
 
 def make_task(name: str, **options: Any) -> TaskDistribution:

@@ -10,9 +10,9 @@ import pytest
 
 from metazoo.engine.allocator import _glibc
 
-# Allocate and free the same 64 MiB tensor eight times; print the minor page faults of the
-# last six (glibc settles its heap over the first two). Each run is a fresh interpreter: the
-# setting is process-wide.
+# Allocate and free the same 64 MiB tensor sixteen times; print the minor page faults of the
+# last six (glibc settles its heap over the first few, how many depending on what the
+# interpreter allocated before). Each run is a fresh interpreter: the setting is process-wide.
 SCRIPT = """
 import resource, sys, torch
 from metazoo.engine.allocator import retain_freed_memory
@@ -20,7 +20,7 @@ if sys.argv[1] == "retain":
     assert retain_freed_memory() is True
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(2):
+for _ in range(10):
     x = torch.ones(16 << 20); del x  # 64 MiB
 before = faults()
 for _ in range(6):
