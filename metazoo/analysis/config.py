@@ -3,7 +3,6 @@ k × seed, each an ordinary :class:`~metazoo.engine.config.TrainConfig`."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
