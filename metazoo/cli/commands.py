@@ -248,7 +248,7 @@ def _run_presets(args: argparse.Namespace) -> int:
         for name in preset_names():
             print(f"{name:28s} {read_preset(name)['description']}")
         print("\nmetazoo presets NAME shows one with its sources; "
-              "metazoo train --preset NAME [--time-budget S --budget-clock cpu] runs it.")
+              "metazoo train --preset NAME [--time-budget S] runs it.")
         return 0
     preset = read_preset(args.name)
     print(f"{args.name}: {preset['description']}\n")

@@ -12,7 +12,7 @@ import torch
 
 from metazoo.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, Method, Settings, get_algorithm
 from metazoo.core.batch import STRATEGIES
-from metazoo.options import check_field_types, option
+from metazoo.options import check_field_types, option, stored
 from metazoo.tasks import TASKS
 
 #: Largest seed: generators take 64-bit seeds, and a run also seeds with seed + 1 and + 2.
@@ -74,8 +74,8 @@ class TrainConfig:
     iterations: int = option(10_000, "meta-iterations (at most, with --time-budget)")
     time_budget: float = option(0.0, "stop once meta-training has taken this many seconds (0: none)")
     budget_clock: str = option(
-        "wall", "what --time-budget counts: wall (elapsed) or cpu (this process's CPU seconds, "
-        "all threads; fair when other jobs share the machine)")
+        "cpu", "what --time-budget counts: cpu (this process's CPU seconds, all threads: equal "
+        "compute, even when other jobs share the machine) or wall (elapsed)", absent="wall")
     seed: int = option(0, "seed of the training task stream and of θ₀")
     device: str = option("cpu", "torch device, e.g. cpu or cuda")
     dtype: str = option("float32", "float32 or float64")
@@ -253,6 +253,7 @@ class TrainConfig:
             raise ValueError(f"unknown config option(s): {', '.join(sorted(unknown))}")
         # A stored config holds every option its run used; one added since gets the value
         # runs used before it existed, so that a run reads back as it was trained.
+        data = stored(cls, data)
         if data.get("algorithm") in ALGORITHMS and "algorithm_options" in data:
             data = {**data, "algorithm_options": get_algorithm(data["algorithm"]).stored_options(
                 dict(data["algorithm_options"]))}
