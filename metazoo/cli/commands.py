@@ -27,8 +27,8 @@ def _train_parser(subparsers) -> None:
                     "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out, "
                     "holding its lock. Ctrl-C or SIGTERM saves the current iteration (while "
                     "θ is being scored, it stops at once); resume with --resume. Exit status: "
-                    "0 done, 2 refused, 3 no usable result, "
-                    "130/143 stopped by SIGINT/SIGTERM.",
+                    "0 done (also when a signal comes once the run is finished), 2 refused, "
+                    "3 no usable result, 130/143 stopped by SIGINT/SIGTERM.",
     )
     parser.add_argument("--out", type=path_argument, default=None,
                         help="output folder (default: runs/<task>-<algorithm>-seed<seed>)")
