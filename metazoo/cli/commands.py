@@ -71,7 +71,7 @@ def _eval_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate a trained run on held-out tasks",
         description="Adapt the θ of a run on held-out tasks and report query loss (and accuracy "
-                    "for classification) ± 95%% CI after each number of test steps.",
+                    "for classification) ± 95% CI after each number of test steps.",
     )
     parser.add_argument("run", type=path_argument, help="run folder holding checkpoint.pt")
     parser.add_argument("--tasks", type=int, default=None, help="held-out tasks (default: the run's eval_tasks)")
@@ -79,7 +79,12 @@ def _eval_parser(subparsers) -> None:
                         help="report after these test step counts (default: the run's eval_steps)")
     parser.add_argument("--k-shot", type=int, default=None,
                         help="support examples per held-out task (default: the run's eval_k_shot)")
-    parser.add_argument("--json", type=path_argument, default=None, help="also write the report as JSON here")
+    parser.add_argument("--out", type=path_argument, default=None, metavar="FILE",
+                        help="write the results here as JSON: the run, its iteration, the "
+                             "options evaluated with and the report, as train's results.json "
+                             "(default: printed only)")
+    parser.add_argument("--json", type=path_argument, default=None, metavar="FILE",
+                        help="write the report alone as JSON here")
     parser.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None,
                         help="classify a task's queries together (BatchNorm statistics over all "
                              "of them), or each query with the support set alone "
@@ -132,8 +137,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     from metazoo.engine.setup import configure_process
     from metazoo.fileio import write_json
 
-    if args.json is not None:  # checked before the evaluation, which may take a while
-        check_file_target(args.json, "--json", run=args.run)
+    for option, path in (("--out", args.out), ("--json", args.json)):
+        if path is not None:  # checked before the evaluation, which may take a while
+            check_file_target(path, option, run=args.run)
+    if args.out is not None and args.json is not None and args.out.resolve() == args.json.resolve():
+        raise ValueError(f"--out and --json both name {args.out}; name two files, or drop one")
     if args.k_shot is not None and args.k_shot < 1:  # 0 would mean "as the run's"
         raise ValueError(f"--k-shot must be a positive integer, got {args.k_shot}")
     evaluation = {name: value for name, value in (("eval_tasks", args.tasks),
@@ -151,6 +159,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     print(format_table(report, title))
     if args.json is not None:
         write_json(args.json, report_to_dict(report))
+    if args.out is not None:
+        write_json(args.out, {"run": str(args.run), "iteration": checkpoint.iteration,
+                              "config": config.to_dict(), "evaluation": report_to_dict(report)})
     return 0
 
 
