@@ -131,7 +131,8 @@ def _name_max(folder: Path) -> int:
 @contextlib.contextmanager
 def locked_folder(out: Path, lead: bool = True, files: tuple[str, ...] = RUN_FILES
                   ) -> Iterator[None]:
-    """Create ``out`` and hold its exclusive lock for the block (on the writing rank only).
+    """Create ``out`` and hold its exclusive lock for the block (on the writing rank only);
+    the lock file is removed as the block ends.
 
     Under the lock, temporary files that a killed write of one of ``files`` left are
     deleted, and a probe file proves the folder writable, so a read-only folder is refused
@@ -147,7 +148,7 @@ def locked_folder(out: Path, lead: bool = True, files: tuple[str, ...] = RUN_FIL
     with contextlib.ExitStack() as stack:
         try:
             out.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(exclusive_lock(out / LOCK, f"run folder {out}"))
+            stack.enter_context(exclusive_lock(out / LOCK, f"run folder {out}", remove=True))
         except OSError as error:
             raise ValueError(f"cannot write in {out} ({_reason(error)}); choose another folder"
                              ) from None

@@ -22,7 +22,8 @@ VALIDATION = "validation.jsonl"
 #: The final evaluation, as JSON and as a Markdown table.
 RESULTS = "results.json"
 RESULTS_TABLE = "results.md"
-#: Held (``flock``) by the process that writes the folder, for the life of the run.
+#: Held (``flock``) by the process that writes the folder, for the life of the run, and
+#: removed when it ends (a killed process leaves it, unheld).
 LOCK = ".lock"
 
 #: Files a run writes; ``--overwrite`` deletes these and nothing else.
