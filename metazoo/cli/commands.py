@@ -24,7 +24,8 @@ def _train_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="meta-train θ, then evaluate it on held-out tasks",
         description="Meta-train an initialization on a task family and evaluate it. Writes "
-                    "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out, "
+                    "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out "
+                    "(and TensorBoard events to --out/tensorboard with --tensorboard), "
                     "holding its lock. Ctrl-C or SIGTERM saves the current iteration (while "
                     "θ is being scored, it stops at once); resume with --resume. Exit status: "
                     "0 done (also when a signal comes once the run is finished), 2 refused, "

@@ -105,6 +105,10 @@ class TrainConfig:
     eval_transductive: bool = option(
         True, "classify a task's queries together, BatchNorm statistics over all of them "
         "(transductive); off: each query with the support set alone (non-transductive)")
+    tensorboard: bool = option(
+        False, "also write TensorBoard event files to <out>/tensorboard: the logged training "
+        "loss and seconds per iteration, each validation point, and the options with the "
+        "final results as hyperparameters (needs the tensorboard package)")
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:

@@ -25,6 +25,9 @@ RESULTS_TABLE = "results.md"
 #: Held (``flock``) by the process that writes the folder, for the life of the run, and
 #: removed when it ends (a killed process leaves it, unheld).
 LOCK = ".lock"
+#: TensorBoard's event files (``--tensorboard``), ``events.out.tfevents.*``, in this folder.
+TENSORBOARD = "tensorboard"
+EVENTS = "events.out.tfevents."
 
 #: Files a run writes; ``--overwrite`` deletes these and nothing else.
 RUN_FILES = (CHECKPOINT, CONFIG, LOG, VALIDATION, RESULTS, RESULTS_TABLE)
