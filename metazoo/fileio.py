@@ -161,7 +161,7 @@ class FolderInUseError(ValueError):
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | Path, what: str) -> Iterator[None]:
+def exclusive_lock(path: str | Path, what: str, *, remove: bool = False) -> Iterator[None]:
     """Hold an exclusive ``flock`` on the file ``path`` (created if needed) for the block.
 
     A second process is refused with one line that names the holder's process id, which the
@@ -169,25 +169,55 @@ def exclusive_lock(path: str | Path, what: str) -> Iterator[None]:
     changes no file. The kernel releases the lock when the holder exits, however it exits,
     so a killed run never leaves its folder locked.
 
+    With ``remove`` the file is deleted at the end of the block, while the lock is still held,
+    so a finished run leaves no lock file behind (a killed one leaves it, unheld). That is safe
+    because every taker checks, once it holds a lock, that the file it locked is still the one
+    at ``path``: a process that opened the file just before it was deleted, and then locked
+    it, holds a lock on a file no one else can open, and takes the one at ``path`` instead.
+
     Args:
         path: the lock file.
         what: how to name the locked thing in the error, e.g. ``"run folder runs/a"``.
+        remove: delete the file as the block ends.
 
     Raises:
         FolderInUseError: another process holds the lock.
     """
-    handle = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666 & ~_umask())
-    try:
+    while True:
+        handle = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666 & ~_umask())
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _lock_holder(os.fstat(handle))
+            os.close(handle)
             raise FolderInUseError(
                 f"{what} is in use by {f'process {holder}' if holder else 'another process'}; "
                 "wait for it to finish, stop it, or choose another folder") from None
+        except BaseException:
+            os.close(handle)
+            raise
+        if _same_file(handle, path):
+            break
+        os.close(handle)  # its holder removed it as it let go: lock the file there now
+    try:
         yield
     finally:
+        # A lock file that cannot be removed (its folder made read-only meanwhile) is left
+        # as a killed run leaves it: unheld, and harmless.
+        with contextlib.suppress(OSError):
+            if remove and _same_file(handle, path):
+                os.unlink(path)
         os.close(handle)  # releases the lock
+
+
+def _same_file(handle: int, path: str | Path) -> bool:
+    """Whether the open file ``handle`` is the file at ``path``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(handle)
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _lock_holder(stat: os.stat_result) -> str:

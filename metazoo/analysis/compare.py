@@ -33,6 +33,7 @@ from metazoo.analysis.sections import (
 from metazoo.analysis.toy import toy_blocks
 from metazoo.engine.folder import check_out, locked_folder
 from metazoo.engine.layout import LOCK
+from metazoo.engine.tensorboard import check_tensorboard
 from metazoo.fileio import write_json
 from metazoo.messages import brief
 from metazoo.stats import t_quantile
@@ -61,6 +62,7 @@ def _comparison_folder(config: CompareConfig, out: str | Path) -> Iterator[Path]
     """Check ``out`` (writable, empty or a comparison's own, its runs made with these
     options), then hold its lock for the block; nothing is written before the checks."""
     out = check_out(out)
+    check_tensorboard(config.tensorboard)
     _check_compare_folder(out)
     stored_records(grid_cells(config), out)
     with locked_folder(out, files=(MARKER, TABLE)):

@@ -79,6 +79,9 @@ class CompareConfig:
                 "its own options) instead of the defaults and the options above; give "
                 "--time-budget for equal compute, since a tuned meta-batch changes an "
                 "iteration's cost", "formerly": "", "items": str})
+    tensorboard: bool = option(False, "each run also writes TensorBoard event files to "
+                                      "<out>/runs/<run>/tensorboard (needs the tensorboard "
+                                      "package; view them all with tensorboard --logdir <out>)")
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -180,7 +183,7 @@ class CompareConfig:
             k_shot=self.k_shot, query_shots=self.query_shots, n_way=self.n_way,
             data_dir=self.data_dir, eval_tasks=self.eval_tasks, eval_steps=list(self.test_steps),
             eval_query_shots=self.eval_query_shots, device=self.device,
-            log_every=1, checkpoint_every=500,
+            log_every=1, checkpoint_every=500, tensorboard=self.tensorboard,
             # One diverging method must not stop the sweep: its non-finite batches are dropped
             # and counted (skipped_batches in runs.jsonl), which is itself a finding.
             skip_nonfinite=True, **method,

@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Every failure ends in one line on stderr: 2 for input that is refused (nothing was
     changed) or a file that cannot be written, 3 for a run that produced no usable result,
-    128 + N for a stop by signal N (130 for Ctrl-C, 143 for SIGTERM).
+    128 + N for a stop by signal N (130 for Ctrl-C, 143 for SIGTERM), unless the run was
+    finished when it came (0).
     """
     parser = build_parser()
     # `--model package.module:factory` may name a module in the current folder, as it would
@@ -84,9 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prefix}: stopped: {_one_line(error)}", file=sys.stderr)
         return FAILED
     except Interrupted as stop:
-        again = args.command in ("compare", "tune")
-        resume = ("" if stop.finished else " (run the same command again to continue)"
-                  if again else f" (metazoo train --resume {stop.out})")
+        if args.command in ("compare", "tune"):  # one run finished or not, the rest is left
+            print(f"{prefix}: {stop} (run the same command again to continue)",
+                  file=sys.stderr)
+            return 128 + stop.signum
+        resume = "" if stop.finished else f" (metazoo train --resume {stop.out})"
         print(f"{prefix}: {stop}{resume}", file=sys.stderr)
         return stop.exit_status
     except KeyboardInterrupt:

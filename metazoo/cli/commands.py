@@ -24,11 +24,12 @@ def _train_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="meta-train θ, then evaluate it on held-out tasks",
         description="Meta-train an initialization on a task family and evaluate it. Writes "
-                    "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out, "
+                    "config.json, log.jsonl, checkpoint.pt and results.{json,md} to --out "
+                    "(and TensorBoard events to --out/tensorboard with --tensorboard), "
                     "holding its lock. Ctrl-C or SIGTERM saves the current iteration (while "
                     "θ is being scored, it stops at once); resume with --resume. Exit status: "
-                    "0 done, 2 refused, 3 no usable result, "
-                    "130/143 stopped by SIGINT/SIGTERM.",
+                    "0 done (also when a signal comes once the run is finished), 2 refused, "
+                    "3 no usable result, 130/143 stopped by SIGINT/SIGTERM.",
     )
     parser.add_argument("--out", type=path_argument, default=None,
                         help="output folder (default: runs/<task>-<algorithm>-seed<seed>)")
@@ -69,7 +70,7 @@ def _eval_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate a trained run on held-out tasks",
         description="Adapt the θ of a run on held-out tasks and report query loss (and accuracy "
-                    "for classification) ± 95%% CI after each number of test steps.",
+                    "for classification) ± 95% CI after each number of test steps.",
     )
     parser.add_argument("run", type=path_argument, help="run folder holding checkpoint.pt")
     parser.add_argument("--tasks", type=int, default=None, help="held-out tasks (default: the run's eval_tasks)")
@@ -77,7 +78,12 @@ def _eval_parser(subparsers) -> None:
                         help="report after these test step counts (default: the run's eval_steps)")
     parser.add_argument("--k-shot", type=int, default=None,
                         help="support examples per held-out task (default: the run's eval_k_shot)")
-    parser.add_argument("--json", type=path_argument, default=None, help="also write the report as JSON here")
+    parser.add_argument("--out", type=path_argument, default=None, metavar="FILE",
+                        help="write the results here as JSON: the run, its iteration, the "
+                             "options evaluated with and the report, as train's results.json "
+                             "(default: printed only)")
+    parser.add_argument("--json", type=path_argument, default=None, metavar="FILE",
+                        help="write the report alone as JSON here")
     parser.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None,
                         help="classify a task's queries together (BatchNorm statistics over all "
                              "of them), or each query with the support set alone "
@@ -131,8 +137,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     from metazoo.engine.setup import configure_process
     from metazoo.fileio import write_json
 
-    if args.json is not None:  # checked before the evaluation, which may take a while
-        check_file_target(args.json, "--json", run=args.run)
+    for option, path in (("--out", args.out), ("--json", args.json)):
+        if path is not None:  # checked before the evaluation, which may take a while
+            check_file_target(path, option, run=args.run)
+    if args.out is not None and args.json is not None and args.out.resolve() == args.json.resolve():
+        raise ValueError(f"--out and --json both name {args.out}; name two files, or drop one")
     if args.k_shot is not None and args.k_shot < 1:  # 0 would mean "as the run's"
         raise ValueError(f"--k-shot must be a positive integer, got {args.k_shot}")
     evaluation = {name: value for name, value in (("eval_tasks", args.tasks),
@@ -150,6 +159,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     print(format_table(report, title))
     if args.json is not None:
         write_json(args.json, report_to_dict(report))
+    if args.out is not None:
+        write_json(args.out, {"run": str(args.run), "iteration": checkpoint.iteration,
+                              "config": config.to_dict(), "evaluation": report_to_dict(report)})
     return 0
 
 
@@ -246,7 +258,7 @@ def _run_presets(args: argparse.Namespace) -> int:
         for name in preset_names():
             print(f"{name:28s} {read_preset(name)['description']}")
         print("\nmetazoo presets NAME shows one with its sources; "
-              "metazoo train --preset NAME [--time-budget S --budget-clock cpu] runs it.")
+              "metazoo train --preset NAME [--time-budget S] runs it.")
         return 0
     preset = read_preset(args.name)
     print(f"{args.name}: {preset['description']}\n")

@@ -3,7 +3,8 @@
 Modules by job: ``config`` (the options), ``setup`` (what a run builds from them), ``layout``
 (the run folder's file names), ``folder`` (its checks and lock), ``checkpoint`` (atomic
 writes, the one safe reader), ``distributed`` (ranks under ``torchrun``), ``stopping``
-(signals), ``train`` (the loop), ``run`` (a run read back, evaluated, its results written),
+(signals), ``tensorboard`` (the event files of ``--tensorboard``), ``train`` (the loop),
+``run`` (a run read back, evaluated, its results written),
 ``evaluate`` (adaptation on held-out tasks, mean ± 95% CI).
 
 The public names below are imported from their modules on first use, so that reading the

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from metazoo.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, Method, Settings, get_algorithm
-from metazoo.options import check_field_types, option
+from metazoo.options import check_field_types, option, stored
 from metazoo.tasks import TASKS
 
 if TYPE_CHECKING:
@@ -91,8 +91,8 @@ class TrainConfig:
     iterations: int = option(10_000, "meta-iterations (at most, with --time-budget)")
     time_budget: float = option(0.0, "stop once meta-training has taken this many seconds (0: none)")
     budget_clock: str = option(
-        "wall", "what --time-budget counts: wall (elapsed) or cpu (this process's CPU seconds, "
-        "all threads; fair when other jobs share the machine)")
+        "cpu", "what --time-budget counts: cpu (this process's CPU seconds, all threads: equal "
+        "compute, even when other jobs share the machine) or wall (elapsed)", absent="wall")
     seed: int = option(0, "seed of the training task stream and of θ₀")
     device: str = option("cpu", "torch device, e.g. cpu or cuda")
     dtype: str = option("float32", "float32 or float64")
@@ -125,6 +125,10 @@ class TrainConfig:
     eval_transductive: bool = option(
         True, "classify a task's queries together, BatchNorm statistics over all of them "
         "(transductive); off: each query with the support set alone (non-transductive)")
+    tensorboard: bool = option(
+        False, "also write TensorBoard event files to <out>/tensorboard: the logged training "
+        "loss and seconds per iteration, each validation point, and the options with the "
+        "final results as hyperparameters (needs the tensorboard package)")
 
     def __post_init__(self) -> None:
         from metazoo.core.batch import STRATEGIES
@@ -291,6 +295,7 @@ class TrainConfig:
                 for name, value in data.items()}
         # A stored config holds every option its run used; one added since gets the value
         # runs used before it existed, so that a run reads back as it was trained.
+        data = stored(cls, data)
         if data.get("algorithm") in ALGORITHMS and "algorithm_options" in data:
             data = {**data, "algorithm_options": get_algorithm(data["algorithm"]).stored_options(
                 dict(data["algorithm_options"]))}

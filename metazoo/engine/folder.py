@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from metazoo.engine.layout import CHECKPOINT, LOCK, RUN_FILES
+from metazoo.engine.layout import CHECKPOINT, EVENTS, LOCK, RUN_FILES, TENSORBOARD
 from metazoo.fileio import exclusive_lock, file_kind, remove_temporaries
 from metazoo.messages import brief
 
@@ -131,7 +131,8 @@ def _name_max(folder: Path) -> int:
 @contextlib.contextmanager
 def locked_folder(out: Path, lead: bool = True, files: tuple[str, ...] = RUN_FILES
                   ) -> Iterator[None]:
-    """Create ``out`` and hold its exclusive lock for the block (on the writing rank only).
+    """Create ``out`` and hold its exclusive lock for the block (on the writing rank only);
+    the lock file is removed as the block ends.
 
     Under the lock, temporary files that a killed write of one of ``files`` left are
     deleted, and a probe file proves the folder writable, so a read-only folder is refused
@@ -147,7 +148,7 @@ def locked_folder(out: Path, lead: bool = True, files: tuple[str, ...] = RUN_FIL
     with contextlib.ExitStack() as stack:
         try:
             out.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(exclusive_lock(out / LOCK, f"run folder {out}"))
+            stack.enter_context(exclusive_lock(out / LOCK, f"run folder {out}", remove=True))
         except OSError as error:
             raise ValueError(f"cannot write in {out} ({_reason(error)}); choose another folder"
                              ) from None
@@ -156,11 +157,20 @@ def locked_folder(out: Path, lead: bool = True, files: tuple[str, ...] = RUN_FIL
         yield
 
 
-def _belongs_to_a_run(name: str) -> bool:
-    """A file a run makes: its own, its lock, its probe, or a temporary file of a write in
-    flight (another process's) or of one that was killed."""
+def _belongs_to_a_run(path: Path) -> bool:
+    """A file a run makes: its own, its lock, its probe, a temporary file of a write in
+    flight (another process's) or of one that was killed, or its folder of TensorBoard
+    events (holding nothing else)."""
+    name = path.name
+    if name == TENSORBOARD:
+        return file_kind(path) == "a folder" and all(map(_is_events, path.iterdir()))
     return name in (*RUN_FILES, LOCK, _PROBE) or any(
         name.startswith(f".{run_file}.") and name.endswith(".tmp") for run_file in RUN_FILES)
+
+
+def _is_events(path: Path) -> bool:
+    """A TensorBoard event file, as a run writes them."""
+    return path.name.startswith(EVENTS) and file_kind(path) == "a regular file"
 
 
 def _probe(out: Path) -> None:
@@ -186,7 +196,8 @@ def prepare_new_run(out: Path, overwrite: bool, *, check_only: bool = False) -> 
     * an empty folder is used as it is;
     * a run that stopped before its first checkpoint (only ``config.json`` or ``log.jsonl``)
       is started again: there is nothing to resume, and nothing is lost;
-    * a run with a checkpoint is deleted only with ``overwrite`` (its own files only);
+    * a run with a checkpoint is deleted only with ``overwrite`` (its own files only, and
+      the event files of its ``tensorboard`` folder);
     * other files are never deleted, and without ``overwrite`` they refuse the folder.
 
     Raises:
@@ -194,7 +205,7 @@ def prepare_new_run(out: Path, overwrite: bool, *, check_only: bool = False) -> 
     """
     if not out.is_dir():
         return
-    foreign = sorted(path.name for path in out.iterdir() if not _belongs_to_a_run(path.name))
+    foreign = sorted(path.name for path in out.iterdir() if not _belongs_to_a_run(path))
     has_run = (out / CHECKPOINT).exists()
     if not overwrite and has_run:
         raise ValueError(f"{out} already holds a run; resume it, overwrite it, or choose "
@@ -209,10 +220,24 @@ def prepare_new_run(out: Path, overwrite: bool, *, check_only: bool = False) -> 
             raise ValueError(f"{path} is a folder where the run writes a file; move it away")
         if check_only:
             continue
-        try:
+        _delete(path)
+    board = out / TENSORBOARD
+    if not check_only and file_kind(board) == "a folder":
+        for events in filter(_is_events, board.iterdir()):
+            _delete(events)
+        if not any(board.iterdir()):
+            _delete(board)
+
+
+def _delete(path: Path) -> None:
+    """Delete the file (or empty folder) ``path``, if it is there."""
+    try:
+        if file_kind(path) == "a folder":
+            path.rmdir()
+        else:
             path.unlink(missing_ok=True)
-        except OSError as error:
-            raise ValueError(f"cannot delete {path} ({_reason(error)})") from None
+    except OSError as error:
+        raise ValueError(f"cannot delete {path} ({_reason(error)})") from None
 
 
 def missing_checkpoint_message(out: Path) -> str:

@@ -22,8 +22,12 @@ VALIDATION = "validation.jsonl"
 #: The final evaluation, as JSON and as a Markdown table.
 RESULTS = "results.json"
 RESULTS_TABLE = "results.md"
-#: Held (``flock``) by the process that writes the folder, for the life of the run.
+#: Held (``flock``) by the process that writes the folder, for the life of the run, and
+#: removed when it ends (a killed process leaves it, unheld).
 LOCK = ".lock"
+#: TensorBoard's event files (``--tensorboard``), ``events.out.tfevents.*``, in this folder.
+TENSORBOARD = "tensorboard"
+EVENTS = "events.out.tfevents."
 
 #: In a study folder of ``metazoo tune``: the best trial's config, which ``metazoo train
 #: --config`` accepts unchanged and ``metazoo compare --tuned`` reads.

@@ -25,8 +25,9 @@ from metazoo.models import MODELS
 from metazoo.tasks import TaskDistribution
 from metazoo.types import Params
 
-#: Options that change speed or memory, not results: a resume may change them.
-NOT_RESULTS = ("retain_memory",)
+#: Options that change speed or memory, or what is written beside the results, not the
+#: results: a resume may change them, and a grid reuses a run that differs only in them.
+NOT_RESULTS = ("retain_memory", "tensorboard")
 
 
 def read_run(run_dir: str | Path) -> Checkpoint:

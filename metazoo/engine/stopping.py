@@ -1,6 +1,7 @@
 """Stopping a run on request: SIGINT (Ctrl-C) and SIGTERM (how schedulers and ``torchrun``
 stop a job) finish the current meta-iteration, write a checkpoint, and end the run with the
-conventional exit status 128 + signal number (130, 143).
+conventional exit status 128 + signal number (130, 143). A run that had finished (trained and
+scored) when the signal came has nothing left to do: it ends with status 0.
 
 While a run trains, :func:`deferred_signals` turns each of the two signals into a request
 that the loop reads between iterations. A second signal of the same kind is not deferred:
@@ -35,12 +36,13 @@ class Interrupted(Exception):
 
     @property
     def exit_status(self) -> int:
-        return 128 + self.signum
+        """0 for a run that was finished when the signal came, else 128 + the signal."""
+        return 0 if self.finished else 128 + self.signum
 
     def __str__(self) -> str:
         name = signal.Signals(self.signum).name
         if self.finished:
-            return f"stopped by {name}; the run is finished and its results are in {self.out}"
+            return f"{name} came once the run had finished; its results are in {self.out}"
         if self.iteration is None:  # several runs: each saved its own
             return (f"stopped by {name}; the runs in flight saved their checkpoints in "
                     f"{self.out}")

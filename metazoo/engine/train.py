@@ -62,6 +62,7 @@ from metazoo.engine.setup import (
     make_optimizer,
 )
 from metazoo.engine.stopping import Interrupted, Requests, Stopped, deferred_signals
+from metazoo.engine.tensorboard import Board, check_tensorboard
 from metazoo.fileio import append_line, atomic_write_data, write_json
 from metazoo.types import Params
 
@@ -80,10 +81,11 @@ def train(
     """Meta-train θ and (by default) evaluate it on held-out tasks.
 
     Writes ``config.json``, ``log.jsonl``, ``checkpoint.pt`` (atomically, at the start, every
-    ``checkpoint_every`` iterations and at the end) and ``results.{json,md}`` to ``out``, and
-    holds the folder's lock while it runs. With ``resume=True`` it continues from
-    ``out/checkpoint.pt``; the result is bit-identical to an uninterrupted run on the same
-    machine. Resuming a finished run changes nothing. ``overwrite=True`` deletes a previous
+    ``checkpoint_every`` iterations and at the end), ``results.{json,md}`` and, with
+    ``config.tensorboard``, TensorBoard events (:mod:`~metazoo.engine.tensorboard`) to ``out``,
+    and holds the folder's lock while it runs (removing the lock file as it ends). With
+    ``resume=True`` it continues from ``out/checkpoint.pt``; the result is bit-identical to an
+    uninterrupted run on the same machine. Resuming a finished run changes nothing. ``overwrite=True`` deletes a previous
     run's files in ``out``, once everything else has been checked.
 
     Under ``torchrun`` every process draws the same global batch from the seeded task stream
@@ -107,6 +109,7 @@ def train(
     """
     out = check_out(out)
     config = config.resolve()
+    check_tensorboard(config.tensorboard, out)
     check_device(config.device)
     ranks, device = init_ranks(config.device, config.meta_batch)
     setup = build(config, held_out)  # before touching the folder: impossible tasks or missing data fail first
@@ -117,7 +120,8 @@ def train(
         _resumable(out, setup)
     elif ranks.lead:
         prepare_new_run(out, overwrite, check_only=True)
-    with locked_folder(out, ranks.lead), deferred_signals() as signalled:
+    with locked_folder(out, ranks.lead), deferred_signals() as signalled, \
+            Board(config, out, ranks.lead) as board:
         checkpoint = None
         if ranks.lead:  # again, under the lock: another process may have changed the folder
             checkpoint = _resumable(out, setup) if resume else prepare_new_run(out, overwrite)
@@ -128,9 +132,9 @@ def train(
             setup.strategy = checkpoint.strategy
         if checkpoint is not None and checkpoint.finished:
             return _finished(setup, out, checkpoint, params, state, ranks, evaluate_at_end,
-                             signalled)
+                             signalled, board)
         return _run(setup, out, checkpoint, params, state, device, ranks, signalled, progress,
-                    evaluate_at_end, on_validation)
+                    evaluate_at_end, on_validation, board)
 
 
 def rehearse(setup: Setup, params: Params, state: State, device: str) -> None:
@@ -154,7 +158,8 @@ def _resumable(out: Path, setup: Setup) -> Checkpoint:
 
 
 def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, state: State,
-              ranks: Ranks, evaluate_at_end: bool, signalled: Requests) -> dict[str, Any]:
+              ranks: Ranks, evaluate_at_end: bool, signalled: Requests, board: Board
+              ) -> dict[str, Any]:
     """A finished run, resumed: it can always be finished again. A validation point or
     results that are missing (a stop or a kill while they were being computed) are computed
     and written; nothing else changes."""
@@ -167,12 +172,14 @@ def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, s
     if not ranks.lead:
         return summary
     rewritten = []
+    board.resume(checkpoint.iteration)
     if validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=True):
         rewritten.append(f"the last point of {VALIDATION}")
+        board.validation(read_log(out / VALIDATION)[-1])
     missing = tuple(name for name in (RESULTS, RESULTS_TABLE) if not (out / name).is_file())
     if evaluate_at_end and missing:
-        final_evaluation(setup, params, state, out, checkpoint.iteration, summary, signalled,
-                          missing)
+        _scored(setup, params, state, out, checkpoint.iteration, summary, signalled, board,
+                missing)
         rewritten += missing
     summary["rewritten"] = rewritten
     return summary
@@ -188,7 +195,8 @@ def _restored(stored: State, like: State) -> State:
 
 def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params, state: State,
          device: str, ranks: Ranks, signalled, progress: bool, evaluate_at_end: bool,
-         on_validation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+         on_validation: Callable[[dict[str, Any]], None] | None, board: Board
+         ) -> dict[str, Any]:
     config, lead = setup.config, ranks.lead
     spent = {"seconds": 0.0}  # the budget clock, for a schedule that follows the time budget
     optimizer, scheduler = make_optimizer(config, params, lambda: spent["seconds"])
@@ -207,9 +215,11 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         spent["seconds"] = trained_seconds
     setup.strategy = choose_strategy(setup, params, state, device)
     if lead and checkpoint is not None:
+        board.resume(start)
         _truncate_log(out / LOG, start)
         _truncate_log(out / VALIDATION, start)
-        validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=False)
+        if validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=False):
+            board.validation(read_log(out / VALIDATION)[-1])
     elif lead:
         write_json(out / CONFIG, config.to_dict())
 
@@ -230,6 +240,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 "train_seconds": trained_seconds,
                 "skipped": skipped,
             })
+            board.flush()
 
     if checkpoint is None:
         save(0)  # a run that fails at its first iteration still leaves θ₀ to resume from
@@ -287,6 +298,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                           "train_seconds": trained_seconds, "skipped": not finite,
                           **{name: float(value) for name, value in stats.items()}}
                 append_line(log, json.dumps(record))
+                board.train(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
             if lead and config.val_every and (done % config.val_every == 0 or last) and not stop:
                 try:
@@ -295,6 +307,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 except Stopped as stopped:  # θ is whole in memory: keep it, stop now
                     save(done)
                     raise Interrupted(stopped.signum, done, out) from None
+                board.validation(record)
                 if on_validation is not None:
                     on_validation(record)
             if done % config.checkpoint_every == 0 or last or stop:
@@ -315,11 +328,25 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             f"every one of the {done} meta-iterations had a non-finite meta-gradient and was "
             f"skipped (skip_nonfinite), so θ is still θ₀; lower outer_lr or inner_lr")
     if evaluate_at_end and lead:
-        final_evaluation(setup, params, state, out, done, summary, signalled)
+        _scored(setup, params, state, out, done, summary, signalled, board)
+    elif lead:
+        board.results(config, None, done)
     barrier(ranks)
     if signalled():  # the run finished while it was being asked to stop
         raise Interrupted(signalled(), done, out, finished=True)
     return summary
+
+
+def _scored(setup: Setup, params: Params, state: State, out: Path, iteration: int,
+            summary: dict[str, Any], signalled: Requests, board: Board,
+            names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
+    """The final evaluation (:func:`final_evaluation`), then its results as the run's
+    TensorBoard hyperparameters' metrics, even when they are not finite."""
+    try:
+        final_evaluation(setup, params, state, out, iteration, summary, signalled, names)
+    finally:
+        if "report" in summary:
+            board.results(setup.config, summary["report"], iteration)
 
 
 def _summary(setup: Setup, out: Path, iterations: int, trained_seconds: float,

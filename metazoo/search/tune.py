@@ -16,6 +16,7 @@ from typing import Any
 
 from metazoo.algorithms import get_algorithm
 from metazoo.engine.config import TrainConfig
+from metazoo.engine.tensorboard import check_tensorboard
 from metazoo.fileio import write_json
 from metazoo.messages import brief
 from metazoo.search.loop import run_search
@@ -127,6 +128,7 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
         Interrupted: SIGINT or SIGTERM stopped the trial in flight; run the command again.
     """
     base = base.resolve()
+    check_tensorboard(base.tensorboard)
     space = method_space(base, space_file, fixed)
     direction = direction_of(base)
     budget = search.budget

@@ -387,3 +387,19 @@ def test_the_results_title_names_the_test_time_rule(tmp_path):
     train(config, tmp_path / "run", progress=False)
     title = (tmp_path / "run" / "results.md").read_text().splitlines()[0]
     assert "Newton–CG on the proximal problem, λ 40" in title and "step size" not in title
+
+
+def test_one_default_budget_clock_and_stored_runs_keep_the_one_they_used(capsys):
+    from metazoo.analysis.config import CompareConfig
+    from metazoo.engine.run import read_run
+    from tests.engine.test_formats import FIXTURES
+
+    # Equal compute is the point of a time budget: train and compare both count CPU seconds.
+    assert TrainConfig().budget_clock == CompareConfig().budget_clock == "cpu"
+    assert main(["train", "--help"]) == 0
+    assert "or wall (elapsed) (default: 'cpu')" in " ".join(capsys.readouterr().out.split())
+    # A stored run holds the clock it used; one from before the option counted elapsed time.
+    assert read_run(FIXTURES / "maml" / "finished").config.budget_clock == "wall"
+    stored = TrainConfig(time_budget=5.0).to_dict()
+    del stored["budget_clock"]
+    assert TrainConfig.from_dict(stored).budget_clock == "wall"

@@ -152,3 +152,11 @@ def test_a_model_that_does_not_fit_the_task(tmp_path):
             absent=[tmp_path / "new"], message="model 'conv4' takes square images")
     refused("train", *TINY, "--model", "no_such_module:factory", "--out", tmp_path / "new",
             watch=tmp_path, absent=[tmp_path / "new"], message="cannot import module")
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "predict", "compare", "tune", "presets"])
+def test_help_prints_each_percent_sign_once(command):
+    result = cli(command, "--help")
+    assert result.code == 0 and "%%" not in result.out
+    if command == "eval":
+        assert "± 95% CI" in " ".join(result.out.split())

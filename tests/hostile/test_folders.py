@@ -155,3 +155,34 @@ def test_results_that_are_not_finite_are_a_failure(tmp_path):
                      message="are not finite (query loss after 0 test steps is nan)")
     assert result.out == "" and (tmp_path / "run" / "results.json").is_file()
     assert REFUSED == 2
+
+
+def test_a_run_leaves_no_lock_file_and_the_lock_stays_exclusive(tmp_path, monkeypatch):
+    from metazoo import fileio
+    from metazoo.fileio import FolderInUseError, exclusive_lock
+
+    assert cli("train", *TINY, "--out", tmp_path / "run").code == OK
+    assert not (tmp_path / "run" / ".lock").exists()  # finished: removed
+    refused("train", *TINY, "--out", tmp_path / "run", watch=tmp_path, message="holds a run")
+    assert not (tmp_path / "run" / ".lock").exists()  # refused: removed too
+    lock = tmp_path / ".lock"
+    # Another open file of the lock is refused, in this process too.
+    with exclusive_lock(lock, "here", remove=True), pytest.raises(FolderInUseError), \
+            exclusive_lock(lock, "here"):
+        pass
+    assert not lock.exists()
+    # A process that opened the lock file just before its holder removed it, and locked it
+    # after, holds a lock on a file no longer at the path: it takes the one there instead,
+    # which the next holder now has.
+    stale = tmp_path / "removed"
+    stale.touch()
+    opened = os.open
+
+    def opens_the_removed_file_first(path, *args, **kwargs):
+        monkeypatch.setattr(fileio.os, "open", opened)
+        return opened(stale, *args, **kwargs)
+
+    with exclusive_lock(lock, "here"), pytest.raises(FolderInUseError):
+        monkeypatch.setattr(fileio.os, "open", opens_the_removed_file_first)
+        with exclusive_lock(lock, "here"):
+            pass

@@ -3,6 +3,7 @@ an input of the same command, or anything but a regular file or a new name. Each
 in one line before any work, and the atomic writer itself never renames over a file that is
 not a regular one."""
 
+import json
 import os
 
 import pytest
@@ -21,10 +22,31 @@ def tables(folder):
     return support, query
 
 
+@pytest.mark.parametrize("option", ["--out", "--json"])
 @pytest.mark.parametrize("name", RUN_FILES)
-def test_eval_json_is_never_a_file_of_the_run(name, run, tmp_path):
-    refused("eval", run, "--tasks", "2", "--json", run / name, watch=tmp_path,
+def test_eval_outputs_are_never_a_file_of_the_run(name, option, run, tmp_path):
+    refused("eval", run, "--tasks", "2", option, run / name, watch=tmp_path,
             message=f"is the run's own {name}")
+
+
+def test_eval_out_writes_its_results_and_refuses_what_it_cannot_write(run, tmp_path):
+    out, report = tmp_path / "eval.json", tmp_path / "report.json"
+    result = cli("eval", run, "--tasks", "3", "--steps", "0", "2", "--out", out,
+                 "--json", report)
+    assert result.code == OK, result.err
+    written = json.loads(out.read_text())
+    assert written["evaluation"] == json.loads(report.read_text())
+    assert set(written["evaluation"]) == {"0", "2"}
+    assert written["run"] == str(run) and written["iteration"] == 2
+    assert written["config"]["eval_tasks"] == 3 and written["config"]["eval_steps"] == [0, 2]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["eval.json", "report.json",
+                                                                "run"]  # no temporary left
+    refused("eval", run, "--tasks", "2", "--out", tmp_path, watch=tmp_path,
+            message=f"--out {tmp_path} is a folder; name a file")
+    refused("eval", run, "--tasks", "2", "--out", tmp_path / "no" / "eval.json",
+            watch=tmp_path, message="does not exist; create it first")
+    refused("eval", run, "--tasks", "2", "--out", out, "--json", tmp_path / "." / out.name,
+            watch=tmp_path, message="--out and --json both name")
 
 
 @pytest.mark.parametrize("name", RUN_FILES)
@@ -59,8 +81,9 @@ def test_an_output_that_is_not_a_regular_file(run, tmp_path):
     support, query = tables(tmp_path)
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
-    refused("eval", run, "--tasks", "2", "--json", pipe, watch=tmp_path,
-            message="is not a regular file (a named pipe)")
+    for option in ("--out", "--json"):
+        refused("eval", run, "--tasks", "2", option, pipe, watch=tmp_path,
+                message="is not a regular file (a named pipe)")
     refused("predict", run, "--support", support, "--query", query, "--out", pipe,
             watch=tmp_path, message="is not a regular file (a named pipe)")
     assert pipe.is_fifo()

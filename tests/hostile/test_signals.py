@@ -1,7 +1,9 @@
 """Signals outside the training steps: SIGTERM or SIGINT during validation or the final
 evaluation stops the run at once (the checkpoint on disk is already whole; an evaluation not
-finished is done again on resume), instead of waiting for it to end."""
+finished is done again on resume), instead of waiting for it to end; one that comes once the
+run is finished leaves nothing to do (exit status 0)."""
 
+import importlib
 import json
 import signal
 import subprocess
@@ -9,7 +11,7 @@ import time
 
 import torch
 
-from tests.hostile.harness import SIGINT, SIGTERM, spawn
+from tests.hostile.harness import OK, SIGINT, SIGTERM, TINY, cli, spawn
 
 #: Held-out scoring that takes minutes: many tasks, many test steps.
 SLOW_SCORING = ["--meta-batch", "2", "--strategy", "vmap", "--log-every", "1",
@@ -59,3 +61,20 @@ def test_sigint_during_the_final_evaluation_stops_at_once(tmp_path):
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["iteration"] == 1 and json.loads((out / "config.json").read_text())
     assert not (out / "results.json").exists()
+
+
+def test_sigterm_once_the_run_is_finished_exits_0(tmp_path, monkeypatch):
+    training = importlib.import_module("metazoo.engine.train")
+    scored = training.final_evaluation
+
+    def then_terminated(*args, **kwargs):  # the signal comes once the results are written
+        scored(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(training, "final_evaluation", then_terminated)
+    out = tmp_path / "run"
+    result = cli("train", *TINY, "--out", out)
+    assert result.code == OK, result.err
+    assert result.err.splitlines() == [(f"metazoo train: SIGTERM came once the run had "
+                                        f"finished; its results are in {out}")]
+    assert (out / "results.json").is_file()

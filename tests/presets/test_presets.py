@@ -1,4 +1,5 @@
-"""Presets: published protocols as data, each value with its source; flags override them."""
+"""Presets: published protocols as data, each value with its source; flags override them;
+the presets of data metazoo can stand in for run as they are, for one iteration."""
 
 import json
 
@@ -9,6 +10,30 @@ from metazoo.cli import main
 from metazoo.engine import TrainConfig
 from metazoo.engine.setup import make_optimizer
 from metazoo.presets import preset_names, preset_options, read_preset
+from metazoo.tasks.air_quality import STATIONS
+from tests.tasks.test_air_quality import station_frame, write_station
+from tests.tasks.test_image_tasks import write_image
+
+
+def faces(root):
+    """A stand-in for the ORL faces: 40 people × 10 small grey photos."""
+    for person in range(1, 41):
+        for photo in range(1, 11):
+            write_image(root / f"s{person}" / f"{photo}.png", 10 * person + photo, (23, 28), "L")
+    return root
+
+
+def air_quality(root):
+    """A stand-in for the twelve stations' files: 72 hours of every month."""
+    root.mkdir()
+    for seed, station in enumerate(STATIONS):
+        write_station(root, station_frame(station, seed, days=3))
+    return root
+
+
+#: Each preset whose data can be made here, and what makes it (None: it needs none).
+RUNNABLE = {"maml-sinusoid-k10": None, "maml-faces-5w1s": faces,
+            "maml-air-quality-k10": air_quality}
 
 
 @pytest.mark.parametrize("name", preset_names())
@@ -54,3 +79,19 @@ def test_linear_schedule_follows_the_time_budget_when_it_runs_out_first():
     spent["seconds"] = 12.0
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(RUNNABLE))
+def test_a_preset_runs_as_it_is(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("METAZOO_CACHE_DIR", str(tmp_path / "cache"))
+    make = RUNNABLE[name]
+    data = [] if make is None else ["--data-dir", str(make(tmp_path / "data"))]
+    out = tmp_path / "run"
+    code = main(["train", "--preset", name, *data, "--iterations", "1", "--eval-tasks", "2",
+                 "--no-progress", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    stored = json.loads((out / "config.json").read_text())
+    options = preset_options(name)
+    assert {key: stored[key] for key in options if key not in ("iterations", "eval_tasks")} == {
+        key: value for key, value in options.items() if key not in ("iterations", "eval_tasks")}
+    assert (out / "results.json").is_file()
