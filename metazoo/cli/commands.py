@@ -133,7 +133,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_eval(args: argparse.Namespace) -> int:
     from metazoo.engine.evaluate import format_table
     from metazoo.engine.folder import check_file_target
-    from metazoo.engine.run import evaluate_params, protocol_name, rebuild_run, report_to_dict
+    from metazoo.engine.run import evaluate_params, rebuild_run, report_to_dict, results_title
     from metazoo.engine.setup import configure_process
     from metazoo.fileio import write_json
 
@@ -153,10 +153,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     configure_process(setup.config)
     config = setup.config
     report = evaluate_params(setup, params, state)
-    title = (f"{config.algorithm} on {config.task} after {checkpoint.iteration} iterations: "
-             f"{config.eval_tasks} held-out tasks, K={config.eval_k_shot}"
-             f"{protocol_name(config, report)}")
-    print(format_table(report, title))
+    print(format_table(report, results_title(config, report, checkpoint.iteration)))
     if args.json is not None:
         write_json(args.json, report_to_dict(report))
     if args.out is not None:

@@ -181,12 +181,19 @@ def protocol_name(config: TrainConfig, report) -> str:
     return ", transductive" if config.eval_transductive else ", non-transductive"
 
 
+def results_title(config: TrainConfig, report, iteration: int | None = None) -> str:
+    """The one title of an evaluation's table (``results.md``, ``metazoo eval``): method,
+    task, after how many iterations where known, tasks, K, test rule and protocol."""
+    after = "" if iteration is None else f" after {iteration} iterations"
+    return (f"{config.algorithm} on {config.task}{after}: {config.eval_tasks} held-out tasks, "
+            f"K={config.eval_k_shot}, {describe(config.method()).test_rule}"
+            + protocol_name(config, report))
+
+
 def write_results(out: Path, config: TrainConfig, report, summary: dict[str, Any],
                   names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
     """Write ``results.json`` and ``results.md`` (atomically), or only those of ``names``."""
-    title = (f"{config.algorithm} on {config.task}: {config.eval_tasks} held-out tasks, "
-             f"K={config.eval_k_shot}, {describe(config.method()).test_rule}"
-             + protocol_name(config, report))
+    title = results_title(config, report)
     if RESULTS in names:
         write_json(out / RESULTS, {
             "config": config.to_dict(), "evaluation": report_to_dict(report),
