@@ -94,11 +94,12 @@ class Board:
         return self._writer
 
     def train(self, record: dict[str, Any]) -> None:
-        """A ``log.jsonl`` record: each of its statistics at its iteration."""
+        """A ``log.jsonl`` record: each of its statistics at its iteration (not the budget
+        seconds so far, which are the record's clock, not a statistic)."""
         if not self.enabled:
             return
         for key, value in record.items():
-            if key not in ("iteration", "skipped"):
+            if key not in ("iteration", "skipped", "train_seconds"):
                 self._events().add_scalar(f"train/{key.replace('_', ' ')}", value,
                                           record["iteration"])
 
