@@ -7,7 +7,7 @@ from typing import Any
 
 from metazoo.tasks.air_quality import AirQuality
 from metazoo.tasks.arrays import ArrayTasks, array_tasks
-from metazoo.tasks.base import DataError, TaskBatch, TaskDistribution
+from metazoo.tasks.base import DataError, DrawsIndices, TaskBatch, TaskDistribution, sample_batches
 from metazoo.tasks.folder import Faces, ImageFolderTasks
 from metazoo.tasks.linear import LinearRegression
 from metazoo.tasks.mini_imagenet import MiniImageNet
@@ -41,6 +41,7 @@ __all__ = [
     "ArrayTasks",
     "ClassData",
     "DataError",
+    "DrawsIndices",
     "Faces",
     "FewShotSampling",
     "ImageFolderTasks",
@@ -52,4 +53,5 @@ __all__ = [
     "TaskDistribution",
     "array_tasks",
     "make_task",
+    "sample_batches",
 ]

@@ -68,6 +68,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -233,6 +234,13 @@ def _month_index(name: str, text: str) -> int:
     return 12 * int(year) + int(month) - 1
 
 
+class HourIndices(NamedTuple):
+    """A batch of air-quality tasks before any hour is gathered."""
+
+    period: torch.Tensor  # [T] index into AirQuality.periods
+    rows: torch.Tensor  # [T, K+Q] rows of AirQuality.inputs, support first
+
+
 @dataclass(frozen=True)
 class AirQuality:
     """Station-month regression tasks: ``x`` ``[T, S, 13]`` (:data:`FEATURES`), ``y`` ``[T, S, 1]``.
@@ -337,7 +345,7 @@ class AirQuality:
         held_out = table["station"].isin(self.held_out_stations)
         return in_time & (held_out if part == "test" else ~held_out)
 
-    def sample_indices(self, num_tasks: int, generator: torch.Generator):
+    def sample_indices(self, num_tasks: int, generator: torch.Generator) -> HourIndices:
         """Draw ``num_tasks`` tasks as indices (every random number from ``generator``).
 
         Returns:
@@ -353,14 +361,17 @@ class AirQuality:
         keys = torch.rand((num_tasks, int(self.counts.max())), generator=generator)
         keys[torch.arange(keys.shape[1]) >= counts[:, None]] = 2.0
         chosen = keys.argsort(dim=1)[:, : self.k_shot + self.query_shots]  # [T, K+Q]
-        return period, self.starts[period][:, None] + chosen
+        return HourIndices(period, self.starts[period][:, None] + chosen)
 
-    def sample(self, num_tasks: int, generator: torch.Generator) -> TaskBatch:
-        _, rows = self.sample_indices(num_tasks, generator)
-        x, y = self.inputs[rows], self.targets[rows]  # [T, K+Q, 13], [T, K+Q, 1]
+    def gather(self, indices: HourIndices) -> TaskBatch:
+        """The hours that ``indices`` name, as a :class:`TaskBatch`."""
+        x, y = self.inputs[indices.rows], self.targets[indices.rows]  # [T, K+Q, 13], [T, K+Q, 1]
         k = self.k_shot
         return TaskBatch(x[:, :k], y[:, :k], x[:, k:], y[:, k:])
 
+    def sample(self, num_tasks: int, generator: torch.Generator) -> TaskBatch:
+        return self.gather(self.sample_indices(num_tasks, generator))
 
-__all__ = ["FEATURES", "HELD_OUT_STATIONS", "STATIONS", "AirQuality", "load_air_quality",
-           "station_file"]
+
+__all__ = ["FEATURES", "HELD_OUT_STATIONS", "STATIONS", "AirQuality", "HourIndices",
+           "load_air_quality", "station_file"]
