@@ -46,7 +46,8 @@ def _train_parser(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out: its files are deleted once every option "
                              "has been checked (other files are kept)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bars (shown only when stderr is a terminal)")
     group = parser.add_argument_group("run options")
     defaults = TrainConfig()
     for spec in dataclasses.fields(TrainConfig):
@@ -85,6 +86,8 @@ def _eval_parser(subparsers) -> None:
                              "of them), or each query with the support set alone "
                              "(--no-transductive); default: the run's eval_transductive")
     parser.add_argument("--model", default=None, metavar="MODULE:FACTORY", help=MODEL_HELP)
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (shown only when stderr is a terminal)")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -144,7 +147,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     setup, params, state, checkpoint = rebuild_run(args.run, model=args.model, **evaluation)
     configure_process(setup.config)
     config = setup.config
-    report = evaluate_params(setup, params, state)
+    report = evaluate_params(setup, params, state, progress=not args.no_progress)
     title = (f"{config.algorithm} on {config.task} after {checkpoint.iteration} iterations: "
              f"{config.eval_tasks} held-out tasks, K={config.eval_k_shot or config.k_shot}"
              f"{protocol_name(config, report)}")

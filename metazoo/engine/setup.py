@@ -111,21 +111,28 @@ def _make_tasks(config: TrainConfig, evaluation: bool, part: str = "") -> TaskDi
                          f"{error}") from error
 
 
+def held_out_batch(config: TrainConfig) -> int:
+    """How many held-out tasks (the final evaluation's, the validation curve's) are drawn
+    and scored at once: the vmap chunk, ``chunk_size`` or else ``meta_batch``."""
+    return config.chunk_size or config.meta_batch
+
+
 def _check_memory(config: TrainConfig, evaluation: bool, part: str = "") -> None:
     """Refuse a batch of tasks larger than this machine's memory, before one is drawn."""
     options = config.task_options(evaluation=evaluation, part=part)
-    # The held-out tasks are drawn all at once: the final evaluation's, or the validation
-    # curve's (from the same options, another part of the split).
-    count = max(config.eval_tasks, config.val_tasks if config.val_every else 0) if evaluation \
+    # Held-out tasks are drawn and scored a batch at a time, however many there are: one
+    # batch of them is what memory holds (the validation curve's come from the same options,
+    # another part of the split).
+    count = min(held_out_batch(config), max(config.eval_tasks, config.val_tasks
+                                            if config.val_every else 0)) if evaluation \
         else config.meta_batch
     needed = count * _bytes_per_task(config, options)
     available = _physical_memory()
     if available and needed > available:
-        names = ("eval_tasks, eval_k_shot, eval_query_shots"
-                 + (" or val_tasks" if config.val_every else "")) if evaluation \
-            else "meta_batch, k_shot, query_shots"
-        raise ValueError(f"{'the held-out tasks' if evaluation else 'one meta-batch'} would take "
-                         f"{needed / 2**30:.3g} GiB, more than this machine's "
+        names = ("chunk_size (else meta_batch), eval_k_shot, eval_query_shots" if evaluation
+                 else "meta_batch, k_shot, query_shots")
+        raise ValueError(f"{'a batch of held-out tasks' if evaluation else 'one meta-batch'} "
+                         f"would take {needed / 2**30:.3g} GiB, more than this machine's "
                          f"{available / 2**30:.3g} GiB of memory; lower {names}")
 
 

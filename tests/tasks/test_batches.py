@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from metazoo.tasks import TASKS, make_task, sample_batches
 from metazoo.tasks import images as images_module
 from metazoo.tasks.omniglot import ARCHIVES
+from metazoo.tasks.omniglot import data as omniglot_data
 from tests.helpers import SHARED_DATA
 from tests.tasks.test_air_quality import STATIONS, station_frame, write_station
 from tests.tasks.test_image_tasks import fake_mini_imagenet, identity_arrays, make_tree
@@ -93,9 +94,10 @@ def family(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(request.param)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("METAZOO_CACHE_DIR", str(tmp / "cache"))  # decoded images stay here
-        images_module._LOADED.clear()
+        # Data sets loaded here stay here: other tests load theirs from their own caches.
+        patch.setattr(images_module, "_LOADED", {})
+        patch.setattr(omniglot_data, "_LOADED", {})
         yield make_task(request.param, **OPTIONS[request.param](tmp))
-        images_module._LOADED.clear()
 
 
 def batched(family, num_tasks: int, batch_size: int, seed: int) -> list:
@@ -132,7 +134,7 @@ def test_any_batch_size_gives_the_same_tasks(family, num_tasks, batch_size, seed
 
 def test_indices_are_drawn_at_once_and_examples_a_batch_at_a_time(tmp_path, monkeypatch):
     monkeypatch.setenv("METAZOO_CACHE_DIR", str(tmp_path / "cache"))
-    images_module._LOADED.clear()
+    monkeypatch.setattr(images_module, "_LOADED", {})
     family = make_task("folder", **_folder(tmp_path))
     gathered = []
     gather = type(family).gather
