@@ -3,10 +3,13 @@ evaluation stops the run at once (the checkpoint on disk is already whole; an ev
 finished is done again on resume), instead of waiting for it to end."""
 
 import json
+import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
+import pytest
 import torch
 
 from tests.hostile.harness import SIGINT, SIGTERM, spawn
@@ -59,3 +62,38 @@ def test_sigint_during_the_final_evaluation_stops_at_once(tmp_path):
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["iteration"] == 1 and json.loads((out / "config.json").read_text())
     assert not (out / "results.json").exists()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) that process ``pid`` has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize(("signum", "status", "name"), [(signal.SIGINT, SIGINT, "SIGINT"),
+                                                        (signal.SIGTERM, SIGTERM, "SIGTERM")])
+def test_a_signal_during_metazoo_eval_stops_it_at_once(run, tmp_path, signum, status, name):
+    report = tmp_path / "report.json"
+    # Once the long evaluation has used more CPU than a whole short one (imports, rebuilding
+    # the run, scoring one task), it is scoring.
+    short = spawn("eval", run, "--tasks", "1", "--steps", "0", "3000")
+    _, _, usage = os.wait4(short.pid, 0)
+    short.communicate()
+    started = usage.ru_utime + usage.ru_stime
+    process = spawn("eval", run, "--tasks", "2000", "--steps", "0", "3000", "--json", report)
+    deadline = time.time() + 120
+    while cpu_seconds(process.pid) < started + 1:
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signum)
+    sent = time.time()
+    try:
+        _, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError("still scoring 30 s after the signal") from None
+    seconds = time.time() - sent
+    assert process.returncode == status and seconds < 5, (process.returncode, seconds, err)
+    assert err.splitlines() == [f"metazoo eval: stopped by {name}"]
+    assert not report.exists()
