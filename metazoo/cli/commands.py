@@ -186,6 +186,9 @@ def _predict_parser(subparsers) -> None:
                              "them), or each with the support set alone (--no-transductive); "
                              "default: the run's eval_transductive")
     parser.add_argument("--model", default=None, metavar="MODULE:FACTORY", help=MODEL_HELP)
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (shown only when stderr is a terminal and "
+                             "reading and adapting take more than a second)")
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -199,7 +202,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.steps is not None:
         check_steps("--steps", args.steps)
     table, summary = predict_files(load_run(args.run, model=args.model), args.support, args.query,
-                                   steps=args.steps, transductive=args.transductive)
+                                   steps=args.steps, transductive=args.transductive,
+                                   progress=not args.no_progress)
     atomic_write_data(args.out, table.to_csv(index=False).encode())
     print(f"{summary}\npredictions: {args.out}")
     return 0

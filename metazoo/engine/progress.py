@@ -7,8 +7,10 @@ a terminal: a log file or a pipe would get a heap of carriage returns instead.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from metazoo.engine.config import TrainConfig
@@ -23,6 +25,24 @@ def progress_bar(progress: bool, **options: Any) -> tqdm:
     terminal; a bar not drawn still counts, so callers update it either way."""
     shown = progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     return tqdm(disable=not shown, **options)
+
+
+def in_batches(read: Callable[[Sequence], torch.Tensor], items: Sequence, bar: tqdm,
+               size: int = 2048) -> torch.Tensor:
+    """``read(items)``, ``size`` items at a time (the rows concatenated), counting them on
+    ``bar``: e.g. image files decoded."""
+    parts = []
+    for start in range(0, len(items), size):
+        parts.append(read(items[start:start + size]))
+        bar.update(len(parts[-1]))
+    return torch.cat(parts)
+
+
+def stage(bar: tqdm, name: str) -> None:
+    """Name what ``bar``'s work is doing now; drawn at once if the bar is already shown (a
+    bar with a ``delay`` shows only once its work has taken that long)."""
+    bar.set_description_str(name, refresh=not bar.disable
+                            and bar.format_dict["elapsed"] >= bar.delay)
 
 
 def training_bar(config: TrainConfig, iteration: int, seconds: float, progress: bool) -> tqdm:
@@ -51,4 +71,4 @@ def advance(bar: tqdm, config: TrainConfig, iteration: int, seconds: float,
     bar.update((min(seconds, config.time_budget) if config.time_budget else iteration) - bar.n)
 
 
-__all__ = ["advance", "progress_bar", "training_bar"]
+__all__ = ["advance", "in_batches", "progress_bar", "stage", "training_bar"]

@@ -25,7 +25,9 @@ class TaskDistribution(Protocol):
     """What the engine needs from a task family.
 
     ``sample`` must draw every random number from ``generator`` (never the global RNG),
-    so that the same generator state gives the same tasks.
+    so that the same generator state gives the same tasks. A family whose tasks hold many
+    numbers (images) also draws indices first (:class:`DrawsIndices`), so that held-out
+    tasks are gathered a batch at a time.
     """
 
     #: ``"mse"`` or ``"cross_entropy"``: the loss the engine pairs with the model.

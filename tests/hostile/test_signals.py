@@ -76,7 +76,7 @@ def test_a_signal_during_metazoo_eval_stops_it_at_once(run, tmp_path, signum, st
     report = tmp_path / "report.json"
     # Once the long evaluation has used more CPU than a whole short one (imports, rebuilding
     # the run, scoring one task), it is scoring.
-    short = spawn("eval", run, "--tasks", "1", "--steps", "0", "3000")
+    short = spawn("eval", run, "--tasks", "1", "--steps", "0", "1")
     _, _, usage = os.wait4(short.pid, 0)
     short.communicate()
     started = usage.ru_utime + usage.ru_stime
