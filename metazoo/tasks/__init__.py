@@ -7,7 +7,14 @@ from typing import Any
 
 from metazoo.tasks.air_quality import AirQuality
 from metazoo.tasks.arrays import ArrayTasks, array_tasks
-from metazoo.tasks.base import DataError, DrawsIndices, TaskBatch, TaskDistribution, sample_batches
+from metazoo.tasks.base import (
+    DataError,
+    DrawsIndices,
+    TaskBatch,
+    TaskDistribution,
+    draws_indices,
+    sample_batches,
+)
 from metazoo.tasks.folder import Faces, ImageFolderTasks
 from metazoo.tasks.linear import LinearRegression
 from metazoo.tasks.mini_imagenet import MiniImageNet
@@ -52,6 +59,7 @@ __all__ = [
     "TaskBatch",
     "TaskDistribution",
     "array_tasks",
+    "draws_indices",
     "make_task",
     "sample_batches",
 ]

@@ -75,7 +75,7 @@ import pandas as pd
 import torch
 
 from metazoo.messages import brief
-from metazoo.tasks.base import TaskBatch, check_counts
+from metazoo.tasks.base import TaskBatch, check_counts, in_blocks
 
 ROOT_ENV = "METAZOO_AIR_QUALITY_DIR"
 TARGET = "PM2.5"
@@ -354,13 +354,18 @@ class AirQuality:
             support first.
         """
         check_counts(num_tasks=num_tasks)
-        period = torch.randint(len(self.periods), (num_tasks,), generator=generator)  # [T]
+        period = in_blocks(num_tasks, lambda start, stop: torch.randint(
+            len(self.periods), (stop - start,), generator=generator))  # [T]
         counts = self.counts[period]  # [T]
-        # A uniformly random subset of each period's hours: sort random keys, with the
-        # positions past the period's end pushed last.
-        keys = torch.rand((num_tasks, int(self.counts.max())), generator=generator)
-        keys[torch.arange(keys.shape[1]) >= counts[:, None]] = 2.0
-        chosen = keys.argsort(dim=1)[:, : self.k_shot + self.query_shots]  # [T, K+Q]
+
+        def hours(start: int, stop: int) -> torch.Tensor:
+            # A uniformly random subset of each period's hours: sort random keys, with the
+            # positions past the period's end pushed last.
+            keys = torch.rand((stop - start, int(self.counts.max())), generator=generator)
+            keys[torch.arange(keys.shape[1]) >= counts[start:stop, None]] = 2.0
+            return keys.argsort(dim=1)[:, : self.k_shot + self.query_shots]  # [B, K+Q]
+
+        chosen = in_blocks(num_tasks, hours)  # [T, K+Q]
         return HourIndices(period, self.starts[period][:, None] + chosen)
 
     def gather(self, indices: HourIndices) -> TaskBatch:

@@ -8,7 +8,7 @@ bit for bit, so that many held-out tasks need the memory of one batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import torch
@@ -49,6 +49,11 @@ class DrawsIndices(Protocol):
     def gather(self, indices: Any) -> TaskBatch: ...
 
 
+def draws_indices(tasks: TaskDistribution) -> bool:
+    """Whether ``tasks`` draws indices first (:class:`DrawsIndices`)."""
+    return hasattr(tasks, "sample_indices") and hasattr(tasks, "gather")
+
+
 def sample_batches(tasks: TaskDistribution, num_tasks: int, batch_size: int,
                    generator: torch.Generator) -> Iterator[TaskBatch]:
     """The tasks of ``tasks.sample(num_tasks, generator)``, bit for bit, ``batch_size`` at a
@@ -65,12 +70,28 @@ def sample_batches(tasks: TaskDistribution, num_tasks: int, batch_size: int,
     """
     check_counts(num_tasks=num_tasks, batch_size=batch_size)
     starts = range(0, num_tasks, batch_size)
-    if not (hasattr(tasks, "sample_indices") and hasattr(tasks, "gather")):
+    if not draws_indices(tasks):
         whole = tasks.sample(num_tasks, generator)
         return (whole.slice(start, start + batch_size) for start in starts)
     indices = tasks.sample_indices(num_tasks, generator)
     return (tasks.gather(type(indices)(*(part[start:start + batch_size] for part in indices)))
             for start in starts)
+
+
+#: Tasks whose random numbers :func:`in_blocks` draws in one call.
+BLOCK = 1024
+
+
+def in_blocks(num_tasks: int, draw: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+    """``draw(start, stop)`` for tasks ``start:stop``, :data:`BLOCK` tasks at a time,
+    concatenated on the task axis.
+
+    A CPU generator gives a tensor's random numbers in order, so blocks drawn in turn hold the
+    numbers of one call for every task, bit for bit (tested), while only one block's keys are
+    held at once (e.g. a key per class of the pool for each task, of which ``n_way`` are kept).
+    """
+    return torch.cat([draw(start, min(start + BLOCK, num_tasks))
+                      for start in range(0, num_tasks, BLOCK)])
 
 
 def check_counts(**counts: int) -> None:

@@ -21,12 +21,12 @@ from tests.hostile.harness import OK, TINY, cli
 
 @pytest.fixture
 def arrays(tmp_path):
-    """A classification family on arrays: 12 classes of 6 examples, 4 numbers each."""
+    """A classification family on arrays: 20 classes of 6 examples, 64 numbers each."""
     rng = np.random.default_rng(0)
     folder = tmp_path / "arrays"
     folder.mkdir()
-    np.save(folder / "inputs.npy", rng.normal(size=(72, 4)).astype(np.float32))
-    np.save(folder / "labels.npy", np.repeat(np.arange(12), 6))
+    np.save(folder / "inputs.npy", rng.normal(size=(120, 64)).astype(np.float32))
+    np.save(folder / "labels.npy", np.repeat(np.arange(20), 6))
     return folder
 
 
@@ -62,16 +62,38 @@ def test_batches_score_the_tasks_of_one_draw_bit_for_bit(task, strategy, arrays)
                 assert values.shape == (7,) and torch.equal(batched[step][metric], values)
 
 
-def test_memory_is_checked_for_one_batch_of_held_out_tasks(monkeypatch):
-    per_task = building._bytes_per_task(TrainConfig(), TrainConfig().task_options(True))
-    # Room for 30 tasks: a million held-out tasks pass, scored 25 at a time.
-    monkeypatch.setattr(building, "_physical_memory", lambda: 30 * per_task)
-    build(TrainConfig(eval_tasks=1_000_000, val_every=10, val_tasks=1_000_000))
-    with pytest.raises(ValueError, match=r"a batch of held-out tasks would take .* lower "
-                                         r"chunk_size \(else meta_batch\), eval_k_shot"):
-        build(TrainConfig(meta_batch=20, chunk_size=40))
+def test_memory_is_checked_for_a_batch_of_examples_and_the_indices_of_every_task(
+        arrays, monkeypatch):
+    options = {"task": "arrays", "data_dir": str(arrays), "n_way": 3, "k_shot": 1,
+               "query_shots": 2, "model": "mlp", "meta_batch": 4}
+    config = TrainConfig(**options)
+    per_task = building._bytes_per_task(config, config.task_options(evaluation=True))
+    indices = build(config).eval_tasks.sample_indices(1, torch.Generator())
+    per_index = sum(index.nbytes for index in indices)
+    assert per_task > 10 * per_index  # 64 numbers an example; a few integers
+
+    def needed(count: int, batch: int) -> int:
+        return min(count, batch) * per_task + count * per_index
+
+    # Room for 900 tasks' indices and 4 tasks' examples: 900 tasks, 4 at a time, fit.
+    monkeypatch.setattr(building, "_physical_memory", lambda: needed(900, 4))
+    build(TrainConfig(**options, eval_tasks=900, val_every=10, val_tasks=900))
+    assert 900 * per_task > needed(900, 4)  # all at once, they would not
+    for refused in ({"eval_tasks": 901}, {"eval_tasks": 900, "chunk_size": 5},
+                    {"eval_tasks": 10, "val_every": 10, "val_tasks": 901}):
+        with pytest.raises(ValueError, match=r"the held-out tasks would take .* lower "
+                                             r"eval_tasks, eval_k_shot, eval_query_shots.* or "
+                                             r"chunk_size \(else meta_batch"):
+            build(TrainConfig(**options, **refused))
     with pytest.raises(ValueError, match="one meta-batch would take"):
-        build(TrainConfig(meta_batch=40, chunk_size=10))
+        build(TrainConfig(**{**options, "meta_batch": 1000}))
+    # A family drawn whole (sinusoid) is counted whole.
+    sinusoid = building._bytes_per_task(TrainConfig(), TrainConfig().task_options(True))
+    monkeypatch.setattr(building, "_physical_memory", lambda: 100 * sinusoid)
+    build(TrainConfig(eval_tasks=100))
+    with pytest.raises(ValueError, match=r"the held-out tasks would take .* lower eval_tasks, "
+                                         r"eval_k_shot, eval_query_shots$"):
+        build(TrainConfig(eval_tasks=101))
 
 
 class Terminal(io.StringIO):

@@ -18,10 +18,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metazoo.tasks import TASKS, make_task, sample_batches
+from metazoo.tasks import TASKS, AirQuality, make_task, sample_batches
+from metazoo.tasks import base as tasks_base
 from metazoo.tasks import images as images_module
+from metazoo.tasks.air_quality import HourIndices
 from metazoo.tasks.omniglot import ARCHIVES
 from metazoo.tasks.omniglot import data as omniglot_data
+from metazoo.tasks.sampler import TaskIndices
 from tests.helpers import SHARED_DATA
 from tests.tasks.test_air_quality import STATIONS, station_frame, write_station
 from tests.tasks.test_image_tasks import fake_mini_imagenet, identity_arrays, make_tree
@@ -150,3 +153,45 @@ def test_indices_are_drawn_at_once_and_examples_a_batch_at_a_time(tmp_path, monk
 def test_counts_are_checked(num_tasks, batch_size):
     with pytest.raises(ValueError, match="must be a positive integer"):
         sample_batches(make_task("sinusoid"), num_tasks, batch_size, torch.Generator())
+
+
+def one_call_indices(family, num_tasks: int, generator: torch.Generator):
+    """The reference: the indices drawn with each random tensor of every task in one call, as
+    the samplers drew them before they went a block of tasks at a time."""
+    if isinstance(family, AirQuality):
+        period = torch.randint(len(family.periods), (num_tasks,), generator=generator)
+        keys = torch.rand((num_tasks, int(family.counts.max())), generator=generator)
+        keys[torch.arange(keys.shape[1]) >= family.counts[period][:, None]] = 2.0
+        chosen = keys.argsort(dim=1)[:, : family.k_shot + family.query_shots]
+        return HourIndices(period, family.starts[period][:, None] + chosen)
+    tasks, ways, shots, queries = num_tasks, family.n_way, family.k_shot, family.query_shots
+    picked = torch.rand((tasks, len(family.pool)), generator=generator).topk(ways).indices
+    classes = family.pool[picked]
+    available = family.examples.counts[classes[..., 0]]
+    most = int(family.examples.counts[family.pool[:, 0]].max())
+    keys = torch.rand((tasks, ways, most), generator=generator)
+    keys.masked_fill_(torch.arange(most) >= available[..., None], 2.0)
+    drawn = keys.argsort(dim=-1)[..., : shots + queries]
+    support_y = torch.rand((tasks, shots, ways), generator=generator).argsort(dim=-1)
+    query_y = torch.rand((tasks, queries, ways), generator=generator).argsort(dim=-1)
+    task = torch.arange(tasks)[:, None, None]
+    support = drawn[task, support_y, torch.arange(shots)[None, :, None]]
+    query = drawn[task, query_y, shots + torch.arange(queries)[None, :, None]]
+    return TaskIndices(classes[..., 0], classes[..., 1], support.reshape(tasks, -1),
+                       support_y.reshape(tasks, -1), query.reshape(tasks, -1),
+                       query_y.reshape(tasks, -1))
+
+
+DRAW_INDICES = sorted(name for name in TASKS if name not in ("sinusoid", "linear"))
+
+
+@pytest.mark.parametrize("family", DRAW_INDICES, indirect=True)
+@pytest.mark.parametrize(("num_tasks", "block"), [(40, 7), (3, 1), (2100, tasks_base.BLOCK)])
+def test_indices_drawn_a_block_of_tasks_at_a_time_are_those_of_one_call(family, num_tasks,
+                                                                        block, monkeypatch):
+    monkeypatch.setattr(tasks_base, "BLOCK", block)
+    drawn = family.sample_indices(num_tasks, torch.Generator().manual_seed(num_tasks))
+    expected = one_call_indices(family, num_tasks, torch.Generator().manual_seed(num_tasks))
+    assert type(drawn) is type(expected)
+    for name, tensor in zip(expected._fields, expected):
+        assert torch.equal(getattr(drawn, name), tensor), name
