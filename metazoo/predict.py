@@ -31,6 +31,7 @@ from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.checkpoint import params_problems, state_problems
 from metazoo.engine.config import TrainConfig, check_steps
 from metazoo.engine.evaluate import query_outputs
+from metazoo.engine.progress import in_batches, progress_bar, stage
 from metazoo.engine.run import check_model_named, read_run
 from metazoo.models import build_model, initial_params, make_loss, make_predict, task_shapes
 from metazoo.tasks import TASKS, make_task
@@ -341,9 +342,11 @@ def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None)
 
 
 def predict_files(run: TrainedRun, support: str | Path, query: str | Path, *,
-                  steps: int | None = None, transductive: bool | None = None
-                  ) -> tuple[Any, str]:
-    """Adapt ``run`` on the support files and predict the query files (``metazoo predict``).
+                  steps: int | None = None, transductive: bool | None = None,
+                  progress: bool = False) -> tuple[Any, str]:
+    """Adapt ``run`` on the support files and predict the query files (``metazoo predict``);
+    with ``progress``, once it takes more than a second, a bar counts the query images read
+    and names the stage (on a terminal).
 
     Images (a classification run): ``support`` is a class-per-folder tree; ``query`` a
     folder of images, directly in it (unlabelled) or in sub-folders named after support
@@ -368,8 +371,13 @@ def predict_files(run: TrainedRun, support: str | Path, query: str | Path, *,
     if isinstance(run.inputs, ImageInputs):
         x, y, names = run.read_support(support)
         paths, truth = query_images(query, names)
-        predictor = run.adapt(x, y, steps)
-        probabilities = predictor.probabilities(run.read_images(paths), transductive)
+        with progress_bar(progress, total=len(paths), desc="reading queries", unit="image",
+                          delay=1, leave=False) as bar:
+            queries = in_batches(run.read_images, paths, bar)
+            stage(bar, f"adapting ({run.steps if steps is None else steps} test steps)")
+            predictor = run.adapt(x, y, steps)
+            stage(bar, "predicting")
+            probabilities = predictor.probabilities(queries, transductive)
         score, label = probabilities.max(-1)
         table = pd.DataFrame({"file": [str(p) for p in paths],
                               "label": [names[i] for i in label.tolist()],

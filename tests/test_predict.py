@@ -362,3 +362,44 @@ def test_a_user_code_model_is_imported_only_when_named_again(tmp_path, monkeypat
     assert main([*argv, "--model", "planted_models:build", "--out",
                  str(tmp_path / "p.csv")]) == 0
     sys.modules.pop("planted_models", None)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_predict_shows_a_bar_of_the_images_read_once_it_takes_a_while(maml_run, tree,
+                                                                       tmp_path, monkeypatch):
+    from metazoo.engine import progress
+    from metazoo.predict import predict_files
+
+    run = metazoo.load_run(maml_run)
+    query = tmp_path / "query"  # 15 images of 3 classes, unlabelled
+    for i, image in enumerate(sorted(tree.glob("class0[0-2]/*.png"))):
+        grey_png(query / f"q{i:02d}.png", np.asarray(Image.open(image)))
+    support = tmp_path / "support"
+    for c in range(WAYS):
+        for i in range(SHOTS):
+            grey_png(support / f"class{c}" / f"{i}.png",
+                     np.asarray(Image.open(tree / f"class{c:02d}" / f"{i}.png")))
+    paths = sorted(query.glob("*.png"))
+    bar = progress.progress_bar(False, total=len(paths))
+    assert torch.equal(progress.in_batches(run.read_images, paths, bar, size=4),
+                       run.read_images(paths))  # read a few at a time: the same inputs
+
+    def at_once(shown, **options):  # no delay, every update drawn
+        return progress.progress_bar(shown, **{**options, "delay": 0, "mininterval": 0,
+                                               "miniters": 1})
+
+    quiet, _ = predict_files(run, support, query)
+    monkeypatch.setattr("sys.stderr", terminal := Terminal())
+    monkeypatch.setattr("metazoo.predict.progress_bar", at_once)
+    table, _ = predict_files(run, support, query, progress=True)
+    shown = terminal.getvalue()
+    assert "reading queries" in shown and f"{len(paths)}/{len(paths)}" in shown, shown
+    assert f"adapting ({run.steps} test steps)" in shown and "predicting" in shown, shown
+    assert table.equals(quiet)
+    monkeypatch.setattr("sys.stderr", terminal := Terminal())
+    predict_files(run, support, query)
+    assert terminal.getvalue() == ""  # progress=False

@@ -47,7 +47,8 @@ def _train_parser(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out: its files are deleted once every option "
                              "has been checked (other files are kept)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bars (shown only when stderr is a terminal)")
     group = parser.add_argument_group("run options")
     for spec in dataclasses.fields(TrainConfig):
         if spec.name != "algorithm_options":
@@ -89,6 +90,8 @@ def _eval_parser(subparsers) -> None:
                              "of them), or each query with the support set alone "
                              "(--no-transductive); default: the run's eval_transductive")
     parser.add_argument("--model", default=None, metavar="MODULE:FACTORY", help=MODEL_HELP)
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (shown only when stderr is a terminal)")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -152,7 +155,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     setup, params, state, checkpoint = rebuild_run(args.run, model=args.model, **evaluation)
     configure_process(setup.config)
     config = setup.config
-    report = evaluate_params(setup, params, state)
+    report = evaluate_params(setup, params, state, progress=not args.no_progress)
     print(format_table(report, results_title(config, report, checkpoint.iteration)))
     if args.json is not None:
         write_json(args.json, report_to_dict(report))
@@ -191,6 +194,9 @@ def _predict_parser(subparsers) -> None:
                              "them), or each with the support set alone (--no-transductive); "
                              "default: the run's eval_transductive")
     parser.add_argument("--model", default=None, metavar="MODULE:FACTORY", help=MODEL_HELP)
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (shown only when stderr is a terminal and "
+                             "reading and adapting take more than a second)")
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -204,7 +210,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.steps is not None:
         check_steps("--steps", args.steps)
     table, summary = predict_files(load_run(args.run, model=args.model), args.support, args.query,
-                                   steps=args.steps, transductive=args.transductive)
+                                   steps=args.steps, transductive=args.transductive,
+                                   progress=not args.no_progress)
     atomic_write_data(args.out, table.to_csv(index=False).encode())
     print(f"{summary}\npredictions: {args.out}")
     return 0

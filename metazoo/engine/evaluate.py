@@ -13,7 +13,8 @@ from metazoo.core.batch import map_tasks
 from metazoo.stats import Estimate
 from metazoo.types import LossFn, Params, TaskBatch
 
-__all__ = ["Estimate", "evaluate", "format_table", "per_task_metrics", "query_outputs"]
+__all__ = ["Estimate", "concatenate", "evaluate", "format_table", "per_task_metrics", "query_outputs",
+           "summarize"]
 
 
 def per_task_metrics(
@@ -99,8 +100,21 @@ def query_outputs(predict: Callable[[Params, torch.Tensor], torch.Tensor], param
 
 def evaluate(*args, **kwargs) -> dict[int, dict[str, Estimate]]:
     """Mean ± 95% CI over tasks of :func:`per_task_metrics` (same arguments)."""
+    return summarize(per_task_metrics(*args, **kwargs))
+
+
+def summarize(per_task: dict[int, dict[str, torch.Tensor]]) -> dict[int, dict[str, Estimate]]:
+    """Mean ± 95% CI over tasks of per-task values (:func:`per_task_metrics`'s)."""
     return {step: {metric: Estimate.of(values) for metric, values in metrics.items()}
-            for step, metrics in per_task_metrics(*args, **kwargs).items()}
+            for step, metrics in per_task.items()}
+
+
+def concatenate(parts: list[dict[int, dict[str, torch.Tensor]]]
+                ) -> dict[int, dict[str, torch.Tensor]]:
+    """Per-task values of several batches of tasks (:func:`per_task_metrics`'s), as those of
+    all the tasks, in order."""
+    return {step: {metric: torch.cat([part[step][metric] for part in parts])
+                   for metric in metrics} for step, metrics in parts[0].items()}
 
 
 def format_table(report: dict[int, dict[str, Estimate]], title: str = "") -> str:

@@ -15,14 +15,15 @@ from metazoo.algorithms import State, describe
 from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.checkpoint import Checkpoint, read_checkpoint
 from metazoo.engine.config import TrainConfig
-from metazoo.engine.evaluate import evaluate, format_table, per_task_metrics
+from metazoo.engine.evaluate import concatenate, format_table, per_task_metrics, summarize
 from metazoo.engine.folder import missing_checkpoint_message
 from metazoo.engine.layout import CHECKPOINT, CONFIG, RESULTS, RESULTS_TABLE
-from metazoo.engine.setup import Setup, build
+from metazoo.engine.progress import progress_bar
+from metazoo.engine.setup import Setup, build, held_out_batch
 from metazoo.fileio import atomic_write_data, write_json
 from metazoo.messages import brief
 from metazoo.models import MODELS
-from metazoo.tasks import TaskDistribution
+from metazoo.tasks import TaskDistribution, sample_batches
 from metazoo.types import Params
 
 #: Options that change speed or memory, or what is written beside the results, not the
@@ -140,23 +141,32 @@ def rebuild_run(run_dir: str | Path, model: str | None = None, **evaluation: Any
 def evaluate_params(setup: Setup, params: Params, state: State, *,
                     steps: list[int] | None = None,
                     num_tasks: int | None = None, eval_tasks: TaskDistribution | None = None,
-                    seed: int | None = None, per_task: bool = False):
+                    seed: int | None = None, per_task: bool = False, progress: bool = False,
+                    desc: str = "evaluation"):
     """Evaluate θ (with the method's carried ``state``) on the run's held-out tasks, drawn
     with ``seed`` (default ``eval_seed``, shared by all runs so that they pair).
+
+    The tasks are those of one draw of ``num_tasks`` (default ``eval_tasks``), drawn and
+    scored a batch at a time (:func:`held_out_batch`), so that memory holds one batch of
+    tasks however many there are; with ``progress``, a bar named ``desc`` counts the tasks
+    scored (on a terminal).
 
     Returns mean ± CI per step count, or with ``per_task=True`` the values of every task.
     """
     config = setup.config
     generator = torch.Generator().manual_seed(config.eval_seed if seed is None else seed)
-    tasks = (eval_tasks or setup.eval_tasks).sample(num_tasks or config.eval_tasks, generator)
-    return (per_task_metrics if per_task else evaluate)(
-        setup.loss, params, tasks.to(config.device, config.torch_dtype),
-        steps=list(steps or config.eval_steps), method=setup.method, state=state,
-        predict=setup.predict,
-        transductive=config.eval_transductive,
-        # Held-out tasks are many (600): vmap them a meta-batch at a time to bound memory.
-        strategy=setup.strategy, chunk_size=config.chunk_size or config.meta_batch,
-    )
+    count, size = num_tasks or config.eval_tasks, held_out_batch(config)
+    scored = []
+    with progress_bar(progress, total=count, desc=desc, unit="task", leave=False) as bar:
+        for batch in sample_batches(eval_tasks or setup.eval_tasks, count, size, generator):
+            scored.append(per_task_metrics(
+                setup.loss, params, batch.to(config.device, config.torch_dtype),
+                steps=list(steps or config.eval_steps), method=setup.method, state=state,
+                predict=setup.predict, transductive=config.eval_transductive,
+                strategy=setup.strategy, chunk_size=size))
+            bar.update(batch.num_tasks)
+    values = concatenate(scored)
+    return values if per_task else summarize(values)
 
 
 def report_to_dict(report) -> dict[str, dict[str, dict[str, float]]]:

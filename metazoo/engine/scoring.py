@@ -28,8 +28,10 @@ class NonFiniteError(RuntimeError):
 
 def final_evaluation(setup: Setup, params: Params, state: State, out: Path, iteration: int,
                       summary: dict[str, Any], signalled: Requests,
-                      names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
-    """Score θ on the held-out tasks and write the results (those of ``names``).
+                      names: tuple[str, ...] = (RESULTS, RESULTS_TABLE),
+                      progress: bool = False) -> None:
+    """Score θ on the held-out tasks and write the results (those of ``names``); with
+    ``progress``, a bar counts the tasks scored.
 
     A signal stops it at once: the final checkpoint is already on disk, and a resume
     evaluates again.
@@ -40,7 +42,8 @@ def final_evaluation(setup: Setup, params: Params, state: State, out: Path, iter
     """
     try:
         with signalled.at_once():
-            report = evaluate_params(setup, params, state)
+            report = evaluate_params(setup, params, state, progress=progress,
+                                     desc="final evaluation")
     except Stopped as stopped:
         raise Interrupted(stopped.signum, iteration, out) from None
     summary["report"] = report
@@ -52,7 +55,8 @@ def final_evaluation(setup: Setup, params: Params, state: State, out: Path, iter
 
 
 def validate_if_missing(setup: Setup, params: Params, state: State, out: Path,
-                         checkpoint: Checkpoint, signalled: Requests, finished: bool) -> bool:
+                         checkpoint: Checkpoint, signalled: Requests, finished: bool,
+                         progress: bool = False) -> bool:
     """Score the validation point of the checkpoint's iteration if the curve should have one
     and has not (a stop while it was being scored leaves the checkpoint, not the point).
 
@@ -65,16 +69,16 @@ def validate_if_missing(setup: Setup, params: Params, state: State, out: Path,
         return False
     try:
         validate(setup, params, state, out / VALIDATION, iteration, checkpoint.train_seconds,
-                  signalled)
+                  signalled, progress)
     except Stopped as stopped:
         raise Interrupted(stopped.signum, iteration, out) from None
     return True
 
 
 def validate(setup: Setup, params: Params, state: State, path: Path, iteration: int,
-              seconds: float, signalled: Requests) -> dict[str, Any]:
+              seconds: float, signalled: Requests, progress: bool = False) -> dict[str, Any]:
     """Append θ's score on the fixed validation tasks to the learning curve at ``path``;
-    returns the record.
+    returns the record. With ``progress``, a bar counts the tasks scored.
 
     Raises:
         Stopped: a signal while scoring (nothing is written then).
@@ -82,7 +86,8 @@ def validate(setup: Setup, params: Params, state: State, path: Path, iteration: 
     with signalled.at_once():
         tasks, seed = setup.val_tasks
         report = evaluate_params(setup, params, state, num_tasks=setup.config.val_tasks,
-                                 eval_tasks=tasks, seed=seed)
+                                 eval_tasks=tasks, seed=seed, progress=progress,
+                                 desc=f"validation at iteration {iteration}")
     record = {"iteration": iteration, "train_seconds": seconds,
               **{f"{metric}@{step}": estimate.mean for step, values in report.items()
                  for metric, estimate in values.items()}}

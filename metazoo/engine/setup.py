@@ -20,7 +20,7 @@ from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.config import TrainConfig
 from metazoo.messages import brief
 from metazoo.models import initial_params, make_loss, make_model, make_predict
-from metazoo.tasks import TaskDistribution, make_task
+from metazoo.tasks import TaskDistribution, draws_indices, make_task
 from metazoo.types import LossFn, Params
 
 #: Device types a run may use (``meta`` tensors hold no data; others are untested).
@@ -56,7 +56,8 @@ def build(config: TrainConfig, held_out: str = "test") -> Setup:
     eval_tasks = _make_tasks(config, evaluation=True, part=held_out)
     tasks = _make_tasks(config, evaluation=False)
     for evaluation in (False, True):
-        _check_memory(config, evaluation, held_out if evaluation else "")
+        _check_memory(config, eval_tasks if evaluation else tasks, evaluation,
+                      held_out if evaluation else "")
     # Initialise weights from the run's seed without touching the global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -112,19 +113,35 @@ def _make_tasks(config: TrainConfig, evaluation: bool, part: str = "") -> TaskDi
                          f"{error}") from error
 
 
-def _check_memory(config: TrainConfig, evaluation: bool, part: str = "") -> None:
-    """Refuse a batch of tasks larger than this machine's memory, before one is drawn."""
+def held_out_batch(config: TrainConfig) -> int:
+    """How many held-out tasks (the final evaluation's, the validation curve's) are drawn
+    and scored at once: the vmap chunk, ``chunk_size`` or else ``meta_batch``."""
+    return config.chunk_size or config.meta_batch
+
+
+def _check_memory(config: TrainConfig, tasks: TaskDistribution, evaluation: bool,
+                  part: str = "") -> None:
+    """Refuse tasks larger than this machine's memory, before any is drawn: one meta-batch,
+    or the held-out tasks (the final evaluation's, or the validation curve's, from the same
+    options and another part of the split). Those are drawn and scored a batch at a time
+    (:func:`held_out_batch`): a family that draws indices first holds one batch of examples
+    and the indices of every task; any other is drawn whole."""
     options = config.task_options(evaluation=evaluation, part=part)
-    # The held-out tasks are drawn all at once: the final evaluation's, or the validation
-    # curve's (from the same options, another part of the split).
+    per_task = _bytes_per_task(config, options)
     count = max(config.eval_tasks, config.val_tasks if config.val_every else 0) if evaluation \
         else config.meta_batch
-    needed = count * _bytes_per_task(config, options)
+    needed = count * per_task
+    names = "meta_batch, k_shot, query_shots"
+    if evaluation:
+        names = "eval_tasks, eval_k_shot, eval_query_shots" + (
+            " or val_tasks" if config.val_every else "")
+    if evaluation and draws_indices(tasks):
+        indices = tasks.sample_indices(1, torch.Generator().manual_seed(0))
+        needed = (min(count, held_out_batch(config)) * per_task
+                  + count * sum(index.nbytes for index in indices))
+        names += ", or chunk_size (else meta_batch: the tasks scored at once)"
     available = _physical_memory()
     if available and needed > available:
-        names = ("eval_tasks, eval_k_shot, eval_query_shots"
-                 + (" or val_tasks" if config.val_every else "")) if evaluation \
-            else "meta_batch, k_shot, query_shots"
         raise ValueError(f"{'the held-out tasks' if evaluation else 'one meta-batch'} would take "
                          f"{needed / 2**30:.3g} GiB, more than this machine's "
                          f"{available / 2**30:.3g} GiB of memory; lower {names}")

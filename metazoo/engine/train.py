@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from metazoo._version import __version__
 from metazoo.algorithms import State, meta_gradient
@@ -41,6 +40,7 @@ from metazoo.engine.layout import (
     read_log,
 )
 from metazoo.engine.outer import apply_step
+from metazoo.engine.progress import advance, training_bar
 from metazoo.engine.run import (
     check_same_config,
     evaluate_params,
@@ -85,8 +85,11 @@ def train(
     ``config.tensorboard``, TensorBoard events (:mod:`~metazoo.engine.tensorboard`) to ``out``,
     and holds the folder's lock while it runs (removing the lock file as it ends). With
     ``resume=True`` it continues from ``out/checkpoint.pt``; the result is bit-identical to an
-    uninterrupted run on the same machine. Resuming a finished run changes nothing. ``overwrite=True`` deletes a previous
-    run's files in ``out``, once everything else has been checked.
+    uninterrupted run on the same machine. Resuming a finished run changes nothing.
+    ``overwrite=True`` deletes a previous run's files in ``out``, once everything else has been
+    checked. ``progress`` draws bars on a terminal's stderr (:mod:`~metazoo.engine.progress`):
+    meta-training's (the time budget's seconds when there is one, else the iterations), and the
+    tasks scored at each validation point and in the final evaluation.
 
     Under ``torchrun`` every process draws the same global batch from the seeded task stream
     and computes its own disjoint share of it; the meta-gradients are all-reduced, so θ does
@@ -132,7 +135,7 @@ def train(
             setup.strategy = checkpoint.strategy
         if checkpoint is not None and checkpoint.finished:
             return _finished(setup, out, checkpoint, params, state, ranks, evaluate_at_end,
-                             signalled, board)
+                             signalled, board, progress)
         return _run(setup, out, checkpoint, params, state, device, ranks, signalled, progress,
                     evaluate_at_end, on_validation, board)
 
@@ -158,8 +161,8 @@ def _resumable(out: Path, setup: Setup) -> Checkpoint:
 
 
 def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, state: State,
-              ranks: Ranks, evaluate_at_end: bool, signalled: Requests, board: Board
-              ) -> dict[str, Any]:
+              ranks: Ranks, evaluate_at_end: bool, signalled: Requests, board: Board,
+              progress: bool) -> dict[str, Any]:
     """A finished run, resumed: it can always be finished again. A validation point or
     results that are missing (a stop or a kill while they were being computed) are computed
     and written; nothing else changes."""
@@ -173,13 +176,14 @@ def _finished(setup: Setup, out: Path, checkpoint: Checkpoint, params: Params, s
         return summary
     rewritten = []
     board.resume(checkpoint.iteration)
-    if validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=True):
+    if validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=True,
+                           progress=progress):
         rewritten.append(f"the last point of {VALIDATION}")
         board.validation(read_log(out / VALIDATION)[-1])
     missing = tuple(name for name in (RESULTS, RESULTS_TABLE) if not (out / name).is_file())
     if evaluate_at_end and missing:
         _scored(setup, params, state, out, checkpoint.iteration, summary, signalled, board,
-                missing)
+                missing, progress)
         rewritten += missing
     summary["rewritten"] = rewritten
     return summary
@@ -218,7 +222,8 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         board.resume(start)
         _truncate_log(out / LOG, start)
         _truncate_log(out / VALIDATION, start)
-        if validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=False):
+        if validate_if_missing(setup, params, state, out, checkpoint, signalled, finished=False,
+                               progress=progress):
             board.validation(read_log(out / VALIDATION)[-1])
     elif lead:
         write_json(out / CONFIG, config.to_dict())
@@ -250,13 +255,13 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
     chunk = config.chunk_size
     seconds: list[float] = []
     done = start
-    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
-               disable=not (progress and lead), desc=f"{config.algorithm} on {config.task}",
-               unit="it")
+    progress = progress and lead
+    bar = training_bar(config, start, trained_seconds, progress)
+    logged_loss = None  # the last loss logged, shown on the bar
     log = open(out / LOG, "a") if lead else None  # noqa: SIM115 - closed in finally
     try:
         clock = time.process_time if config.budget_clock == "cpu" else time.perf_counter
-        for iteration in bar:
+        for iteration in range(start, config.iterations):
             began = time.perf_counter()
             began_budget = clock()
             # Every rank draws the whole global batch, so the stream is the same for any
@@ -299,11 +304,12 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                           **{name: float(value) for name, value in stats.items()}}
                 append_line(log, json.dumps(record))
                 board.train(record)
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                logged_loss = record["loss"]
+            advance(bar, config, done, trained_seconds, logged_loss)
             if lead and config.val_every and (done % config.val_every == 0 or last) and not stop:
                 try:
                     record = validate(setup, params, state, out / VALIDATION, done,
-                                       trained_seconds, signalled)
+                                       trained_seconds, signalled, progress)
                 except Stopped as stopped:  # θ is whole in memory: keep it, stop now
                     save(done)
                     raise Interrupted(stopped.signum, done, out) from None
@@ -328,7 +334,8 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             f"every one of the {done} meta-iterations had a non-finite meta-gradient and was "
             f"skipped (skip_nonfinite), so θ is still θ₀; lower outer_lr or inner_lr")
     if evaluate_at_end and lead:
-        _scored(setup, params, state, out, done, summary, signalled, board)
+        _scored(setup, params, state, out, done, summary, signalled, board,
+                progress=progress)
     elif lead:
         board.results(config, None, done)
     barrier(ranks)
@@ -339,11 +346,12 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
 
 def _scored(setup: Setup, params: Params, state: State, out: Path, iteration: int,
             summary: dict[str, Any], signalled: Requests, board: Board,
-            names: tuple[str, ...] = (RESULTS, RESULTS_TABLE)) -> None:
+            names: tuple[str, ...] = (RESULTS, RESULTS_TABLE), progress: bool = False) -> None:
     """The final evaluation (:func:`final_evaluation`), then its results as the run's
     TensorBoard hyperparameters' metrics, even when they are not finite."""
     try:
-        final_evaluation(setup, params, state, out, iteration, summary, signalled, names)
+        final_evaluation(setup, params, state, out, iteration, summary, signalled, names,
+                         progress)
     finally:
         if "report" in summary:
             board.results(setup.config, summary["report"], iteration)

@@ -61,6 +61,7 @@ TASKS: MutableMapping[str, Callable[..., TaskDistribution]] = _Registry({
 #: Each class or function importable from here → the module of this package that defines it.
 _HOMES = {"AirQuality": "air_quality", "ArrayTasks": "arrays", "array_tasks": "arrays",
           "DataError": "base", "TaskBatch": "base", "TaskDistribution": "base",
+          "DrawsIndices": "base", "draws_indices": "base", "sample_batches": "base",
           "Faces": "folder", "ImageFolderTasks": "folder", "LinearRegression": "linear",
           "MiniImageNet": "mini_imagenet", "Omniglot": "omniglot", "ClassData": "sampler",
           "FewShotSampling": "sampler", "Sinusoid": "sinusoid"}
@@ -91,6 +92,7 @@ __all__ = [
     "ArrayTasks",
     "ClassData",
     "DataError",
+    "DrawsIndices",
     "Faces",
     "FewShotSampling",
     "ImageFolderTasks",
@@ -101,5 +103,7 @@ __all__ = [
     "TaskBatch",
     "TaskDistribution",
     "array_tasks",
+    "draws_indices",
     "make_task",
+    "sample_batches",
 ]

@@ -68,13 +68,14 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
 from metazoo.messages import brief
-from metazoo.tasks.base import TaskBatch, check_counts
+from metazoo.tasks.base import TaskBatch, check_counts, in_blocks
 
 ROOT_ENV = "METAZOO_AIR_QUALITY_DIR"
 TARGET = "PM2.5"
@@ -233,6 +234,13 @@ def _month_index(name: str, text: str) -> int:
     return 12 * int(year) + int(month) - 1
 
 
+class HourIndices(NamedTuple):
+    """A batch of air-quality tasks before any hour is gathered."""
+
+    period: torch.Tensor  # [T] index into AirQuality.periods
+    rows: torch.Tensor  # [T, K+Q] rows of AirQuality.inputs, support first
+
+
 @dataclass(frozen=True)
 class AirQuality:
     """Station-month regression tasks: ``x`` ``[T, S, 13]`` (:data:`FEATURES`), ``y`` ``[T, S, 1]``.
@@ -337,7 +345,7 @@ class AirQuality:
         held_out = table["station"].isin(self.held_out_stations)
         return in_time & (held_out if part == "test" else ~held_out)
 
-    def sample_indices(self, num_tasks: int, generator: torch.Generator):
+    def sample_indices(self, num_tasks: int, generator: torch.Generator) -> HourIndices:
         """Draw ``num_tasks`` tasks as indices (every random number from ``generator``).
 
         Returns:
@@ -346,21 +354,29 @@ class AirQuality:
             support first.
         """
         check_counts(num_tasks=num_tasks)
-        period = torch.randint(len(self.periods), (num_tasks,), generator=generator)  # [T]
+        period = in_blocks(num_tasks, lambda start, stop: torch.randint(
+            len(self.periods), (stop - start,), generator=generator))  # [T]
         counts = self.counts[period]  # [T]
-        # A uniformly random subset of each period's hours: sort random keys, with the
-        # positions past the period's end pushed last.
-        keys = torch.rand((num_tasks, int(self.counts.max())), generator=generator)
-        keys[torch.arange(keys.shape[1]) >= counts[:, None]] = 2.0
-        chosen = keys.argsort(dim=1)[:, : self.k_shot + self.query_shots]  # [T, K+Q]
-        return period, self.starts[period][:, None] + chosen
 
-    def sample(self, num_tasks: int, generator: torch.Generator) -> TaskBatch:
-        _, rows = self.sample_indices(num_tasks, generator)
-        x, y = self.inputs[rows], self.targets[rows]  # [T, K+Q, 13], [T, K+Q, 1]
+        def hours(start: int, stop: int) -> torch.Tensor:
+            # A uniformly random subset of each period's hours: sort random keys, with the
+            # positions past the period's end pushed last.
+            keys = torch.rand((stop - start, int(self.counts.max())), generator=generator)
+            keys[torch.arange(keys.shape[1]) >= counts[start:stop, None]] = 2.0
+            return keys.argsort(dim=1)[:, : self.k_shot + self.query_shots]  # [B, K+Q]
+
+        chosen = in_blocks(num_tasks, hours)  # [T, K+Q]
+        return HourIndices(period, self.starts[period][:, None] + chosen)
+
+    def gather(self, indices: HourIndices) -> TaskBatch:
+        """The hours that ``indices`` name, as a :class:`TaskBatch`."""
+        x, y = self.inputs[indices.rows], self.targets[indices.rows]  # [T, K+Q, 13], [T, K+Q, 1]
         k = self.k_shot
         return TaskBatch(x[:, :k], y[:, :k], x[:, k:], y[:, k:])
 
+    def sample(self, num_tasks: int, generator: torch.Generator) -> TaskBatch:
+        return self.gather(self.sample_indices(num_tasks, generator))
 
-__all__ = ["FEATURES", "HELD_OUT_STATIONS", "STATIONS", "AirQuality", "load_air_quality",
-           "station_file"]
+
+__all__ = ["FEATURES", "HELD_OUT_STATIONS", "STATIONS", "AirQuality", "HourIndices",
+           "load_air_quality", "station_file"]

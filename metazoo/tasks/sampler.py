@@ -6,7 +6,8 @@ with a count per class (classes may hold different numbers of examples). A task 
 then only says which classes a part of its split holds (its *pool*, rows
 ``(class, quarter turns)``), and :class:`FewShotSampling` draws tasks from it, vectorised over
 tasks: every random number of a batch comes from a few ``torch.rand`` calls on the caller's
-generator, and the examples are gathered with one ``index_select``.
+generator (drawn a block of tasks at a time, :func:`~metazoo.tasks.base.in_blocks`), and the
+examples are gathered with one ``index_select``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import NamedTuple
 
 import torch
 
-from metazoo.tasks.base import TaskBatch, check_counts
+from metazoo.tasks.base import TaskBatch, check_counts, in_blocks
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,14 +138,19 @@ class FewShotSampling:
         check_counts(num_tasks=num_tasks)
         tasks, ways, shots, queries = num_tasks, self.n_way, self.k_shot, self.query_shots
         # The top n_way of uniform keys: n_way distinct pool rows in random order.
-        picked = torch.rand((tasks, len(self.pool)), generator=generator).topk(ways).indices
+        picked = in_blocks(tasks, lambda start, stop: torch.rand(
+            (stop - start, len(self.pool)), generator=generator).topk(ways).indices)  # [T, N]
         classes = self.pool[picked]  # [T, N, 2]
         available = self.examples.counts[classes[..., 0]]  # [T, N]
         most = int(self.examples.counts[self.pool[:, 0]].max())
-        keys = torch.rand((tasks, ways, most), generator=generator)  # [T, N, most]
-        # Keys past a class's own count sort last, so only its real examples are drawn.
-        keys.masked_fill_(torch.arange(most) >= available[..., None], 2.0)
-        drawn = keys.argsort(dim=-1)[..., : shots + queries]  # [T, N, K+Q], distinct per class
+
+        def examples(start: int, stop: int) -> torch.Tensor:
+            keys = torch.rand((stop - start, ways, most), generator=generator)  # [B, N, most]
+            # Keys past a class's own count sort last, so only its real examples are drawn.
+            keys.masked_fill_(torch.arange(most) >= available[start:stop, :, None], 2.0)
+            return keys.argsort(dim=-1)[..., : shots + queries]  # [B, N, K+Q]
+
+        drawn = in_blocks(tasks, examples)  # [T, N, K+Q], distinct per class
         support_y = torch.rand((tasks, shots, ways), generator=generator).argsort(dim=-1)
         query_y = torch.rand((tasks, queries, ways), generator=generator).argsort(dim=-1)
         task = torch.arange(tasks)[:, None, None]

@@ -5,10 +5,13 @@ run is finished leaves nothing to do (exit status 0)."""
 
 import importlib
 import json
+import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
+import pytest
 import torch
 
 from tests.hostile.harness import OK, SIGINT, SIGTERM, TINY, cli, spawn
@@ -78,3 +81,38 @@ def test_sigterm_once_the_run_is_finished_exits_0(tmp_path, monkeypatch):
     assert result.err.splitlines() == [(f"metazoo train: SIGTERM came once the run had "
                                         f"finished; its results are in {out}")]
     assert (out / "results.json").is_file()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) that process ``pid`` has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize(("signum", "status", "name"), [(signal.SIGINT, SIGINT, "SIGINT"),
+                                                        (signal.SIGTERM, SIGTERM, "SIGTERM")])
+def test_a_signal_during_metazoo_eval_stops_it_at_once(run, tmp_path, signum, status, name):
+    report = tmp_path / "report.json"
+    # Once the long evaluation has used more CPU than a whole short one (imports, rebuilding
+    # the run, scoring one task), it is scoring.
+    short = spawn("eval", run, "--tasks", "1", "--steps", "0", "1")
+    _, _, usage = os.wait4(short.pid, 0)
+    short.communicate()
+    started = usage.ru_utime + usage.ru_stime
+    process = spawn("eval", run, "--tasks", "2000", "--steps", "0", "3000", "--json", report)
+    deadline = time.time() + 120
+    while cpu_seconds(process.pid) < started + 1:
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signum)
+    sent = time.time()
+    try:
+        _, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError("still scoring 30 s after the signal") from None
+    seconds = time.time() - sent
+    assert process.returncode == status and seconds < 5, (process.returncode, seconds, err)
+    assert err.splitlines() == [f"metazoo eval: stopped by {name}"]
+    assert not report.exists()
