@@ -116,7 +116,7 @@ def _make_tasks(config: TrainConfig, evaluation: bool, part: str = "") -> TaskDi
 def held_out_batch(config: TrainConfig) -> int:
     """How many held-out tasks (the final evaluation's, the validation curve's) are drawn
     and scored at once: the vmap chunk, ``chunk_size`` or else ``meta_batch``."""
-    return config.chunk_size or config.meta_batch
+    return config.meta_batch if config.chunk_size is None else config.chunk_size
 
 
 def _check_memory(config: TrainConfig, tasks: TaskDistribution, evaluation: bool,

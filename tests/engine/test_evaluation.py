@@ -46,7 +46,7 @@ def all_at_once(setup, params, state, num_tasks: int) -> dict:
 def test_batches_score_the_tasks_of_one_draw_bit_for_bit(task, strategy, arrays):
     options = {"data_dir": str(arrays), "n_way": 3, "k_shot": 1, "query_shots": 2,
                "model": "mlp"} if task == "arrays" else {}
-    for meta_batch, chunk_size in ((3, 0), (25, 4), (25, 0)):  # batches of 3, 4 and all 7
+    for meta_batch, chunk_size in ((3, None), (25, 4), (25, None)):  # batches of 3, 4 and all 7
         config = TrainConfig(task=task, algorithm="maml", meta_batch=meta_batch,
                              chunk_size=chunk_size, eval_tasks=7, eval_steps=[0, 2],
                              strategy=strategy, eval_transductive=task == "sinusoid",
