@@ -20,7 +20,7 @@ from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.config import TrainConfig
 from metazoo.messages import brief
 from metazoo.models import initial_params, make_loss, make_model, make_predict
-from metazoo.tasks import TaskDistribution, make_task
+from metazoo.tasks import DataError, TaskDistribution, make_task
 from metazoo.types import LossFn, Params
 
 #: Device types a run may use (``meta`` tensors hold no data; others are untested).
@@ -103,6 +103,10 @@ def initial_meta_params(setup: Setup, device: str | None = None) -> tuple[Params
 def _make_tasks(config: TrainConfig, evaluation: bool, part: str = "") -> TaskDistribution:
     try:
         return make_task(config.task, **config.task_options(evaluation=evaluation, part=part))
+    except DataError:
+        # Missing or unusable data (a folder, a download, a file) is the training tasks'
+        # problem too: it is reported as it is, not as one of the evaluation options.
+        raise
     except ValueError as error:
         if not evaluation:
             raise

@@ -142,6 +142,31 @@ def test_impossible_held_out_tasks_name_the_evaluation_options(tmp_path):
             message="held-out tasks (eval_k_shot=10, eval_query_shots=20")
 
 
+#: Data that cannot be had, met while the held-out tasks (built first) are made: each is the
+#: training tasks' problem too, so it is reported as it is, without the evaluation options.
+MISSING_DATA = [
+    (["--task", "omniglot", "--data-dir", "{tmp}/nowhere"], "data_dir {tmp}/nowhere does not exist"),
+    (["--task", "omniglot", "--data-dir", "{tmp}"], "download of images_background.zip from file:"),
+    (["--task", "folder", "--data-dir", "{tmp}/nowhere"], "data_dir {tmp}/nowhere does not exist"),
+    (["--task", "folder"], "data_dir is required"),
+    (["--task", "air-quality", "--data-dir", "{tmp}/nowhere"], "air-quality data folder {tmp}/nowhere"),
+    (["--task", "arrays", "--data-dir", "{tmp}"], "inputs.npy is missing"),
+]
+
+
+@pytest.mark.parametrize("flags, message", MISSING_DATA, ids=[m[:30] for _, m in MISSING_DATA])
+def test_missing_data_is_not_taken_for_the_evaluation_options(flags, message, tmp_path,
+                                                               monkeypatch):
+    # Downloads, if tried, fail at once: the archives are looked for in a folder that is not there.
+    monkeypatch.setenv("METAZOO_OMNIGLOT_URL", (tmp_path / "no-mirror").as_uri())
+    for variable in ("METAZOO_OMNIGLOT_DIR", "METAZOO_AIR_QUALITY_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    result = refused("train", *TINY, *flags, "--out", tmp_path / "new", watch=tmp_path,
+                     absent=[tmp_path / "new"], message=message.format(tmp=tmp_path))
+    assert "held-out tasks" not in result.line
+
+
 def test_conjugate_gradient_steps_that_would_not_finish(tmp_path):
     refused("train", *TINY, "--algorithm", "imaml", "--imaml-cg-steps", BIG, "--out",
             tmp_path / "new", watch=tmp_path, message="cg_steps must be at most")
