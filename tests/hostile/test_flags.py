@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from tests.hostile.harness import TINY, cli, refused
+from tests.hostile.harness import OK, TINY, cli, refused
+from tests.tasks.test_image_tasks import make_tree
 
 BIG = str(10**30)
 
@@ -185,3 +186,20 @@ def test_help_prints_each_percent_sign_once(command):
     assert result.code == 0 and "%%" not in result.out
     if command == "eval":
         assert "± 95% CI" in " ".join(result.out.split())
+
+
+def test_a_held_out_part_with_too_few_classes_names_the_part(tmp_path, monkeypatch):
+    # The default split (0.6 0.15 0.25, each rounded) leaves 19 classes 5 test classes and 18
+    # only 4 (README, "A folder of images"). The evaluation shots are the training ones here,
+    # so the message does not name them.
+    monkeypatch.setenv("METAZOO_CACHE_DIR", str(tmp_path / "cache"))
+    flags = ["--task", "folder", "--image-size", "16", "--n-way", "5", "--k-shot", "1",
+             "--query-shots", "1", "--eval-query-shots", "1"]
+    data = make_tree(tmp_path / "data", {f"class{i:02d}": 2 for i in range(18)})
+    result = refused("train", *TINY, *flags, "--data-dir", data, "--out", tmp_path / "new",
+                     watch=data, absent=[tmp_path / "new"],
+                     message="n_way=5 classes per task, but the test part of")
+    assert result.line.endswith("has only 4 classes") and "held-out tasks" not in result.line
+    make_tree(data, {"class18": 2}, seed=1)
+    trained = cli("train", *TINY, *flags, "--data-dir", data, "--out", tmp_path / "new")
+    assert trained.code == OK, trained.err
