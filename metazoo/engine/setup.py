@@ -20,7 +20,7 @@ from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.config import TrainConfig
 from metazoo.messages import brief
 from metazoo.models import initial_params, make_loss, make_model, make_predict
-from metazoo.tasks import TaskDistribution, draws_indices, make_task
+from metazoo.tasks import DataError, TaskDistribution, draws_indices, make_task
 from metazoo.types import LossFn, Params
 
 #: Device types a run may use (``meta`` tensors hold no data; others are untested).
@@ -102,12 +102,19 @@ def initial_meta_params(setup: Setup, device: str | None = None) -> tuple[Params
 
 
 def _make_tasks(config: TrainConfig, evaluation: bool, part: str = "") -> TaskDistribution:
+    """The training or held-out tasks. The held-out ones differ by their part of the split and
+    by ``eval_k_shot`` and ``eval_query_shots``: where those differ from the training shots,
+    an error of theirs names them, unless it is missing or unusable data (a ``DataError``,
+    the training tasks' problem too), which is reported as it is."""
     try:
         return make_task(config.task, **config.task_options(evaluation=evaluation, part=part))
+    except DataError:
+        raise
     except ValueError as error:
-        if not evaluation:
+        own_shots = (config.eval_k_shot, config.eval_query_shots) != (config.k_shot,
+                                                                      config.query_shots)
+        if not (evaluation and own_shots):
             raise
-        # The held-out tasks differ from the training ones only by these options: name them.
         raise ValueError(f"held-out tasks (eval_k_shot={config.eval_k_shot}, eval_query_shots="
                          f"{config.eval_query_shots}): "
                          f"{error}") from error

@@ -75,7 +75,7 @@ import pandas as pd
 import torch
 
 from metazoo.messages import brief
-from metazoo.tasks.base import TaskBatch, check_counts, in_blocks
+from metazoo.tasks.base import DataError, TaskBatch, check_counts, in_blocks
 
 ROOT_ENV = "METAZOO_AIR_QUALITY_DIR"
 TARGET = "PM2.5"
@@ -106,8 +106,8 @@ def resolve_root(root: str | Path | None = None) -> Path:
     if root is None or str(root) == "":
         root = os.environ.get(ROOT_ENV, "")
         if not root:
-            raise ValueError(f"air-quality needs its data: pass --data-dir DIR ({HOW_TO_GET}), "
-                             f"or set ${ROOT_ENV}")
+            raise DataError(f"air-quality needs its data: pass --data-dir DIR ({HOW_TO_GET}), "
+                            f"or set ${ROOT_ENV}")
     return Path(root).expanduser()
 
 
@@ -128,25 +128,25 @@ def load_air_quality(root: str | Path | None = None,
     modification times), so a training run's train and test parts share one parse.
 
     Raises:
-        ValueError: one line naming the folder or file and the fix, for a missing folder, a
+        DataError: one line naming the folder or file and the fix, for a missing folder, a
             folder without CSVs, an unreadable CSV, a missing column, a value that is not a
             finite number, an unknown wind direction, a station found in two files, or a
             station of ``stations`` with no file.
     """
     folder = resolve_root(root)
     if not folder.is_dir():
-        raise ValueError(f"air-quality data folder {folder} does not exist; pass --data-dir "
-                         f"pointing at {HOW_TO_GET}")
+        raise DataError(f"air-quality data folder {folder} does not exist; pass --data-dir "
+                        f"pointing at {HOW_TO_GET}")
     files = sorted(folder.glob("*.csv"))
     if not files:
-        raise ValueError(f"air-quality data folder {folder} holds no .csv files; pass --data-dir "
-                         f"pointing at {HOW_TO_GET}")
+        raise DataError(f"air-quality data folder {folder} holds no .csv files; pass --data-dir "
+                        f"pointing at {HOW_TO_GET}")
     state = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
     table = _load(str(folder.resolve()), state)
     found = set(table["station"].unique())
     missing = [station for station in stations if station not in found]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"air-quality data folder {folder} holds no file for station"
             f"{'s' if len(missing) > 1 else ''} {brief(missing)} "
             f"({brief([station_file(station) for station in missing], limit=2)}); put "
@@ -162,8 +162,8 @@ def _load(folder: str, state: tuple) -> pd.DataFrame:
     for name, _, _ in state:
         station, frame = _read_station(Path(folder) / name)
         if station in seen:
-            raise ValueError(f"station {station!r} is in both {seen[station]} and {name} in "
-                             f"{folder}; keep one file per station")
+            raise DataError(f"station {station!r} is in both {seen[station]} and {name} in "
+                            f"{folder}; keep one file per station")
         seen[station] = name
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
@@ -180,10 +180,10 @@ def _read_station(path: Path) -> tuple[str, pd.DataFrame]:
                           low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         reason = " ".join(str(error).split())[:200]
-        raise ValueError(f"{path}: cannot be read as a CSV ({reason}); {fix}") from error
+        raise DataError(f"{path}: cannot be read as a CSV ({reason}); {fix}") from error
     missing = [column for column in COLUMNS if column not in raw.columns]
     if missing:
-        raise ValueError(f"{path} has no column {', '.join(missing)}; {fix}")
+        raise DataError(f"{path} has no column {', '.join(missing)}; {fix}")
     for column in ("year", "month", "hour", TARGET, *POLLUTANTS, *WEATHER, "RAIN"):
         numbers = pd.to_numeric(raw[column], errors="coerce")
         bad = numbers.isna() & raw[column].notna()
@@ -191,25 +191,25 @@ def _read_station(path: Path) -> tuple[str, pd.DataFrame]:
             bad |= raw[column].isna()
         if bad.any():
             row = int(bad.to_numpy().argmax())
-            raise ValueError(f"{path}: column {column!r} holds {raw[column].iloc[row]!r} on data "
-                             f"row {row + 1}, not a number{'' if column in ('year', 'month', 'hour') else ' or NA'}; "
-                             "fix or remove that row")
+            raise DataError(f"{path}: column {column!r} holds {raw[column].iloc[row]!r} on data "
+                            f"row {row + 1}, not a number{'' if column in ('year', 'month', 'hour') else ' or NA'}; "
+                            "fix or remove that row")
         infinite = np.isinf(numbers.to_numpy(dtype="float64"))
         if infinite.any():  # "inf", or a number too large for a float (1e309)
             row = int(infinite.argmax())
-            raise ValueError(f"{path}: column {column!r} holds {numbers.iloc[row]} on data row "
-                             f"{row + 1}, not a finite number; fix or remove that row")
+            raise DataError(f"{path}: column {column!r} holds {numbers.iloc[row]} on data row "
+                            f"{row + 1}, not a finite number; fix or remove that row")
         raw[column] = numbers.astype("float64")
     if not (raw["month"].between(1, 12).all() and raw["hour"].between(0, 23).all()):
-        raise ValueError(f"{path}: month must be 1-12 and hour 0-23; fix or remove those rows")
+        raise DataError(f"{path}: month must be 1-12 and hour 0-23; fix or remove those rows")
     unknown = sorted(set(raw["wd"].dropna()) - set(COMPASS))
     if unknown:
-        raise ValueError(f"{path}: column 'wd' holds {unknown[0]!r}, not one of the 16 compass "
-                         f"points ({', '.join(COMPASS)}) or NA; fix or remove those rows")
+        raise DataError(f"{path}: column 'wd' holds {unknown[0]!r}, not one of the 16 compass "
+                        f"points ({', '.join(COMPASS)}) or NA; fix or remove those rows")
     stations = raw["station"].dropna().unique()
     if len(stations) != 1:
-        raise ValueError(f"{path}: column 'station' must name one station, found "
-                         f"{len(stations)}; keep one station per file")
+        raise DataError(f"{path}: column 'station' must name one station, found "
+                        f"{len(stations)}; keep one station per file")
     usable = raw.dropna(subset=[c for c in COLUMNS if c != "station"])
     bearing = np.deg2rad(usable["wd"].map(COMPASS).to_numpy(dtype="float64"))
     hour = 2 * math.pi * usable["hour"].to_numpy() / 24
@@ -301,8 +301,8 @@ class AirQuality:
         rows = table[self._rows(table, self.part)]
         if train.empty or rows.empty:
             empty = "train" if train.empty else self.part
-            raise ValueError(f"the {self.split}/{empty} part of {resolve_root(self.root)} holds "
-                             "no usable hours; check the data's years and stations")
+            raise DataError(f"the {self.split}/{empty} part of {resolve_root(self.root)} holds "
+                            "no usable hours; check the data's years and stations")
         # Standardise with the training part's statistics only: nothing of the later years
         # or the held-out stations leaks into the inputs' scale.
         mean, std = train[list(FEATURES)].mean(), train[list(FEATURES)].std().replace(0, 1)

@@ -32,7 +32,7 @@ def class_data(inputs: Any, labels: Any, names: tuple[str, str] = ("inputs", "la
         names: how to name the inputs and the labels in errors (their files, when read).
 
     Raises:
-        ValueError: one line naming the array: labels that are not one integer per input,
+        DataError: one line naming the array: labels that are not one integer per input,
             inputs that are not real numbers shaped ``[examples, ...]``, or a non-finite input
             (its index given).
     """
@@ -41,18 +41,18 @@ def class_data(inputs: Any, labels: Any, names: tuple[str, str] = ("inputs", "la
     if inputs.ndim < 2:
         shape = "a single number (shape [])" if inputs.ndim == 0 else \
             f"of shape {list(inputs.shape)}"
-        raise ValueError(f"{names[0]} is {shape}; inputs must be shaped [examples, ...] "
-                         "(one row per example)")
+        raise DataError(f"{names[0]} is {shape}; inputs must be shaped [examples, ...] "
+                        "(one row per example)")
     if labels.ndim != 1 or len(labels) != len(inputs):
         count = f"{len(labels)} labels" if labels.ndim == 1 else f"shape {list(labels.shape)}"
-        raise ValueError(f"{names[1]} has {count} for {len(inputs)} inputs; labels must be "
-                         "integers, one per input")
+        raise DataError(f"{names[1]} has {count} for {len(inputs)} inputs; labels must be "
+                        "integers, one per input")
     if inputs.is_floating_point():
         bad = (~torch.isfinite(inputs)).nonzero()
         if len(bad):
             index = bad[0].tolist()
-            raise ValueError(f"{names[0]} holds {inputs[tuple(index)].item()} at index {index}; "
-                             "inputs must be finite: replace or remove that example")
+            raise DataError(f"{names[0]} holds {inputs[tuple(index)].item()} at index {index}; "
+                            "inputs must be finite: replace or remove that example")
     values, counts = labels.unique(sorted=True, return_counts=True)
     order = labels.argsort(stable=True)  # class by class, each in its original order
     return ClassData(inputs[order].contiguous(), counts.to(torch.int64),
@@ -74,7 +74,7 @@ def _checked(values: Any, name: str, rule: str, integers: bool) -> torch.Tensor:
                      "O": "Python objects", "b": "booleans"}.get(values.dtype.kind,
                                                                  values.dtype.name)
     if not ok:
-        raise ValueError(f"{name} holds {described}; {rule}")
+        raise DataError(f"{name} holds {described}; {rule}")
     return torch.as_tensor(values)
 
 
@@ -157,12 +157,12 @@ def array_tasks(
     """:class:`ArrayTasks` over ``<data_dir>/inputs.npy`` and ``<data_dir>/labels.npy``.
 
     Raises:
-        DataError: a missing folder or file, or a file that is not a plain ``.npy`` array.
-        ValueError: a file whose values are of the wrong type or shape, or not finite
-            (named, with the index).
+        DataError: a missing folder or file, a file that is not a plain ``.npy`` array, or
+            one whose values are of the wrong type or shape, or not finite (named, with the
+            index).
     """
     if data_dir is None or str(data_dir) == "":
-        raise ValueError("data_dir is required: the folder holding inputs.npy and labels.npy")
+        raise DataError("data_dir is required: the folder holding inputs.npy and labels.npy")
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise DataError(f"data_dir {root} {'is not a folder' if root.exists() else 'does not exist'}; "

@@ -161,8 +161,8 @@ class ImageFolderTasks(FewShotSampling):
         if self.DATA_ENV and os.environ.get(self.DATA_ENV):
             return Path(os.environ[self.DATA_ENV]).expanduser()
         also = f" (or set ${self.DATA_ENV})" if self.DATA_ENV else ""
-        raise ValueError(f"data_dir is required{also}: the folder holding one sub-folder of "
-                         "images per class")
+        raise DataError(f"data_dir is required{also}: the folder holding one sub-folder of "
+                        "images per class")
 
     @property
     def class_names(self) -> list[str]:

@@ -152,8 +152,8 @@ class MiniImageNet(FewShotSampling):
         check_image_options(self.image_size, self.channels)
         root = self.data_dir if self.data_dir not in (None, "") else os.environ.get(DATA_ENV)
         if not root:
-            raise ValueError(f"data_dir is required (or set ${DATA_ENV}): your copy of the "
-                             "mini-ImageNet images; metazoo ships only the split lists")
+            raise DataError(f"data_dir is required (or set ${DATA_ENV}): your copy of the "
+                            "mini-ImageNet images; metazoo ships only the split lists")
         root = Path(root).expanduser()
         lists = shipped_lists() if self.split_dir in (None, "") else Path(self.split_dir)
         listed = read_lists(lists)

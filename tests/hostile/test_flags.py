@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from tests.hostile.harness import TINY, cli, refused
+from tests.hostile.harness import OK, TINY, cli, refused
+from tests.tasks.test_image_tasks import make_tree
 
 BIG = str(10**30)
 
@@ -142,6 +143,31 @@ def test_impossible_held_out_tasks_name_the_evaluation_options(tmp_path):
             message="held-out tasks (eval_k_shot=10, eval_query_shots=20")
 
 
+#: Data that cannot be had, met while the held-out tasks (built first) are made: each is the
+#: training tasks' problem too, so it is reported as it is, without the evaluation options.
+MISSING_DATA = [
+    (["--task", "omniglot", "--data-dir", "{tmp}/nowhere"], "data_dir {tmp}/nowhere does not exist"),
+    (["--task", "omniglot", "--data-dir", "{tmp}"], "download of images_background.zip from file:"),
+    (["--task", "folder", "--data-dir", "{tmp}/nowhere"], "data_dir {tmp}/nowhere does not exist"),
+    (["--task", "folder"], "data_dir is required"),
+    (["--task", "air-quality", "--data-dir", "{tmp}/nowhere"], "air-quality data folder {tmp}/nowhere"),
+    (["--task", "arrays", "--data-dir", "{tmp}"], "inputs.npy is missing"),
+]
+
+
+@pytest.mark.parametrize("flags, message", MISSING_DATA, ids=[m[:30] for _, m in MISSING_DATA])
+def test_missing_data_is_not_taken_for_the_evaluation_options(flags, message, tmp_path,
+                                                               monkeypatch):
+    # Downloads, if tried, fail at once: the archives are looked for in a folder that is not there.
+    monkeypatch.setenv("METAZOO_OMNIGLOT_URL", (tmp_path / "no-mirror").as_uri())
+    for variable in ("METAZOO_OMNIGLOT_DIR", "METAZOO_AIR_QUALITY_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    result = refused("train", *TINY, *flags, "--out", tmp_path / "new", watch=tmp_path,
+                     absent=[tmp_path / "new"], message=message.format(tmp=tmp_path))
+    assert "held-out tasks" not in result.line
+
+
 def test_conjugate_gradient_steps_that_would_not_finish(tmp_path):
     refused("train", *TINY, "--algorithm", "imaml", "--imaml-cg-steps", BIG, "--out",
             tmp_path / "new", watch=tmp_path, message="cg_steps must be at most")
@@ -160,3 +186,20 @@ def test_help_prints_each_percent_sign_once(command):
     assert result.code == 0 and "%%" not in result.out
     if command == "eval":
         assert "± 95% CI" in " ".join(result.out.split())
+
+
+def test_a_held_out_part_with_too_few_classes_names_the_part(tmp_path, monkeypatch):
+    # The default split (0.6 0.15 0.25, each rounded) leaves 19 classes 5 test classes and 18
+    # only 4 (README, "A folder of images"). The evaluation shots are the training ones here,
+    # so the message does not name them.
+    monkeypatch.setenv("METAZOO_CACHE_DIR", str(tmp_path / "cache"))
+    flags = ["--task", "folder", "--image-size", "16", "--n-way", "5", "--k-shot", "1",
+             "--query-shots", "1", "--eval-query-shots", "1"]
+    data = make_tree(tmp_path / "data", {f"class{i:02d}": 2 for i in range(18)})
+    result = refused("train", *TINY, *flags, "--data-dir", data, "--out", tmp_path / "new",
+                     watch=data, absent=[tmp_path / "new"],
+                     message="n_way=5 classes per task, but the test part of")
+    assert result.line.endswith("has only 4 classes") and "held-out tasks" not in result.line
+    make_tree(data, {"class18": 2}, seed=1)
+    trained = cli("train", *TINY, *flags, "--data-dir", data, "--out", tmp_path / "new")
+    assert trained.code == OK, trained.err
