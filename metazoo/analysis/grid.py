@@ -108,6 +108,7 @@ def train_run(name: str, config: TrainConfig, run_dir: Path, threads: int = 0,
     """
     if threads:
         torch.set_num_threads(threads)
+    config = config.resolve()  # the record holds what the run used (its k, its options)
     resume = (run_dir / CHECKPOINT).is_file()
     diverged = None
     try:
