@@ -82,7 +82,8 @@ def add_tune_parser(subparsers) -> None:
                         help="JSON file of run options every trial starts from")
     group = parser.add_argument_group(
         "run options (as metazoo train's; one given here is fixed, not searched; "
-        f"--budget-clock defaults to cpu, --val-every to {DEFAULT_VAL_EVERY})")
+        f"--budget-clock defaults to cpu, --val-every to {DEFAULT_VAL_EVERY}; trials and "
+        "final runs stop at their budgets, and --iterations caps them only when given)")
     for spec in dataclasses.fields(TrainConfig):
         if spec.name not in ("algorithm_options", "time_budget"):
             add_field(group, spec, field_default(spec))
@@ -104,6 +105,12 @@ def run_tune(args: argparse.Namespace) -> int:
     run.setdefault("budget_clock", "cpu")
     run.setdefault("val_every", DEFAULT_VAL_EVERY)
     base = config_from(argparse.Namespace(out=None, **run))
+    if "iterations" not in given:
+        # Equal compute: trials and final runs stop at their budgets, and a default or a
+        # preset's iteration count would stop a fast method first. --iterations caps them.
+        from metazoo.analysis.config import UNBOUNDED
+
+        base = dataclasses.replace(base, iterations=UNBOUNDED)
     flags = algorithm_flags()
     fixed = frozenset(key for key in given if not key.startswith((_OWN, ALGORITHM_DEST))) | {
         flags[key][1] for key in given if key.startswith(ALGORITHM_DEST)}

@@ -175,3 +175,20 @@ def test_a_study_folder_in_use_is_refused(tmp_path, capsys):
     with exclusive_lock(tmp_path / "study" / ".lock", "held by this test"):
         error = refused(capsys, tune(tmp_path, "--algorithm", "maml", "--trials", "1"))
     assert "in use by process" in error, error
+
+
+def test_trials_stop_at_their_budget_unless_iterations_are_given(tmp_path):
+    """Equal compute: without --iterations a trial is bounded by its budget alone (a default
+    or preset iteration count would stop a fast method first); --iterations caps it."""
+    from metazoo.analysis.config import UNBOUNDED
+
+    assert main(["tune", "--task", "sinusoid", "--algorithm", "fomaml", "--trials", "1",
+                 "--trial-budget", "0.5", "--val-every", "50", "--val-tasks", "3",
+                 "--eval-tasks", "3", "--no-report", "--no-progress",
+                 "--out", str(tmp_path / "budget")]) == 0
+    trial = json.loads((tmp_path / "budget" / "trials" / "0" / "config.json").read_text())
+    assert trial["iterations"] == UNBOUNDED and trial["time_budget"] == 0.5
+    assert json.loads((tmp_path / "budget" / "best.json").read_text())["iterations"] == UNBOUNDED
+    assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "1", out="capped") == 0
+    capped = json.loads((tmp_path / "capped" / "trials" / "0" / "config.json").read_text())
+    assert capped["iterations"] == 40
