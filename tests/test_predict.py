@@ -371,8 +371,8 @@ class Terminal(io.StringIO):
 
 def test_predict_shows_a_bar_of_the_images_read_once_it_takes_a_while(maml_run, tree,
                                                                        tmp_path, monkeypatch):
+    from metazoo.cli.predict import predict_files
     from metazoo.engine import progress
-    from metazoo.predict import predict_files
 
     run = metazoo.load_run(maml_run)
     query = tmp_path / "query"  # 15 images of 3 classes, unlabelled
@@ -388,13 +388,15 @@ def test_predict_shows_a_bar_of_the_images_read_once_it_takes_a_while(maml_run, 
     assert torch.equal(progress.in_batches(run.read_images, paths, bar, size=4),
                        run.read_images(paths))  # read a few at a time: the same inputs
 
+    drawn = progress.progress_bar
+
     def at_once(shown, **options):  # no delay, every update drawn
-        return progress.progress_bar(shown, **{**options, "delay": 0, "mininterval": 0,
+        return drawn(shown, **{**options, "delay": 0, "mininterval": 0,
                                                "miniters": 1})
 
     quiet, _ = predict_files(run, support, query)
     monkeypatch.setattr("sys.stderr", terminal := Terminal())
-    monkeypatch.setattr("metazoo.predict.progress_bar", at_once)
+    monkeypatch.setattr("metazoo.engine.progress.progress_bar", at_once)
     table, _ = predict_files(run, support, query, progress=True)
     shown = terminal.getvalue()
     assert "reading queries" in shown and f"{len(paths)}/{len(paths)}" in shown, shown

@@ -200,10 +200,11 @@ def _predict_parser(subparsers) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from metazoo.cli.predict import predict_files
     from metazoo.engine.config import check_steps
     from metazoo.engine.folder import check_file_target
     from metazoo.fileio import atomic_write_data
-    from metazoo.predict import load_run, predict_files
+    from metazoo.predict import load_run
 
     check_file_target(args.out, "--out", run=args.run,
                       inputs={"--support": args.support, "--query": args.query})
