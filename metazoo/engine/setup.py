@@ -7,7 +7,6 @@ that starts a run calls (``train``, ``metazoo eval``).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from torch import nn
 from metazoo.algorithms import Method, State, meta_gradient
 from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.config import TrainConfig
+from metazoo.engine.memory import physical_memory as _physical_memory
 from metazoo.messages import brief
 from metazoo.models import initial_params, make_loss, make_model, make_predict
 from metazoo.tasks import TaskDistribution, make_task
@@ -143,13 +143,6 @@ def _bytes_per_task(config: TrainConfig, options: dict) -> int:
 
     return (options["k_shot"] * size(one.support_x, one.support_y)
             + options["query_shots"] * size(one.query_x, one.query_y))
-
-
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: no bound
-        return 0
 
 
 def configure_process(config: TrainConfig) -> None:
