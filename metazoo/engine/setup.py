@@ -7,14 +7,13 @@ that starts a run calls (``train``, ``metazoo eval``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from metazoo.algorithms import Method, State, meta_gradient
+from metazoo.algorithms import Method, State
 from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.memory import physical_memory as _physical_memory
@@ -40,6 +39,9 @@ class Setup:
     predict: Callable | None
     strategy: str
     val_tasks: tuple[TaskDistribution, int] | None = None
+    #: With ``vmap``, at most this many tasks at once: the config's ``chunk_size``, or what
+    #: ``strategy="auto"`` chose (:func:`metazoo.engine.strategy.choose_strategy`).
+    chunk_size: int | None = None
 
 
 def build(config: TrainConfig, held_out: str = "test") -> Setup:
@@ -67,6 +69,7 @@ def build(config: TrainConfig, held_out: str = "test") -> Setup:
         config, config.method(), tasks, eval_tasks, model,
         make_loss(model, tasks.loss), make_predict(model) if classification else None,
         config.strategy, validation_tasks(config, eval_tasks) if config.val_every else None,
+        config.chunk_size,
     )
 
 
@@ -198,29 +201,3 @@ def make_optimizer(config: TrainConfig, params: Params, spent=lambda: 0.0):
     else:
         schedule = lambda i: 1.0
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-
-
-def choose_strategy(setup: Setup, params: Params, state: State, device: str) -> str:
-    """Resolve ``strategy="auto"`` by timing both strategies on one batch.
-
-    Which is faster depends on the workload: for fully connected nets vmap wins by ~10×,
-    but per-task weights turn convolutions into grouped ones, which on CPU can lose to a
-    loop of ordinary convolutions once query sets are large. The batch comes from its own
-    generator, so the training stream is unchanged; the choice is stored in the checkpoint
-    so that a resumed run keeps it.
-    """
-    if setup.strategy != "auto":
-        return setup.strategy
-    config = setup.config
-    generator = torch.Generator().manual_seed(config.seed + 1)
-    batch = setup.tasks.sample(min(config.meta_batch, 8), generator).to(device, config.torch_dtype)
-    timings = {}
-    for strategy in ("vmap", "loop"):
-        for _ in range(2):  # the first call warms up (allocations, kernel selection)
-            began = time.perf_counter()
-            meta_gradient(setup.method, setup.loss, params, state, batch, strategy=strategy,
-                          chunk_size=config.chunk_size)
-            if torch.device(device).type == "cuda":
-                torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them
-            timings[strategy] = time.perf_counter() - began
-    return min(timings, key=timings.get)
