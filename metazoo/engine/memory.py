@@ -26,6 +26,8 @@ from metazoo.engine.allocator import release_free_memory
 
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
+STATM = Path("/proc/self/statm")
+PAGE_KIB = (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) / 1024
 #: The memory a control group (a container) lets its processes use: v2, then v1.
 CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"),
                  Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
@@ -40,6 +42,14 @@ def _kib(field: str) -> float:
     try:
         return float(re.search(rf"{field}:\s+(\d+)", STATUS.read_text()).group(1))
     except (OSError, AttributeError):
+        return float("nan")
+
+
+def _resident_kib() -> float:
+    """The resident set now, from ``/proc/self/statm`` (cheaper to read than the status)."""
+    try:
+        return int(STATM.read_text().split()[1]) * PAGE_KIB
+    except (OSError, IndexError, ValueError):
         return float("nan")
 
 
@@ -102,7 +112,7 @@ class PeakMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.001):
-            self._sampled = max(self._sampled, _kib("VmRSS"))
+            self._sampled = max(self._sampled, _resident_kib())
 
     def _stop_sampling(self) -> None:
         if self._sampler is not None:
