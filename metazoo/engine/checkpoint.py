@@ -163,7 +163,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         generator=state["generator"], strategy=state["strategy"],
         train_seconds=float(state["train_seconds"]), skipped=state.get("skipped", 0),
         # Before auto chose chunk sizes, a run's was its config's.
-        chunk_size=state["chunk_size"] if "chunk_size" in state else config.chunk_size,
+        chunk_size=state.get("chunk_size", config.chunk_size),
     )
 
 

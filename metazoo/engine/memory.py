@@ -19,10 +19,14 @@ import os
 import re
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from metazoo.engine.allocator import release_free_memory
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -86,7 +90,7 @@ class PeakMemory:
         self._stop: threading.Event | None = None
         self._sampler: threading.Thread | None = None
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -32,6 +32,7 @@ rather than switching it on behind the config's back.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import time
@@ -43,6 +44,7 @@ import torch
 from metazoo.algorithms import State, meta_gradient
 from metazoo.engine.memory import PeakMemory, can_measure, default_limit, live_bytes
 from metazoo.engine.setup import Setup
+from metazoo.tasks import TASKS
 from metazoo.types import Params, TaskBatch
 
 #: Tasks of the batch the candidates are timed on (a smaller meta-batch: all of it).
@@ -206,13 +208,13 @@ def _refusal(setup: Setup, needed: float, limit: float) -> str:
     """Why nothing fits, and what would: a limit that is higher, or a task that is smaller."""
     config = setup.config
     smaller = ["query_shots", "k_shot", "inner_steps"]
-    if "image_size" in config.task_options():
+    if "image_size" in inspect.signature(TASKS[config.task]).parameters:
         smaller.append("image_size")
     advice = f"raise it, or lower {', '.join(smaller)} (the meta-batch does not change the loop's)"
     spec = {field.name: field for field in dataclasses.fields(setup.method.settings)}
     if "checkpoint" in spec and setup.method.settings.checkpoint is False:
-        advice += (f", or set the algorithm option checkpoint "
-                   f"({spec['checkpoint'].metadata.get('help', 'recompute')})")
+        advice += (", or set the algorithm option checkpoint: "
+                   + spec["checkpoint"].metadata.get("help", "recompute"))
     return (f"max_memory {limit / GIB:.3g} GiB is less than the {needed / GIB:.3g} GiB this run "
             f"needs with the loop over tasks, the strategy that needs least; {advice}")
 

@@ -4,6 +4,7 @@ peaks are the log's first record, and the checkpoint keeps the choice for a resu
 import importlib
 import json
 import math
+import types
 
 import pytest
 import torch
@@ -38,24 +39,22 @@ def fake(monkeypatch):
     """Every measurement of ``auto`` faked with the needs above (vmap twice as fast per task
     as the loop); ``fake.tried`` lists what was run, ``fake.need`` may be replaced."""
 
-    class Fake:
-        tried = []
+    def need(strategy, chunk_size, count):
+        return LOOP_NEED if strategy == "loop" else VMAP_NEED * at_once(
+            strategy, chunk_size, count)
 
-        @staticmethod
-        def need(strategy, chunk_size, count):
-            return LOOP_NEED if strategy == "loop" else VMAP_NEED * at_once(
-                strategy, chunk_size, count)
+    fake = types.SimpleNamespace(tried=[], need=need)
 
     def measure(setup, params, state, batch, device, strategy, chunk_size):
         count = batch.num_tasks
-        Fake.tried.append((strategy, chunk_size, count))
-        peak = (LEVEL + Fake.need(strategy, chunk_size, count)) * MIB
+        fake.tried.append((strategy, chunk_size, count))
+        peak = (LEVEL + fake.need(strategy, chunk_size, count)) * MIB
         return Measured(strategy, chunk_size, count, count * (1.0 if strategy == "loop" else 0.5),
                         peak, LEVEL * MIB)
 
     monkeypatch.setattr(strategy_module, "_measure", measure)
     monkeypatch.setattr(strategy_module, "can_measure", lambda device: True)
-    return Fake
+    return fake
 
 
 @pytest.fixture
@@ -144,7 +143,7 @@ def test_the_refusal_names_what_makes_a_task_smaller(fake, tmp_path):
         train(limited(LEVEL), tmp_path / "run", progress=False)
     message = str(error.value)
     assert "lower query_shots, k_shot, inner_steps" in message
-    assert "set the algorithm option checkpoint (recompute inner steps" in message
+    assert "set the algorithm option checkpoint: recompute inner steps" in message
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError) as error:
         train(limited(LEVEL, algorithm="fomaml"), tmp_path / "run", progress=False)
@@ -214,3 +213,11 @@ def test_measured_for_real_the_record_holds_the_peaks_and_the_process_keeps_its_
     assert 0 < record["probes"][0]["level_bytes"] <= record["peak_bytes"]
     assert record["peak_bytes"] < record["limit_bytes"] < math.inf
     assert record["limit_bytes"] == pytest.approx(strategy_module.default_limit("cpu"))
+
+
+def test_the_refusal_names_the_image_size_of_an_image_task():
+    config = TrainConfig(task="folder", data_dir="anywhere")
+    setup = types.SimpleNamespace(config=config, method=config.method())
+    message = strategy_module._refusal(setup, 3 * 2**30, 2 * 2**30)
+    assert message.startswith("max_memory 2 GiB is less than the 3 GiB this run needs")
+    assert "lower query_shots, k_shot, inner_steps, image_size" in message
