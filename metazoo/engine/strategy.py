@@ -215,8 +215,10 @@ def _refusal(setup: Setup, needed: float, limit: float) -> str:
     if "checkpoint" in spec and setup.method.settings.checkpoint is False:
         advice += (", or set the algorithm option checkpoint: "
                    + spec["checkpoint"].metadata.get("help", "recompute"))
-    return (f"max_memory {limit / GIB:.3g} GiB is less than the {needed / GIB:.3g} GiB this run "
-            f"needs with the loop over tasks, the strategy that needs least; {advice}")
+    default = "" if config.max_memory is not None else " (its default on this machine)"
+    return (f"max_memory {limit / GIB:.3g} GiB{default} is less than the {needed / GIB:.3g} "
+            f"GiB this run needs with the loop over tasks, the strategy that needs least; "
+            f"{advice}")
 
 
 def _bytes(params: Params) -> int:
