@@ -1,73 +1,23 @@
 """Wall time and peak memory of a repeated computation (CPU on Linux, or a CUDA device).
 
-On the CPU, peak memory is the kernel's high-water mark of the process's resident set, reset
-through ``/proc/self/clear_refs`` before each measurement and read from ``/proc/self/status``;
-it is reported above the level before the measurement, read after the C library has returned
-its free memory to the kernel (:func:`metazoo.engine.allocator.release_free_memory`), so the
-figure holds whether or not freed memory is retained for reuse. Where those files are missing
-(not Linux), memory is reported as NaN. On a CUDA device the clock waits for the device after each
-run, and peak memory is the caching allocator's peak of allocated bytes above the level
-before.
+Peak memory is measured as :class:`metazoo.engine.memory.PeakMemory` says: on the CPU the
+resident set's high-water mark above the level before, with free memory returned to the kernel
+first; NaN where that cannot be read (not Linux). On a CUDA device the clock waits for the
+device after each run, and peak memory is the caching allocator's peak of allocated bytes
+above the level before.
 """
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from metazoo.engine.allocator import release_free_memory
+from metazoo.engine.memory import PeakMemory
 
-STATUS = Path("/proc/self/status")
-CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def _kib(field: str) -> float:
-    try:
-        return float(re.search(rf"{field}:\s+(\d+)", STATUS.read_text()).group(1))
-    except (OSError, AttributeError):
-        return float("nan")
-
-
-def _reset_peak() -> bool:
-    try:
-        CLEAR_REFS.write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-class PeakMemory:
-    """Peak memory of a computation above the level when :meth:`start` was called: the
-    resident-set high-water mark on the CPU (MiB, NaN where it cannot be reset), the caching
-    allocator's peak of allocated bytes on a CUDA device."""
-
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
-        self.cuda = self.device.type == "cuda"
-        self.before = float("nan")
-        self.can_reset = False
-
-    def start(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.before, self.can_reset = torch.cuda.memory_allocated(self.device) / 1024, True
-        else:
-            release_free_memory()
-            self.can_reset = _reset_peak()
-            self.before = _kib("VmRSS")
-
-    def peak_mib(self) -> float:
-        high = (torch.cuda.max_memory_allocated(self.device) / 1024 if self.cuda
-                else _kib("VmHWM"))
-        # The high-water mark can sit a page or two below the level read before (noise of the
-        # resident-set accounting): report 0 then, not a negative peak.
-        return max(0.0, (high - self.before) / 1024) if self.can_reset else float("nan")
+__all__ = ["PeakMemory", "measure", "summarize", "timed"]
 
 
 def timed(step: Callable[[], object], device: str | torch.device = "cpu") -> float:

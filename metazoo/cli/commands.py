@@ -128,7 +128,10 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         print(f"\n{config.algorithm} on {config.task}: "
               f"{summary['median_seconds_per_iteration'] * 1e3:.2f} ms per meta-iteration "
-              f"(median, strategy {summary['strategy']}); results in {out}\n")
+              f"(median, strategy {summary['strategy']}"
+              + (f", {summary['chunk_size']} task{'s' * (summary['chunk_size'] > 1)} at a time"
+                 if summary["strategy"] == "vmap" and summary.get("chunk_size") else "")
+              + f"); results in {out}\n")
     print((out / RESULTS_TABLE).read_text())
     return 0
 

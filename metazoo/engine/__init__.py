@@ -1,6 +1,7 @@
 """Engine: the stateful outer loop (``train``) and meta-test evaluation (``evaluate``).
 
-Modules by job: ``config`` (the options), ``setup`` (what a run builds from them), ``layout``
+Modules by job: ``config`` (the options), ``setup`` (what a run builds from them),
+``memory`` (peak memory, and the machine's), ``strategy`` (vmap or loop, measured), ``layout``
 (the run folder's file names), ``folder`` (its checks and lock), ``checkpoint`` (atomic
 writes, the one safe reader), ``distributed`` (ranks under ``torchrun``), ``stopping``
 (signals), ``tensorboard`` (the event files of ``--tensorboard``), ``train`` (the loop),

@@ -78,7 +78,7 @@ def release_free_memory() -> None:
     """Return the heap's free memory to the kernel now (glibc ``malloc_trim``; elsewhere a
     no-op), so that the resident set counts live memory only.
 
-    :func:`metazoo.analysis.cost.measure` calls it before reading the level its peak is
+    :class:`metazoo.engine.memory.PeakMemory` calls it before reading the level a peak is
     measured from: with retained memory, a computation that reuses freed blocks would
     otherwise read as needing almost nothing.
     """

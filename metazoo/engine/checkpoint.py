@@ -11,14 +11,16 @@ reader, :func:`read_checkpoint`, serves ``train --resume``, ``metazoo eval`` and
    builds tensors and plain containers and nothing else;
 3. every value is checked against the schema below: the keys, the format version, the
    metazoo version (not newer than this one), the stored config (a valid one), the iteration,
-   the generator state's size, the strategy and counters. :meth:`Checkpoint.fitted` then
+   the generator state's size, the strategy, its chunk size and counters. :meth:`Checkpoint.fitted` then
    reads an older format as today's and checks the names, shapes and dtypes of θ and of the
    method's carried state, and the optimizer's and scheduler's state, against the run the
    config builds.
 
 Formats: 3 holds the method's carried state under ``state``; 2 kept it among ``params`` (under
 its flattened names, e.g. Reptile's ``inner_rms.<name>``), with the outer optimizer's state
-indexed over both; 1 also lacks ``skipped`` (read as 0).
+indexed over both; 1 also lacks ``skipped`` (read as 0). ``chunk_size`` (vmap's tasks at once,
+which ``strategy="auto"`` may choose) is optional in every format: a checkpoint without it
+ran with its config's.
 
 Anything else is refused with one line naming the file and the problem.
 """
@@ -49,7 +51,7 @@ FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)
 _REQUIRED = ("format", "version", "config", "iteration", "params", "optimizer", "scheduler",
              "generator", "strategy", "train_seconds")
-_OPTIONAL = ("skipped", "state")
+_OPTIONAL = ("skipped", "state", "chunk_size")
 #: The size of a CPU ``torch.Generator``'s state (the Mersenne Twister's words, and more).
 GENERATOR_STATE_SIZE = torch.Generator().get_state().numel()
 
@@ -76,6 +78,8 @@ class Checkpoint:
     strategy: str
     train_seconds: float
     skipped: int
+    #: With vmap, the most tasks at once: as chosen by ``strategy="auto"``, else the config's.
+    chunk_size: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -158,6 +162,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         state=dict(state.get("state", {})), optimizer=state["optimizer"], scheduler=state["scheduler"],
         generator=state["generator"], strategy=state["strategy"],
         train_seconds=float(state["train_seconds"]), skipped=state.get("skipped", 0),
+        # Before auto chose chunk sizes, a run's was its config's.
+        chunk_size=state.get("chunk_size", config.chunk_size),
     )
 
 
@@ -241,6 +247,9 @@ def _schema_problem(state: Any) -> str:
         return f"the generator state is not valid ({_first_line(error)})"
     if state["strategy"] not in ("vmap", "loop"):
         return f"strategy {_value(state['strategy'])} is not vmap or loop"
+    chunk_size = state.get("chunk_size")
+    if chunk_size is not None and not (_is_int(chunk_size) and chunk_size >= 1):
+        return f"chunk_size {_value(chunk_size)} is not a positive integer or None"
     seconds = state["train_seconds"]
     if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
             and math.isfinite(seconds) and seconds >= 0):

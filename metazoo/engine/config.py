@@ -103,9 +103,16 @@ class TrainConfig:
         True, "CPU: keep freed memory in the process for reuse (glibc malloc) instead of "
         "paging it in again each iteration; faster on convolutional nets, but resident "
         "memory stays at its peak")
-    strategy: str = option("auto", "over tasks: vmap, loop, or auto (time both on one batch, keep the faster)")
+    strategy: str = option(
+        "auto", "over tasks: vmap, loop, or auto (measure each one's memory on a few tasks, "
+        "time on one batch those that fit under max_memory, vmap in chunks where a whole batch "
+        "would not fit, and keep the faster)")
     chunk_size: int | None = option(None, "vmap at most this many tasks at once (default: all "
-                                          "of a batch)", kind=int)
+                                          "of a batch; with auto, the most that fit)", kind=int)
+    max_memory: float | None = option(
+        None, "auto: the memory in GiB a strategy may take, the process's whole peak (default: "
+        "on the CPU half of this machine's memory, or of its container's limit, shared among "
+        "the processes of a torchrun job; on CUDA 0.9 of the GPU's)", kind=float)
     skip_nonfinite: bool = option(False, "skip a batch with a non-finite meta-gradient instead of stopping")
     log_every: int = option(100, "write a log line every this many iterations")
     checkpoint_every: int = option(1000, "write a checkpoint every this many iterations")
@@ -161,6 +168,13 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
         if self.strategy not in (*STRATEGIES, "auto"):
             raise ValueError(f"strategy must be one of vmap, loop, auto; got {self.strategy!r}")
+        if self.max_memory is not None:
+            if not (math.isfinite(self.max_memory) and self.max_memory > 0):
+                raise ValueError(f"max_memory must be a positive number of GiB (leave it out "
+                                 f"for the default), got {self.max_memory!r}")
+            if self.strategy != "auto":
+                raise ValueError(f"max_memory bounds the choice of strategy auto, but strategy "
+                                 f"is {self.strategy}; drop max_memory, or use strategy auto")
         if not (math.isfinite(self.time_budget) and self.time_budget >= 0):
             raise ValueError(f"time_budget must be >= 0 seconds, got {self.time_budget!r}")
         if self.budget_clock not in ("wall", "cpu"):

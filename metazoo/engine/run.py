@@ -28,7 +28,7 @@ from metazoo.types import Params
 
 #: Options that change speed or memory, or what is written beside the results, not the
 #: results: a resume may change them, and a grid reuses a run that differs only in them.
-NOT_RESULTS = ("retain_memory", "tensorboard")
+NOT_RESULTS = ("retain_memory", "tensorboard", "max_memory")
 
 
 def read_run(run_dir: str | Path) -> Checkpoint:
@@ -129,7 +129,7 @@ def rebuild_run(run_dir: str | Path, model: str | None = None, **evaluation: Any
             raise ValueError(f"only evaluation options can be changed, not {brief(changed)}")
         config = dataclasses.replace(config, **evaluation)
     setup = build(config)
-    setup.strategy = checkpoint.strategy
+    setup.strategy, setup.chunk_size = checkpoint.strategy, checkpoint.chunk_size
     checkpoint = checkpoint.fitted(setup)
     params = {name: checkpoint.params[name].to(config.device, config.torch_dtype)
               for name in checkpoint.params}

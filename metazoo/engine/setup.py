@@ -7,17 +7,16 @@ that starts a run calls (``train``, ``metazoo eval``).
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from metazoo.algorithms import Method, State, meta_gradient
+from metazoo.algorithms import Method, State
 from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.config import TrainConfig
+from metazoo.engine.memory import physical_memory as _physical_memory
 from metazoo.messages import brief
 from metazoo.models import initial_params, make_loss, make_model, make_predict
 from metazoo.tasks import DataError, TaskDistribution, draws_indices, make_task
@@ -40,6 +39,9 @@ class Setup:
     predict: Callable | None
     strategy: str
     val_tasks: tuple[TaskDistribution, int] | None = None
+    #: With ``vmap``, at most this many tasks at once: the config's ``chunk_size``, or what
+    #: ``strategy="auto"`` chose (:func:`metazoo.engine.strategy.choose_strategy`).
+    chunk_size: int | None = None
 
 
 def build(config: TrainConfig, held_out: str = "test") -> Setup:
@@ -68,6 +70,7 @@ def build(config: TrainConfig, held_out: str = "test") -> Setup:
         config, config.method(), tasks, eval_tasks, model,
         make_loss(model, tasks.loss), make_predict(model) if classification else None,
         config.strategy, validation_tasks(config, eval_tasks) if config.val_every else None,
+        config.chunk_size,
     )
 
 
@@ -169,13 +172,6 @@ def _bytes_per_task(config: TrainConfig, options: dict) -> int:
             + options["query_shots"] * size(one.query_x, one.query_y))
 
 
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: no bound
-        return 0
-
-
 def configure_process(config: TrainConfig) -> None:
     """Set the process-wide switches a run asks for; the entry point that starts a run calls it.
 
@@ -229,29 +225,3 @@ def make_optimizer(config: TrainConfig, params: Params, spent=lambda: 0.0):
     else:
         schedule = lambda i: 1.0
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-
-
-def choose_strategy(setup: Setup, params: Params, state: State, device: str) -> str:
-    """Resolve ``strategy="auto"`` by timing both strategies on one batch.
-
-    Which is faster depends on the workload: for fully connected nets vmap wins by ~10×,
-    but per-task weights turn convolutions into grouped ones, which on CPU can lose to a
-    loop of ordinary convolutions once query sets are large. The batch comes from its own
-    generator, so the training stream is unchanged; the choice is stored in the checkpoint
-    so that a resumed run keeps it.
-    """
-    if setup.strategy != "auto":
-        return setup.strategy
-    config = setup.config
-    generator = torch.Generator().manual_seed(config.seed + 1)
-    batch = setup.tasks.sample(min(config.meta_batch, 8), generator).to(device, config.torch_dtype)
-    timings = {}
-    for strategy in ("vmap", "loop"):
-        for _ in range(2):  # the first call warms up (allocations, kernel selection)
-            began = time.perf_counter()
-            meta_gradient(setup.method, setup.loss, params, state, batch, strategy=strategy,
-                          chunk_size=config.chunk_size)
-            if torch.device(device).type == "cuda":
-                torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them
-            timings[strategy] = time.perf_counter() - began
-    return min(timings, key=timings.get)

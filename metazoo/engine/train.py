@@ -56,12 +56,12 @@ from metazoo.engine.setup import (
     Setup,
     build,
     check_device,
-    choose_strategy,
     configure_process,
     initial_meta_params,
     make_optimizer,
 )
 from metazoo.engine.stopping import Interrupted, Requests, Stopped, deferred_signals
+from metazoo.engine.strategy import Choice, choose_strategy
 from metazoo.engine.tensorboard import Board, check_tensorboard
 from metazoo.fileio import append_line, atomic_write_data, write_json
 from metazoo.types import Params
@@ -123,6 +123,10 @@ def train(
         _resumable(out, setup)
     elif ranks.lead:
         prepare_new_run(out, overwrite, check_only=True)
+    # A new run measures its strategy now (a limit nothing fits under is refused before the
+    # folder changes); a resumed one keeps the choice its checkpoint holds.
+    low, high = ranks.shard(config.meta_batch)
+    choice = None if resume else choose_strategy(setup, params, state, device, high - low)
     with locked_folder(out, ranks.lead), deferred_signals() as signalled, \
             Board(config, out, ranks.lead) as board:
         checkpoint = None
@@ -132,20 +136,24 @@ def train(
         if resume and not ranks.lead:
             checkpoint = read_run(out).fitted(setup)
         if checkpoint is not None:  # the measured choice is kept: a bit-identical resume
-            setup.strategy = checkpoint.strategy
+            setup.strategy, setup.chunk_size = checkpoint.strategy, checkpoint.chunk_size
+        else:
+            setup.strategy, setup.chunk_size = choice.strategy, choice.chunk_size
         if checkpoint is not None and checkpoint.finished:
             return _finished(setup, out, checkpoint, params, state, ranks, evaluate_at_end,
                              signalled, board, progress)
         return _run(setup, out, checkpoint, params, state, device, ranks, signalled, progress,
-                    evaluate_at_end, on_validation, board)
+                    evaluate_at_end, on_validation, board, choice)
 
 
 def rehearse(setup: Setup, params: Params, state: State, device: str) -> None:
     """One meta-gradient and one test-time step on one task, drawn from generators of their
     own (the training stream does not move): whatever fails for this algorithm, model and
-    task fails here, before the run changes its folder."""
+    task fails here, before the run changes its folder. ``auto`` rehearses the loop, the
+    strategy that needs least memory: vmap is tried once its memory is predicted to fit
+    (:func:`~metazoo.engine.strategy.choose_strategy`)."""
     config = setup.config
-    strategy = "loop" if setup.strategy == "loop" else "vmap"
+    strategy = "vmap" if setup.strategy == "vmap" else "loop"
     batch = setup.tasks.sample(1, torch.Generator().manual_seed(config.seed + 2))
     meta_gradient(setup.method, setup.loss, params, state,
                   batch.to(device, config.torch_dtype), strategy=strategy)
@@ -199,8 +207,8 @@ def _restored(stored: State, like: State) -> State:
 
 def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params, state: State,
          device: str, ranks: Ranks, signalled, progress: bool, evaluate_at_end: bool,
-         on_validation: Callable[[dict[str, Any]], None] | None, board: Board
-         ) -> dict[str, Any]:
+         on_validation: Callable[[dict[str, Any]], None] | None, board: Board,
+         choice: Choice | None) -> dict[str, Any]:
     config, lead = setup.config, ranks.lead
     spent = {"seconds": 0.0}  # the budget clock, for a schedule that follows the time budget
     optimizer, scheduler = make_optimizer(config, params, lambda: spent["seconds"])
@@ -217,7 +225,6 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
         start, trained_seconds, skipped = (checkpoint.iteration, checkpoint.train_seconds,
                                            checkpoint.skipped)
         spent["seconds"] = trained_seconds
-    setup.strategy = choose_strategy(setup, params, state, device)
     if lead and checkpoint is not None:
         board.resume(start)
         _truncate_log(out / LOG, start)
@@ -227,6 +234,9 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             board.validation(read_log(out / VALIDATION)[-1])
     elif lead:
         write_json(out / CONFIG, config.to_dict())
+        if choice.record is not None:  # what auto measured and chose: the log's first record
+            with open(out / LOG, "a") as log:
+                append_line(log, json.dumps(choice.record))
 
     def save(iteration: int) -> None:
         if lead:
@@ -242,6 +252,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
                 "scheduler": scheduler.state_dict(),
                 "generator": generator.get_state(),
                 "strategy": setup.strategy,
+                "chunk_size": setup.chunk_size,
                 "train_seconds": trained_seconds,
                 "skipped": skipped,
             })
@@ -252,7 +263,6 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
     if any_rank(ranks, bool(signalled()))[0]:  # asked to stop while it was being set up
         raise Interrupted(signalled() or 2, start, out)
     low, high = ranks.shard(config.meta_batch)
-    chunk = config.chunk_size
     seconds: list[float] = []
     done = start
     progress = progress and lead
@@ -270,7 +280,7 @@ def _run(setup: Setup, out: Path, checkpoint: Checkpoint | None, params: Params,
             batch = batch.slice(low, high).to(device, config.torch_dtype)
             grads, stats, new_state = meta_gradient(setup.method, setup.loss, params, state,
                                                     batch, strategy=setup.strategy,
-                                                    chunk_size=chunk)
+                                                    chunk_size=setup.chunk_size)
             if ranks.world > 1:
                 grads, stats, new_state = all_reduce_mean(grads, stats, new_state, high - low,
                                                           config.meta_batch)
@@ -367,6 +377,7 @@ def _summary(setup: Setup, out: Path, iterations: int, trained_seconds: float,
         "median_seconds_per_iteration": statistics.median_high(seconds) if seconds
         else float("nan"),
         "strategy": setup.strategy,
+        "chunk_size": setup.chunk_size,
         "world_size": ranks.world,
         "rank": ranks.rank,
         "iterations": iterations,

@@ -113,6 +113,8 @@ EDITS = [
     (edit("version", "99.0.0"), "written by metazoo 99.0.0, newer than this one"),
     (edit("version", "tomorrow"), "version 'tomorrow' is not a metazoo version"),
     (edit("strategy", "threads"), "strategy 'threads' is not vmap or loop"),
+    (edit("chunk_size", 0), "chunk_size 0 is not a positive integer or None"),
+    (edit("chunk_size", "2"), "chunk_size '2' is not a positive integer or None"),
     (edit("train_seconds", float("nan")), "train_seconds nan is not a number of seconds"),
     (edit("iteration", -1), "iteration -1 is not an integer >= 0"),
     (past_the_end, "iteration 1000000 is past the 2 iterations of its config"),
