@@ -223,3 +223,21 @@ def test_the_refusal_names_the_image_size_of_an_image_task():
     assert message.startswith("max_memory 2 GiB (its default on this machine) is less than "
                               "the 3 GiB this run needs")
     assert "lower query_shots, k_shot, inner_steps, image_size" in message
+
+
+@pytest.mark.parametrize("clock", ["cpu", "wall"])
+def test_candidates_are_timed_on_the_run_s_budget_clock(clock, monkeypatch):
+    """Under a CPU budget a candidate is timed in CPU seconds: other jobs on a shared machine
+    inflate wall-clock timings at random and can make auto keep the slower strategy, which a
+    CPU budget then pays for in iterations."""
+    from metazoo.engine.setup import build, initial_meta_params
+
+    setup = build(TrainConfig(**{**AUTO, "budget_clock": clock}))
+    params, state = initial_meta_params(setup)
+    ticks = {"cpu": iter(range(0, 1000, 3)), "wall": iter(range(0, 1000, 7))}
+    fake_time = types.SimpleNamespace(process_time=lambda: next(ticks["cpu"]),
+                                      perf_counter=lambda: next(ticks["wall"]))
+    monkeypatch.setattr(strategy_module, "time", fake_time)
+    batch = setup.tasks.sample(2, torch.Generator().manual_seed(0))
+    measured = strategy_module._measure(setup, params, state, batch, "cpu", "vmap", None)
+    assert measured.seconds == (3 if clock == "cpu" else 7)
