@@ -128,8 +128,8 @@ def rebuild_run(run_dir: str | Path, model: str | None = None, **evaluation: Any
         if changed:
             raise ValueError(f"only evaluation options can be changed, not {brief(changed)}")
         config = dataclasses.replace(config, **evaluation)
-    setup = build(config)
-    setup.strategy, setup.chunk_size = checkpoint.strategy, checkpoint.chunk_size
+    setup = dataclasses.replace(build(config), strategy=checkpoint.strategy,
+                                chunk_size=checkpoint.chunk_size)
     checkpoint = checkpoint.fitted(setup)
     params = {name: checkpoint.params[name].to(config.device, config.torch_dtype)
               for name in checkpoint.params}

@@ -26,9 +26,10 @@ from metazoo.types import LossFn, Params
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Setup:
-    """Everything a run builds from its config."""
+    """Everything a run builds from its config (a changed choice is a new ``Setup``:
+    ``dataclasses.replace``)."""
 
     config: TrainConfig
     method: Method

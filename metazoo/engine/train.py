@@ -135,10 +135,10 @@ def train(
         barrier(ranks)
         if resume and not ranks.lead:
             checkpoint = read_run(out).fitted(setup)
-        if checkpoint is not None:  # the measured choice is kept: a bit-identical resume
-            setup.strategy, setup.chunk_size = checkpoint.strategy, checkpoint.chunk_size
-        else:
-            setup.strategy, setup.chunk_size = choice.strategy, choice.chunk_size
+        # A resumed run keeps the measured choice of its checkpoint: a bit-identical resume.
+        chosen = checkpoint if checkpoint is not None else choice
+        setup = dataclasses.replace(setup, strategy=chosen.strategy,
+                                    chunk_size=chosen.chunk_size)
         if checkpoint is not None and checkpoint.finished:
             return _finished(setup, out, checkpoint, params, state, ranks, evaluate_at_end,
                              signalled, board, progress)
