@@ -28,7 +28,9 @@ from metazoo.search.final import FINAL, FINAL_JSON
 from metazoo.search.study import BEST, STUDY_JSON, spent_seconds, trials_of
 from metazoo.stats import Difference, Estimate, mean_ci
 
-PROBLEM = ("task", "n_way", "k_shot", "query_shots", "eval_seed")
+#: What the test tasks are: the same for every study of a contest (training shots may differ,
+#: as Reptile trains on more than it is tested with).
+PROBLEM = ("task", "n_way", "eval_k_shot", "eval_query_shots", "eval_seed")
 
 
 def read_study(folder: Path) -> dict:
