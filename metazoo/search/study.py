@@ -36,8 +36,8 @@ from metazoo.engine.layout import STUDY_BEST
 from metazoo.engine.run import NOT_RESULTS
 from metazoo.fileio import write_json
 from metazoo.messages import brief
-from metazoo.search.space import Space, starting_point, to_json
-from metazoo.search.trial import TRIALS, Budget, run_values
+from metazoo.search.space import Space, to_json
+from metazoo.search.trial import TRIALS, Budget
 
 #: The default storage, a SQLite file in the study folder.
 STUDY_DB = "study.db"
@@ -234,11 +234,6 @@ def opened_study(base: TrainConfig, space: Space, search: Search, direction: str
         if not exists:
             study.set_user_attr(IDENTITY, wanted)
             study.set_user_attr("search_seed", search.search_seed)
-            # The first trial is the run's own settings (defaults or preset), where the space
-            # holds them: the search starts from what it is meant to beat.
-            start = starting_point(space, run_values(base))
-            if start:
-                study.enqueue_trial(start, user_attrs={"start": "defaults"})
         if not (search.out / STUDY_JSON).is_file():
             write_json(search.out / STUDY_JSON, record)
         yield study
@@ -267,7 +262,7 @@ def best_config(study: optuna.Study, base: TrainConfig, space: Space, seconds: f
         NoTrialComplete: no trial of the study is complete.
     """
     from metazoo.search.space import complete
-    from metazoo.search.trial import with_values
+    from metazoo.search.trial import run_values, with_values
 
     if not trials_of(study, TrialState.COMPLETE):
         raise NoTrialComplete(f"no trial of study {study.study_name!r} is complete (each was pruned "
