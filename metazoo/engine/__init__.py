@@ -15,9 +15,10 @@ torch.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
+
+from metazoo.lazy import lazy_names
 
 #: Each public name → the module of this package that defines it.
 _HOMES = {"Checkpoint": "checkpoint", "read_checkpoint": "checkpoint", "TrainConfig": "config",
@@ -26,16 +27,7 @@ _HOMES = {"Checkpoint": "checkpoint", "read_checkpoint": "checkpoint", "TrainCon
           "Interrupted": "stopping", "NonFiniteError": "train", "train": "train"}
 
 
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())
 
 
 class _Package(types.ModuleType):

@@ -11,6 +11,8 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from metazoo.lazy import lazy_names
+
 if TYPE_CHECKING:
     from metazoo.tasks.base import TaskDistribution
 
@@ -67,16 +69,7 @@ _HOMES = {"AirQuality": "air_quality", "ArrayTasks": "arrays", "array_tasks": "a
           "FewShotSampling": "sampler", "Sinusoid": "sinusoid"}
 
 
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())
 
 
 def make_task(name: str, **options: Any) -> TaskDistribution:
