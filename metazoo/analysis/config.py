@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,8 @@ class CompareConfig:
                 raise ValueError(f"{name} must be a positive integer")
         if self.jobs < 0:
             raise ValueError(f"jobs must be >= 0 (0: automatic), got {self.jobs} (--jobs)")
-        self.tuned_settings()  # refuses a study that is not one of this comparison's methods
+        # Every tuned study is read and checked here, before any run starts, and kept.
+        _ = self.tuned_settings
         foreign = sorted(set(self.algorithm_options) - set(self.algorithms))
         if foreign:
             raise ValueError(f"algorithm_options must be keyed by the algorithms compared "
@@ -129,8 +131,9 @@ class CompareConfig:
             return self.iterations
         return UNBOUNDED if self.time_budget else 1000
 
+    @cached_property
     def tuned_settings(self) -> dict[str, dict[str, Any]]:
-        """The best settings of each ``tuned`` study, by algorithm: its searched run options
+        """The best settings of each ``tuned`` study, by algorithm (read once): its searched run options
         (:data:`~metazoo.space.RUN_OPTIONS`) and its own options.
 
         Raises:
@@ -163,7 +166,7 @@ class CompareConfig:
             raise ValueError(  # noqa: TRY004 - a bad option value, reported as such
                 f"algorithm_options of {algorithm} must be an object of its settings, got "
                 f"{str(own)[:80]}")
-        tuned = self.tuned_settings().get(algorithm)
+        tuned = self.tuned_settings.get(algorithm)
         if tuned is not None:
             return self._config(algorithm, seed, algorithm_options={
                 **tuned["algorithm_options"], **own}, **{
