@@ -47,7 +47,12 @@ def read_study(folder: Path) -> dict:
         per_task[label] = {seed: torch.load(
             folder / FINAL / RUNS / f"{label}-seed{seed}" / PER_TASK, weights_only=True
         )[steps][final["metric"]].double() for seed in final["seeds"]}
+    records = [json.loads(line) for line in
+               (folder / FINAL / "runs.jsonl").read_text().splitlines() if line.strip()]
+    trained = {label: [(r["iterations"], r["train_seconds"]) for r in records
+                       if r["name"].startswith(label)] for label in ("tuned", "defaults")}
     return {"folder": folder, "algorithm": identity["algorithm"], "final": final, "best": best,
+            "trained": trained,
             "searched": dict(study.best_trial.params), "per_task": per_task,
             "search_seconds": spent_seconds(study),
             "complete": len(trials_of(study, states.COMPLETE)),
@@ -108,10 +113,14 @@ def main() -> None:
         tuned, untuned = score(study["per_task"]["tuned"]), score(study["per_task"]["defaults"])
         gain = paired(study["per_task"]["tuned"], study["per_task"]["defaults"])
         verdict = gain.winner("tuned", args.label, higher) or "no difference resolved"
+        runs = " / ".join(
+            f"{sum(i for i, _ in study['trained'][label]) / len(study['trained'][label]):.0f} it, "
+            f"{sum(t for _, t in study['trained'][label]) / len(study['trained'][label]):.0f} s"
+            for label in ("defaults", "tuned"))
         rows.append([name, f"{study['search_seconds']:.0f}",
                      f"{study['complete']} + {study['pruned']}",
                      study["final"]["tuned"]["steps"], shown(untuned), shown(tuned),
-                     shown(gain), verdict,
+                     shown(gain), verdict, runs,
                      ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                                for k, v in study["searched"].items())])
         data[name] = {args.label: untuned.mean * scale, f"{args.label}_ci": untuned.ci95 * scale,
@@ -119,7 +128,8 @@ def main() -> None:
                       "difference": gain.mean * scale, "difference_ci": gain.ci95 * scale,
                       "search_cpu_seconds": study["search_seconds"],
                       "trials": {"complete": study["complete"], "pruned": study["pruned"]},
-                      "test_steps": study["final"]["tuned"]["steps"], "best": study["searched"]}
+                      "test_steps": study["final"]["tuned"]["steps"], "best": study["searched"],
+                      "final_runs": study["trained"]}
 
     def ranking(label: str) -> list[str]:
         key = (lambda name: -data[name][label]) if higher else (lambda name: data[name][label])
@@ -140,8 +150,9 @@ def main() -> None:
     lines = [f"# Tuned against {args.label}: {first['best']['task']}", "", "```bash",
              command("tune_contest.py"), "```", "", protocol, "",
              *table(["method", "search CPU s", "trials (complete + pruned)", "test steps",
-                     args.label, "tuned", f"tuned − {args.label}", "verdict", "best settings"],
-                    rows, align="lrrrrrrll"), "", ranked, ""]
+                     args.label, "tuned", f"tuned − {args.label}", "verdict",
+                     f"final runs ({args.label} / tuned): iterations, CPU s", "best settings"],
+                    rows, align="lrrrrrrlrl"), "", ranked, ""]
     contests = {}
     for contest in args.contests:
         a, _, b = contest.partition(":")

@@ -24,13 +24,14 @@ from metazoo.space import (
     Space,
     When,
     is_integer,
+    is_number,
     replace_entries,
     shared_without,
 )
 
 __all__ = ["KEEP", "RUN_OPTIONS", "SHARED", "Choice", "Entry", "Float", "Int", "Keep", "Space",
            "When", "complete", "describe", "read_space_file", "replace_entries", "resolve",
-           "sample", "shared_without", "space_for", "to_json"]
+           "sample", "shared_without", "space_for", "starting_point", "to_json"]
 
 
 def space_for(algorithm: str) -> Space:
@@ -77,6 +78,25 @@ def sample(trial, space: Space) -> dict[str, Any]:
             if When(searched).holds(chosen):
                 chosen[entry.name] = entry.suggest(trial)
     return chosen
+
+
+def starting_point(space: Space, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The point of ``space`` that the run's own ``values`` (its defaults or preset) take:
+    each entry that applies under them, where their value lies inside its range. A study
+    tries it first, so that its best is never one that the defaults beat on validation."""
+    point: dict[str, Any] = {}
+    for entry in space:
+        value = values.get(entry.name)
+        if entry.name in point or not entry.when.holds(values):
+            continue
+        if isinstance(entry, Choice):
+            inside = value in entry.choices
+        else:
+            inside = (is_integer(value) if isinstance(entry, Int) else is_number(value)) \
+                and entry.low <= value <= entry.high
+        if inside:
+            point[entry.name] = value
+    return point
 
 
 def complete(space: Space, values: Mapping[str, Any], fixed: Mapping[str, Any]

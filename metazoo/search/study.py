@@ -36,8 +36,8 @@ from metazoo.engine.layout import STUDY_BEST
 from metazoo.engine.run import NOT_RESULTS
 from metazoo.fileio import write_json
 from metazoo.messages import brief
-from metazoo.search.space import Space, to_json
-from metazoo.search.trial import TRIALS, Budget
+from metazoo.search.space import Space, starting_point, to_json
+from metazoo.search.trial import TRIALS, Budget, run_values
 
 #: The default storage, a SQLite file in the study folder.
 STUDY_DB = "study.db"
@@ -134,11 +134,11 @@ def open_storage(search: Search) -> RDBStorage:
     try:
         for _ in range(2):
             try:
-                return connect()
+                return _serialized(connect())
             except sqlalchemy.exc.IntegrityError:
                 # Two processes made the tables of a new database at once: the other won.
                 time.sleep(1.0)
-        return connect()
+        return _serialized(connect())
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as error:
         hint = ("; install the driver: pip install 'metazoo[tune-postgres]'"
                 if isinstance(error, ImportError) else
@@ -147,6 +147,33 @@ def open_storage(search: Search) -> RDBStorage:
         reason = brief([str(error).splitlines()[0] if str(error) else type(error).__name__],
                        width=160)
         raise ValueError(f"--storage {shown_url(url)} cannot be opened ({reason}){hint}") from None
+
+
+def _serialized(storage: RDBStorage) -> RDBStorage:
+    """``storage`` with each SQLite transaction taking the database's write lock when it
+    begins (``BEGIN IMMEDIATE``).
+
+    Optuna takes a queued trial (the first trial, a retry) by reading that it waits and
+    writing that it runs, under ``SELECT … FOR UPDATE``; SQLite ignores ``FOR UPDATE`` and
+    by default locks only at the first write, so two processes could both read "waiting"
+    and both run the trial. PostgreSQL and MySQL honour the row lock and are left as they are.
+    """
+    from sqlalchemy import event
+
+    engine = storage.engine
+    if engine.name != "sqlite":
+        return storage
+
+    @event.listens_for(engine, "connect")
+    def _autocommit_driver(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy, not the driver, begins
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made before the listeners are not reused
+    return storage
 
 
 def shown_url(url: str) -> str:
@@ -234,6 +261,11 @@ def opened_study(base: TrainConfig, space: Space, search: Search, direction: str
         if not exists:
             study.set_user_attr(IDENTITY, wanted)
             study.set_user_attr("search_seed", search.search_seed)
+            # The first trial is the run's own settings (defaults or preset), where the space
+            # holds them: the search starts from what it is meant to beat.
+            start = starting_point(space, run_values(base))
+            if start:
+                study.enqueue_trial(start, user_attrs={"start": "defaults"})
         if not (search.out / STUDY_JSON).is_file():
             write_json(search.out / STUDY_JSON, record)
         yield study
@@ -262,7 +294,7 @@ def best_config(study: optuna.Study, base: TrainConfig, space: Space, seconds: f
         NoTrialComplete: no trial of the study is complete.
     """
     from metazoo.search.space import complete
-    from metazoo.search.trial import run_values, with_values
+    from metazoo.search.trial import with_values
 
     if not trials_of(study, TrialState.COMPLETE):
         raise NoTrialComplete(f"no trial of study {study.study_name!r} is complete (each was pruned "

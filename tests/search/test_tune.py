@@ -192,3 +192,18 @@ def test_trials_stop_at_their_budget_unless_iterations_are_given(tmp_path):
     assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "1", out="capped") == 0
     capped = json.loads((tmp_path / "capped" / "trials" / "0" / "config.json").read_text())
     assert capped["iterations"] == 40
+
+
+def test_the_first_trial_is_the_run_s_own_settings(tmp_path):
+    """A study starts from the defaults (or the preset): its first trial holds them, where
+    the space does, so the best found is never one the defaults beat on validation."""
+    from metazoo.engine.config import TrainConfig
+
+    assert tune(tmp_path, "--algorithm", "reptile", "--trials", "2") == 0
+    first = load(tmp_path, "reptile-sinusoid").trials[0]
+    defaults = TrainConfig(algorithm="reptile").resolve()
+    assert first.user_attrs["start"] == "defaults"
+    assert first.params["outer_lr"] == defaults.outer_lr
+    assert first.params["inner_steps"] == defaults.inner_steps
+    assert first.params["inner_lr"] == defaults.inner_lr
+    assert first.params["meta_batch"] == defaults.meta_batch
