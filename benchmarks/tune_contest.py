@@ -41,22 +41,57 @@ def read_study(folder: Path) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=identity["study"], storage=identity["storage"])
     states = optuna.trial.TrialState
-    per_task = {}
-    for label in ("tuned", "defaults"):
-        steps = final[label]["steps"]
-        per_task[label] = {seed: torch.load(
-            folder / FINAL / RUNS / f"{label}-seed{seed}" / PER_TASK, weights_only=True
-        )[steps][final["metric"]].double() for seed in final["seeds"]}
     records = [json.loads(line) for line in
                (folder / FINAL / "runs.jsonl").read_text().splitlines() if line.strip()]
-    trained = {label: [(r["iterations"], r["train_seconds"]) for r in records
-                       if r["name"].startswith(label)] for label in ("tuned", "defaults")}
-    return {"folder": folder, "algorithm": identity["algorithm"], "final": final, "best": best,
-            "trained": trained,
+    per_task, trained = {}, {}
+    for label in ("tuned", "defaults"):
+        if label not in final:  # --no-final-defaults: the untuned score comes from elsewhere
+            continue
+        runs = final[label].get("runs") or [f"{label}-seed{seed}" for seed in final["seeds"]]
+        steps = final[label]["steps"]
+        per_task[label] = {seed: torch.load(
+            folder / FINAL / RUNS / run / PER_TASK, weights_only=True
+        )[steps][final["metric"]].double() for seed, run in zip(final["seeds"], runs)}
+        trained[label] = [(r["iterations"], r["train_seconds"]) for r in records
+                          if r["name"] in runs]
+    return {"folder": folder, "name": folder.name, "algorithm": identity["algorithm"],
+            "final": final, "best": best, "trained": trained,
             "searched": dict(study.best_trial.params), "per_task": per_task,
             "search_seconds": spent_seconds(study),
             "complete": len(trials_of(study, states.COMPLETE)),
             "pruned": len(trials_of(study, states.PRUNED))}
+
+
+def untuned_from(path: Path, study: dict) -> dict:
+    """The untuned score of ``study``'s method from a protocols results file
+    (``benchmarks/omniglot_protocols.py``'s JSON): the entry named as the method, checked to
+    have the same test tasks, final budget and clock; its accuracy at its own test steps.
+
+    Returns:
+        ``{"estimate": Estimate, "steps", "iterations", "train_seconds"}``.
+    """
+    from metazoo.engine.config import TrainConfig
+    from metazoo.engine.scoring import scored_steps
+
+    entries = {entry["name"]: entry for entry in json.loads(path.read_text())}
+    entry = entries.get(study["algorithm"])
+    if entry is None:
+        raise SystemExit(f"{path} has no run named {study['algorithm']!r} (it has "
+                         f"{', '.join(entries)})")
+    results, final = entry["results"], study["final"]
+    config = results["config"]
+    for key in (*PROBLEM, "eval_tasks", "eval_transductive"):
+        if config[key] != study["best"][key]:
+            raise SystemExit(f"{path}: {entry['name']}'s {key} is {config[key]!r}, the study's "
+                             f"{study['best'][key]!r}: not the same test tasks")
+    if (config["time_budget"], config["budget_clock"]) != (final["final_seconds"], final["clock"]):
+        raise SystemExit(f"{path}: {entry['name']} trained {config['time_budget']:g} "
+                         f"{config['budget_clock']} s, the final runs {final['final_seconds']:g} "
+                         f"{final['clock']} s: not equal compute")
+    steps = scored_steps(TrainConfig.from_dict(config))
+    score = results["evaluation"][str(steps)][final["metric"]]
+    return {"estimate": Estimate(score["mean"], score["ci95"]), "steps": steps,
+            "iterations": results["iterations"], "train_seconds": results["train_seconds"]}
 
 
 def paired(first: dict[int, torch.Tensor], second: dict[int, torch.Tensor]) -> Difference:
@@ -69,6 +104,12 @@ def paired(first: dict[int, torch.Tensor], second: dict[int, torch.Tensor]) -> D
         differences = [(first[seed].mean() - second[seed].mean()).item() for seed in first]
     diverged = not all(math.isfinite(value) for value in differences)
     return Difference(*mean_ci(differences), diverged=diverged)
+
+
+def _search_seed(study: dict) -> int:
+    identity = json.loads((study["folder"] / STUDY_JSON).read_text())
+    stored = optuna.load_study(study_name=identity["study"], storage=identity["storage"])
+    return int(stored.user_attrs.get("search_seed", 0))
 
 
 def score(values: dict[int, torch.Tensor]) -> Estimate:
@@ -87,8 +128,12 @@ def main() -> None:
     parser.add_argument("--percent", action="store_true", help="accuracies in percent")
     parser.add_argument("--label", default="defaults", help="what the untuned runs are called "
                         "(e.g. preset)")
+    parser.add_argument("--untuned-from", type=Path, default=None, metavar="JSON",
+                        help="for studies tuned with --no-final-defaults: the untuned scores, "
+                             "from benchmarks/omniglot_protocols.py's JSON (same test tasks and "
+                             "budget; the difference is then unpaired)")
     args = parser.parse_args()
-    studies = {study["algorithm"]: study for study in map(read_study, args.studies)}
+    studies = {study["name"]: study for study in map(read_study, args.studies)}
     first = next(iter(studies.values()))
     for name, study in studies.items():
         for key in PROBLEM:
@@ -109,27 +154,44 @@ def main() -> None:
         return f"{estimate.mean * scale:.4g} ± {estimate.ci95 * scale:.2g}"
 
     rows, data = [], {}
+    unpaired = []
     for name, study in studies.items():
-        tuned, untuned = score(study["per_task"]["tuned"]), score(study["per_task"]["defaults"])
-        gain = paired(study["per_task"]["tuned"], study["per_task"]["defaults"])
+        tuned = score(study["per_task"]["tuned"])
+        if "defaults" in study["per_task"]:
+            untuned = score(study["per_task"]["defaults"])
+            gain = paired(study["per_task"]["tuned"], study["per_task"]["defaults"])
+            untuned_runs = study["trained"]["defaults"]
+        elif args.untuned_from is not None:
+            elsewhere = untuned_from(args.untuned_from, study)
+            untuned = elsewhere["estimate"]
+            # Independent runs: the half-widths add in quadrature.
+            gain = Difference(tuned.mean - untuned.mean, math.hypot(tuned.ci95, untuned.ci95))
+            untuned_runs = [(elsewhere["iterations"], elsewhere["train_seconds"])]
+            unpaired.append(name)
+        else:
+            parser.error(f"{name}'s study has no final run of its {args.label} "
+                         "(--no-final-defaults): give --untuned-from")
         verdict = gain.winner("tuned", args.label, higher) or "no difference resolved"
         runs = " / ".join(
-            f"{sum(i for i, _ in study['trained'][label]) / len(study['trained'][label]):.0f} it, "
-            f"{sum(t for _, t in study['trained'][label]) / len(study['trained'][label]):.0f} s"
-            for label in ("defaults", "tuned"))
+            f"{sum(i for i, _ in trained) / len(trained):.0f} it, "
+            f"{sum(t for _, t in trained) / len(trained):.0f} s"
+            for trained in (untuned_runs, study["trained"]["tuned"]))
         rows.append([name, f"{study['search_seconds']:.0f}",
                      f"{study['complete']} + {study['pruned']}",
                      study["final"]["tuned"]["steps"], shown(untuned), shown(tuned),
-                     shown(gain), verdict, runs,
+                     shown(gain) + (" (unpaired)" if name in unpaired else ""), verdict, runs,
                      ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                                for k, v in study["searched"].items())])
-        data[name] = {args.label: untuned.mean * scale, f"{args.label}_ci": untuned.ci95 * scale,
+        data[name] = {"algorithm": study["algorithm"],
+                      args.label: untuned.mean * scale, f"{args.label}_ci": untuned.ci95 * scale,
                       "tuned": tuned.mean * scale, "tuned_ci": tuned.ci95 * scale,
                       "difference": gain.mean * scale, "difference_ci": gain.ci95 * scale,
+                      "difference_paired": name not in unpaired,
                       "search_cpu_seconds": study["search_seconds"],
+                      "search_seed": _search_seed(study),
                       "trials": {"complete": study["complete"], "pruned": study["pruned"]},
                       "test_steps": study["final"]["tuned"]["steps"], "best": study["searched"],
-                      "final_runs": study["trained"]}
+                      "final_runs": {args.label: untuned_runs, "tuned": study["trained"]["tuned"]}}
 
     def ranking(label: str) -> list[str]:
         key = (lambda name: -data[name][label]) if higher else (lambda name: data[name][label])
@@ -144,7 +206,10 @@ def main() -> None:
              f"{', '.join(map(str, seeds))}, then scored on the same "
              f"{first['best']['eval_tasks']} test tasks (eval_seed {first['best']['eval_seed']}), "
              f"test {metric}{unit} after each method's own test steps; ± is a 95% t-interval over "
-             f"{over}, and differences are paired.")
+             f"{over}, and differences are paired"
+             + (f" (except {', '.join(unpaired)}: its {args.label} score is from "
+                f"`{args.untuned_from}`, an earlier run of the same protocol, so its difference "
+                "is unpaired, the half-widths added in quadrature)" if unpaired else "") + ".")
     ranked = (f"Ranking ({'higher' if higher else 'lower'} is better), {args.label}: "
               f"{' > '.join(ranking(args.label))}; tuned: {' > '.join(ranking('tuned'))}.")
     lines = [f"# Tuned against {args.label}: {first['best']['task']}", "", "```bash",

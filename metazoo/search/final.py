@@ -21,37 +21,57 @@ FINAL = "final"
 FINAL_JSON = "final.json"
 
 
-def final_runs(tuned: TrainConfig, defaults: TrainConfig, seeds: tuple[int, ...], out: Path,
-               progress: bool = True) -> dict[str, Any]:
+def final_runs(tuned: TrainConfig, defaults: TrainConfig | None, seeds: tuple[int, ...],
+               out: Path, progress: bool = True) -> dict[str, Any]:
     """Train ``tuned`` and ``defaults`` once per seed; score each at its method's own test
     steps on the test tasks (the same tasks for both, so their difference is paired).
 
+    ``defaults`` None trains the tuned settings alone (their baseline was measured
+    elsewhere); where the best settings are the defaults themselves, they are trained once
+    and the difference is 0.
+
     Returns:
-        ``{"metric", "seeds", "tuned": {"mean", "ci95", "steps"}, "defaults": {…},
-        "difference": {"mean", "ci95"}}``: over tasks with one seed, over seeds with several;
-        also written to ``final.json``.
+        ``{"metric", "seeds", "tuned": {"mean", "ci95", "steps", "runs"}, "defaults": {…},
+        "difference": {"mean", "ci95"}}`` (without ``defaults`` and ``difference`` when
+        ``defaults`` is None): over tasks with one seed, over seeds with several; also
+        written to ``final.json``. ``runs`` names the run folders under ``final/runs``.
     """
     # Each scored at its own test steps, which must then be among those evaluated.
-    tuned, defaults = (dataclasses.replace(config, eval_steps=sorted(
-        {*config.eval_steps, scored_steps(config)})) for config in (tuned, defaults))
-    cells = {f"{label}-seed{seed}": dataclasses.replace(config, seed=seed)
-             for seed in seeds for label, config in (("tuned", tuned), ("defaults", defaults))}
+    tuned = _scored(tuned)
+    configs = {"tuned": tuned}
+    if defaults is not None:
+        configs["defaults"] = _scored(defaults)
+    same = configs.get("defaults") == tuned
+    runs = {label: [f"{'tuned' if same else label}-seed{seed}" for seed in seeds]
+            for label in configs}
+    cells = {name: dataclasses.replace(configs[label], seed=seed)
+             for label in configs for name, seed in zip(runs[label], seeds)}
     run_grid(cells, out / FINAL, score=PerTask(), jobs=1, progress=progress, desc="final runs")
-    scores: dict[str, list[torch.Tensor]] = {"tuned": [], "defaults": []}
-    metric = ""
-    for name, config in cells.items():
-        values = torch.load(out / FINAL / RUNS / name / PER_TASK, weights_only=True)
-        at = values[scored_steps(config)]
-        metric = "accuracy" if "accuracy" in at else "loss"
-        scores[name.split("-seed")[0]].append(at[metric].double())
+    metric = "loss"
+    scores: dict[str, list[torch.Tensor]] = {}
+    for label, config in configs.items():
+        scores[label] = []
+        for name in runs[label]:
+            at = torch.load(out / FINAL / RUNS / name / PER_TASK,
+                            weights_only=True)[scored_steps(config)]
+            metric = "accuracy" if "accuracy" in at else "loss"
+            scores[label].append(at[metric].double())
     summary: dict[str, Any] = {"metric": metric, "seeds": list(seeds),
                                "final_seconds": tuned.time_budget, "clock": tuned.budget_clock}
-    for label, config in (("tuned", tuned), ("defaults", defaults)):
-        summary[label] = {**_estimate(scores[label]), "steps": scored_steps(config)}
-    differences = [a - b for a, b in zip(scores["tuned"], scores["defaults"])]
-    summary["difference"] = _estimate(differences)
+    for label, config in configs.items():
+        summary[label] = {**_estimate(scores[label]), "steps": scored_steps(config),
+                          "runs": runs[label]}
+    if "defaults" in configs:
+        summary["defaults_are_tuned"] = same
+        summary["difference"] = _estimate(
+            [a - b for a, b in zip(scores["tuned"], scores["defaults"])])
     write_json(out / FINAL_JSON, summary)
     return summary
+
+
+def _scored(config: TrainConfig) -> TrainConfig:
+    return dataclasses.replace(config, eval_steps=sorted({*config.eval_steps,
+                                                          scored_steps(config)}))
 
 
 def _estimate(per_seed: list[torch.Tensor]) -> dict[str, float]:

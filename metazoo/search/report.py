@@ -106,21 +106,34 @@ def _final(summary: dict[str, Any]) -> list:
         return [heading("Final runs"), paragraph(
             "No final runs (--final-budget 0): the test score of the best settings is not "
             f"known yet; retrain them with metazoo train --config {summary['best_json']}.")]
-    metric, tuned, defaults, difference = (final["metric"], final["tuned"], final["defaults"],
-                                           final["difference"])
+    metric, tuned = final["metric"], final["tuned"]
+    trained = (f"Each trained for {final['final_seconds']:g} {final['clock']} seconds on the "
+               f"train split, seeds {final['seeds']}, scored at its method's own test steps")
+    if "defaults" not in final:
+        return [heading("Final runs on the test split"),
+                paragraph(f"The best settings, trained for {final['final_seconds']:g} "
+                          f"{final['clock']} seconds on the train split, seeds "
+                          f"{final['seeds']}, scored at their method's own test steps; the "
+                          "defaults were not retrained (--no-final-defaults)."),
+                table(["settings", "test steps", f"test {metric} (± 95% CI)"],
+                      [["tuned", str(tuned["steps"]),
+                        f"{tuned['mean']:.4g} ± {tuned['ci95']:.2g}"]])]
+    defaults, difference = final["defaults"], final["difference"]
     rows = [[label, str(values["steps"]), f"{values['mean']:.4g} ± {values['ci95']:.2g}"]
             for label, values in (("tuned", tuned), ("defaults", defaults))]
     better = (difference["mean"] > 0) == (metric == "accuracy")
     changed = math.isfinite(difference["ci95"]) and abs(difference["mean"]) > difference["ci95"]
-    sentence = (f"Tuning {'improved' if better else 'worsened'} the test {metric} by "
-                f"{abs(difference['mean']):.4g} ± {difference['ci95']:.2g} (95% CI)"
-                if changed else
-                f"Tuning did not change the test {metric} detectably: the difference, "
-                f"{difference['mean']:.4g} ± {difference['ci95']:.2g} (95% CI), contains 0")
+    if final.get("defaults_are_tuned"):
+        sentence = ("The search's best settings are the defaults themselves (trained once): "
+                    f"tuning did not change the test {metric}")
+    elif changed:
+        sentence = (f"Tuning {'improved' if better else 'worsened'} the test {metric} by "
+                    f"{abs(difference['mean']):.4g} ± {difference['ci95']:.2g} (95% CI)")
+    else:
+        sentence = (f"Tuning did not change the test {metric} detectably: the difference, "
+                    f"{difference['mean']:.4g} ± {difference['ci95']:.2g} (95% CI), contains 0")
     return [heading("Final runs on the test split"),
-            paragraph(f"Each trained for {final['final_seconds']:g} {final['clock']} seconds "
-                      f"on the train split, seeds {final['seeds']}, scored at its method's own "
-                      "test steps on the same test tasks (so the difference is paired)."),
+            paragraph(f"{trained} on the same test tasks (so the difference is paired)."),
             table(["settings", "test steps", f"test {metric} (± 95% CI)"], rows),
             bullets([sentence + "."])]
 

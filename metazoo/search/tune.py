@@ -34,11 +34,12 @@ from metazoo.search.trial import Objective, run_values, search_eval_seed, with_v
 
 @dataclass(frozen=True)
 class Final:
-    """The final runs: ``seconds`` of the trial clock for the best config and the defaults,
-    once per seed of ``seeds``."""
+    """The final runs: ``seconds`` of the trial clock for the best config and (unless
+    ``defaults`` is False) the defaults, once per seed of ``seeds``."""
 
     seconds: float = 0.0
     seeds: tuple[int, ...] = (0,)
+    defaults: bool = True
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.seconds) and self.seconds >= 0):
@@ -115,7 +116,8 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
         search: the study's folder, storage, trials and budgets.
         space_file: a ``--space`` file narrowing or widening the method's space.
         fixed: options given on the command line: they are not searched.
-        final: the final runs' budget (0: none) and seeds.
+        final: the final runs' budget (0: none), seeds, and whether the defaults are
+            retrained beside the best settings.
         report: write ``report/index.{md,html}``.
         jobs: trials side by side in worker processes of this machine.
 
@@ -146,7 +148,7 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
             from metazoo.search.final import final_runs
 
             defaults = dataclasses.replace(base, budget_clock=budget.clock,
-                                           time_budget=final.seconds)
+                                           time_budget=final.seconds) if final.defaults else None
             summary["final"] = final_runs(best, defaults, final.seeds, search.out,
                                           progress=search.progress)
         if report:

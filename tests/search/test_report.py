@@ -34,3 +34,14 @@ def test_the_report_reads_in_a_browser(report):
     for width in WIDTHS:
         result = check_page(report / "index.html", width)
         assert result == {"images": 2, "tables": 2, "problems": []}, width
+
+
+def test_a_report_without_the_defaults_final_says_so(tmp_path):
+    out = tmp_path / "study"
+    reported = [option for option in TINY if option != "--no-report"]
+    assert main(["tune", *reported, "--algorithm", "fomaml", "--trials", "2", "--final-budget",
+                 "0.2", "--no-final-defaults", "--no-progress", "--out", str(out)]) == 0
+    markdown = (out / "report" / "index.md").read_text()
+    final = markdown.split("## Final runs on the test split")[1]
+    assert "the defaults were not retrained (--no-final-defaults)" in final
+    assert "| tuned |" in final and "| defaults |" not in final

@@ -207,3 +207,44 @@ def test_the_first_trial_is_the_run_s_own_settings(tmp_path):
     assert first.params["inner_steps"] == defaults.inner_steps
     assert first.params["inner_lr"] == defaults.inner_lr
     assert first.params["meta_batch"] == defaults.meta_batch
+
+
+def test_the_first_trial_s_values_rebuild_the_defaults_exactly(tmp_path):
+    """Where the first trial wins, the best config is the defaults themselves, for every
+    registered method: the final runs then train them once (see below)."""
+    from metazoo.algorithms import ALGORITHMS
+    from metazoo.engine.config import TrainConfig
+    from metazoo.search.space import complete, starting_point
+    from metazoo.search.trial import run_values, with_values
+    from metazoo.search.tune import method_space
+
+    for name in ALGORITHMS:
+        base = TrainConfig(algorithm=name, task="sinusoid").resolve()
+        space = method_space(base)
+        values = complete(space, starting_point(space, run_values(base)), run_values(base))
+        assert with_values(base, values) == base, name
+
+
+def test_final_runs_train_the_defaults_once_when_they_are_the_best(tmp_path):
+    import dataclasses
+
+    from metazoo.engine.config import TrainConfig
+    from metazoo.search.final import final_runs
+
+    config = dataclasses.replace(TrainConfig(algorithm="fomaml", iterations=5, eval_tasks=4,
+                                             time_budget=60.0), budget_clock="cpu").resolve()
+    summary = final_runs(config, config, (0,), tmp_path, progress=False)
+    assert sorted(p.name for p in (tmp_path / "final" / "runs").iterdir()) == ["tuned-seed0"]
+    assert summary["defaults_are_tuned"] and summary["difference"]["mean"] == 0.0
+    assert summary["tuned"]["mean"] == summary["defaults"]["mean"]
+
+
+def test_no_final_defaults_retrains_the_best_settings_alone(tmp_path, capsys):
+    assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "2", "--final-budget", "0.2",
+                "--no-final-defaults") == 0
+    final = json.loads((tmp_path / "study" / "final.json").read_text())
+    assert "defaults" not in final and "difference" not in final
+    assert final["tuned"]["runs"] == ["tuned-seed0"]
+    assert sorted(p.name for p in (tmp_path / "study" / "final" / "runs").iterdir()) == [
+        "tuned-seed0"]
+    assert "defaults" not in capsys.readouterr().out.split("final runs on the test split")[1]

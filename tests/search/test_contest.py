@@ -1,0 +1,54 @@
+"""``benchmarks/tune_contest.py`` on tiny finished studies: the paired table and verdicts,
+and a study whose defaults were not retrained, scored against an earlier run's file."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.search.helpers import tune
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tune_contest.py"
+
+
+def test_a_contest_of_tiny_studies(tmp_path):
+    final = ["--trials", "2", "--final-budget", "0.2", "--no-progress"]
+    assert tune(tmp_path, "--algorithm", "maml", *final, out="maml") == 0
+    assert tune(tmp_path, "--algorithm", "fomaml", *final, out="fomaml") == 0
+    assert tune(tmp_path, "--algorithm", "fomaml", *final, "--no-final-defaults",
+                out="fomaml-alone") == 0
+    best = json.loads((tmp_path / "fomaml-alone" / "best.json").read_text())
+    steps = json.loads((tmp_path / "fomaml-alone" / "final.json").read_text())["tuned"]["steps"]
+    earlier = [{"name": "fomaml", "results": {
+        "config": {**best, "time_budget": 0.2},
+        "evaluation": {str(steps): {"loss": {"mean": 1.5, "ci95": 0.3}}},
+        "iterations": 7, "train_seconds": 0.2}}]
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    out = tmp_path / "contest"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *(str(tmp_path / n) for n in ("maml", "fomaml",
+                                                                      "fomaml-alone")),
+         "--contests", "maml:fomaml", "--untuned-from", str(tmp_path / "earlier.json"),
+         "--out", str(out)], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.with_suffix(".json").read_text())
+    paired, alone = data["methods"]["fomaml"], data["methods"]["fomaml-alone"]
+    assert paired["difference_paired"] and not alone["difference_paired"]
+    assert alone["defaults"] == 1.5 and alone["defaults_ci"] == 0.3
+    assert math.isclose(alone["difference"], alone["tuned"] - 1.5)
+    assert math.isclose(alone["difference_ci"], math.hypot(alone["tuned_ci"], 0.3))
+    assert math.isclose(paired["difference"], paired["tuned"] - paired["defaults"], abs_tol=1e-9)
+    assert set(data["contests"]) == {"maml-fomaml"}
+    markdown = out.with_suffix(".md").read_text()
+    assert "(unpaired)" in markdown and "**maml or fomaml?**" in markdown
+
+
+def test_a_study_without_its_defaults_and_no_earlier_file_is_refused(tmp_path):
+    assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "1", "--final-budget", "0.2",
+                "--no-final-defaults", "--no-progress", out="alone") == 0
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "alone"), "--out",
+                             str(tmp_path / "contest")], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 2 and "give --untuned-from" in result.stderr
+    assert not (tmp_path / "contest.md").exists()
