@@ -27,12 +27,11 @@ from typing import Any
 import torch
 
 from metazoo.algorithms import Method, own_test_steps
-from metazoo.core.tree import flatten, unflatten
-from metazoo.engine.checkpoint import params_problems, state_problems
 from metazoo.engine.config import TrainConfig, check_steps
 from metazoo.engine.evaluate import query_outputs
 from metazoo.engine.run import check_model_named, read_run
-from metazoo.models import build_model, initial_params, make_loss, make_predict, task_shapes
+from metazoo.engine.setup import seeded_model
+from metazoo.models import initial_params, make_loss, make_predict, task_shapes
 from metazoo.tasks import TASKS, make_task
 from metazoo.tasks.images import scan_class_folders
 from metazoo.tasks.inputs import ImageInputs, TableInputs, file_inputs, read_table
@@ -314,22 +313,11 @@ def load_run(run_dir: str | Path, device: str = "cpu", model: str | None = None)
         task = make_task(config.task, **options)
         input_shape, outputs = task_shapes(task)
         loss_name = task.loss
-    with torch.random.fork_rng(devices=[]):  # as training built it; no global RNG moves
-        torch.manual_seed(config.seed)
-        model = build_model(config.model, input_shape, outputs)
-    model = model.to(device=device, dtype=config.torch_dtype)
+    model = seeded_model(config, input_shape, outputs, device)  # as training built it
     method = config.method()
-    expected, fresh = method.init(initial_params(model))
-    checkpoint = checkpoint.upgraded(expected, fresh)
-    problems = params_problems(checkpoint.params, expected) or state_problems(
-        checkpoint.state, fresh)
-    if problems:
-        raise ValueError(f"refused checkpoint {checkpoint.path}: it does not fit the model its "
-                         f"config builds ({'; '.join(problems[:3])})")
-    meta = {name: checkpoint.params[name].to(device, config.torch_dtype) for name in expected}
-    stored = flatten(checkpoint.state)
-    state = unflatten({name: stored[name].to(device, config.torch_dtype)
-                       for name in flatten(fresh)}, fresh)
+    # Checked as resume checks it, less the optimizer's state, which prediction never reads.
+    meta, state = checkpoint.fitted_to(*method.init(initial_params(model))).tensors(
+        device, config.torch_dtype)
     return TrainedRun(
         path=Path(run_dir), config=config, iteration=checkpoint.iteration, method=method,
         meta=meta, state=state, model=model, loss=make_loss(model, loss_name),

@@ -98,16 +98,37 @@ class Checkpoint:
             ValueError: one line, naming the first differences.
         """
         expected, state = initial_meta_params(setup, "cpu")
+        return self.fitted_to(expected, state, setup.config)
+
+    def fitted_to(self, expected: Params, state: dict[str, Any],
+                  config: TrainConfig | None = None) -> Checkpoint:
+        """This checkpoint in today's format, once checked against the fresh meta-parameters
+        ``expected`` and carried ``state`` of the model its config builds; with ``config``
+        (to resume or evaluate the run, not only to predict with it), the optimizer's and
+        scheduler's state too.
+
+        Raises:
+            ValueError: one line, naming the first differences.
+        """
         checkpoint = self.upgraded(expected, state)
-        optimizer, scheduler = make_optimizer(setup.config, expected)
         problems = params_problems(checkpoint.params, expected) or state_problems(
-            checkpoint.state, state) or _optimizer_problems(
-            checkpoint.optimizer, optimizer.state_dict(), list(expected.values())) or \
-            _scheduler_problems(checkpoint.scheduler, scheduler.state_dict(), self.iteration)
+            checkpoint.state, state)
+        if config is not None and not problems:
+            optimizer, scheduler = make_optimizer(config, expected)
+            problems = _optimizer_problems(checkpoint.optimizer, optimizer.state_dict(),
+                                           list(expected.values())) or \
+                _scheduler_problems(checkpoint.scheduler, scheduler.state_dict(), self.iteration)
         if problems:
             raise ValueError(f"refused checkpoint {self.path}: it does not fit the run its "
                              f"config builds: {brief(problems, limit=3, separator='; ')}")
         return checkpoint
+
+    def tensors(self, device: str, dtype: torch.dtype) -> tuple[Params, dict[str, Any]]:
+        """θ and the carried state on ``device`` in ``dtype`` (of a fitted checkpoint)."""
+        params = {name: value.to(device, dtype) for name, value in self.params.items()}
+        state = unflatten({name: value.to(device, dtype)
+                           for name, value in flatten(self.state).items()}, self.state)
+        return params, state
 
     def upgraded(self, expected: Params, state: dict[str, Any]) -> Checkpoint:
         """This checkpoint in today's format, for a run whose fresh meta-parameters are

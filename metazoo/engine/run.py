@@ -12,7 +12,6 @@ from typing import Any
 import torch
 
 from metazoo.algorithms import State, describe
-from metazoo.core.tree import flatten, unflatten
 from metazoo.engine.checkpoint import Checkpoint, read_checkpoint
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.evaluate import concatenate, format_table, per_task_metrics, summarize
@@ -131,10 +130,7 @@ def rebuild_run(run_dir: str | Path, model: str | None = None, **evaluation: Any
     setup = dataclasses.replace(build(config), strategy=checkpoint.strategy,
                                 chunk_size=checkpoint.chunk_size)
     checkpoint = checkpoint.fitted(setup)
-    params = {name: checkpoint.params[name].to(config.device, config.torch_dtype)
-              for name in checkpoint.params}
-    state = unflatten({name: value.to(config.device, config.torch_dtype)
-                       for name, value in flatten(checkpoint.state).items()}, checkpoint.state)
+    params, state = checkpoint.tensors(config.device, config.torch_dtype)
     return setup, params, state, checkpoint
 
 

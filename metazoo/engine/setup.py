@@ -18,7 +18,7 @@ from metazoo.engine.allocator import retain_freed_memory
 from metazoo.engine.config import TrainConfig
 from metazoo.engine.memory import physical_memory as _physical_memory
 from metazoo.messages import brief
-from metazoo.models import initial_params, make_loss, make_model, make_predict
+from metazoo.models import build_model, initial_params, make_loss, make_predict, task_shapes
 from metazoo.tasks import DataError, TaskDistribution, draws_indices, make_task
 from metazoo.types import LossFn, Params
 
@@ -61,11 +61,7 @@ def build(config: TrainConfig, held_out: str = "test") -> Setup:
     for evaluation in (False, True):
         _check_memory(config, eval_tasks if evaluation else tasks, evaluation,
                       held_out if evaluation else "")
-    # Initialise weights from the run's seed without touching the global RNG.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = make_model(config.model, tasks)
-    model = model.to(device=config.device, dtype=config.torch_dtype)
+    model = seeded_model(config, *task_shapes(tasks))
     classification = tasks.loss == "cross_entropy"
     return Setup(
         config, config.method(), tasks, eval_tasks, model,
@@ -73,6 +69,18 @@ def build(config: TrainConfig, held_out: str = "test") -> Setup:
         config.strategy, validation_tasks(config, eval_tasks) if config.val_every else None,
         config.chunk_size,
     )
+
+
+def seeded_model(config: TrainConfig, input_shape: tuple[int, ...], output_size: int,
+                 device: str | None = None) -> nn.Module:
+    """The run's model for inputs of ``input_shape`` and ``output_size`` outputs, its weights
+    drawn from the run's seed without touching the global RNG, on ``device`` (default: the
+    run's) in the run's dtype: how a new run builds it (:func:`build`) and how a stored run
+    is rebuilt without its data set (:func:`metazoo.load_run`)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(config.model, input_shape, output_size)
+    return model.to(device=device or config.device, dtype=config.torch_dtype)
 
 
 def validation_tasks(config: TrainConfig,
