@@ -97,7 +97,8 @@ def add_tune_parser(subparsers) -> None:
 
 def run_tune(args: argparse.Namespace) -> int:
     """Run ``metazoo tune`` with parsed ``args``; returns the exit status."""
-    from metazoo.cli.flags import ALGORITHM_DEST, algorithm_flags, config_from
+    from metazoo.cli.flags import config_from
+    from metazoo.engine.merge import ALGORITHM_DEST, algorithm_flags
     from metazoo.search.study import NoTrialComplete, Search
     from metazoo.search.trial import Budget
     from metazoo.search.tune import Final, tune
