@@ -3,6 +3,7 @@ k × seed, each an ordinary :class:`~metazoo.engine.config.TrainConfig`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,11 +36,27 @@ def k_label(steps: int) -> str:
     return "own" if steps == OWN else str(steps)
 
 
+_SAME = object()
+
+
+def shared(name: str, default: Any = _SAME) -> Any:
+    """A comparison option that every run of the grid takes as it is: the
+    :class:`~metazoo.engine.config.TrainConfig` field ``name``, with its help text and kind,
+    and its default unless the comparison has its own ``default`` (a scalar)."""
+    spec = TRAIN_FIELDS[name]
+    metadata = {key: spec.metadata[key] for key in ("help", "kind") if key in spec.metadata}
+    return field(default=spec.default if default is _SAME else default,
+                 metadata={**metadata, "formerly": "", "shared": True})
+
+
+TRAIN_FIELDS = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}
+
+
 @dataclass(frozen=True)
 class CompareConfig:
     """Options of ``metazoo compare`` (defaults: sinusoid, about 10 minutes on 2 cores)."""
 
-    task: str = option("sinusoid", "task family")
+    task: str = shared("task")
     algorithms: list = field(default_factory=list, metadata={
         "help": "algorithms to compare (empty: every registered one)", "formerly": "",
         "items": str})
@@ -51,27 +68,25 @@ class CompareConfig:
                              "or with --time-budget as many as the budget allows")
     time_budget: float = option(0.0, "seconds of meta-training per run instead (equal compute; "
                                 "--iterations then caps only if given)")
-    budget_clock: str = option("cpu", "what --time-budget counts: cpu (the run's CPU seconds; "
-                                      "fair with --jobs > 1) or wall")
+    budget_clock: str = shared("budget_clock")
     jobs: int = option(0, "runs trained side by side, each with cores/jobs threads "
                           "(0: as many as there are cores, at most 2)")
-    meta_batch: int = option(25, "tasks per meta-iteration")
+    meta_batch: int = shared("meta_batch")
     inner_lr: float | None = option(None, "inner step size α, training and test (default: each "
                                           "algorithm's own)", kind=float)
-    outer_lr: float = option(1e-3, "Adam step size")
-    k_shot: int = option(10, "support examples per task (per class)")
-    query_shots: int = option(10, "query examples per task (per class)")
-    n_way: int = option(5, "classes per task (classification)")
-    data_dir: str = option("", "data folder (Omniglot)")
+    outer_lr: float = shared("outer_lr")
+    k_shot: int = shared("k_shot")
+    query_shots: int = shared("query_shots")
+    n_way: int = shared("n_way")
+    data_dir: str = shared("data_dir")
     test_steps: list = option([0, 1, 2, 5, 10], "test-time steps to report after")
-    eval_tasks: int = option(300, "held-out tasks per run")
-    eval_query_shots: int | None = option(None, "query examples per held-out task (default: as "
-                                                "query_shots)", kind=int)
+    eval_tasks: int = shared("eval_tasks", 300)
+    eval_query_shots: int | None = shared("eval_query_shots")
     analysis_tasks: int = option(100, "held-out tasks for path and fidelity measurements")
     fidelity_steps: list = option([1, 2, 5, 10], "k of the fidelity comparison")
     cost_steps: list = option([1, 5, 10, 20], "k of the cost measurements")
     toy_iterations: int = option(300, "meta-iterations of the 2-D picture (0: no picture)")
-    device: str = option("cpu", "torch device")
+    device: str = shared("device")
     algorithm_options: dict = option({}, "each algorithm's own settings, keyed by algorithm, "
                                          "e.g. '{\"imaml\": {\"cg_damping\": 1.0}}'")
     tuned: list = field(default_factory=list, metadata={
@@ -181,16 +196,20 @@ class CompareConfig:
         """One run of the grid: the comparison's problem, budget and evaluation, and the
         method's options ``method``."""
         return TrainConfig(
-            algorithm=algorithm, task=self.task, iterations=self.run_iterations(),
-            time_budget=self.time_budget, budget_clock=self.budget_clock, seed=seed,
-            k_shot=self.k_shot, query_shots=self.query_shots, n_way=self.n_way,
-            data_dir=self.data_dir, eval_tasks=self.eval_tasks, eval_steps=list(self.test_steps),
-            eval_query_shots=self.eval_query_shots, device=self.device,
+            algorithm=algorithm, iterations=self.run_iterations(), time_budget=self.time_budget,
+            seed=seed, eval_steps=list(self.test_steps),
+            **{name: getattr(self, name) for name in SHARED if name not in method},
             log_every=1, checkpoint_every=500, tensorboard=self.tensorboard,
             # One diverging method must not stop the sweep: its non-finite batches are dropped
             # and counted (skipped_batches in runs.jsonl), which is itself a finding.
             skip_nonfinite=True, **method,
         )
+
+
+#: The comparison's options that every run takes unchanged (declared by :func:`shared`),
+#: unless the method's own settings (tuned, or ``--inner-lr``…) set them.
+SHARED = tuple(spec.name for spec in dataclasses.fields(CompareConfig)
+               if spec.metadata.get("shared"))
 
 
 def read_tuned(folder: Path) -> TrainConfig:
