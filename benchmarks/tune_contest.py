@@ -30,7 +30,7 @@ from metazoo.stats import Difference, Estimate, mean_ci
 
 #: What the test tasks are: the same for every study of a contest (training shots may differ,
 #: as Reptile trains on more than it is tested with).
-PROBLEM = ("task", "n_way", "eval_k_shot", "eval_query_shots", "eval_seed")
+PROBLEM = ("task", "split", "split_seed", "n_way", "eval_k_shot", "eval_query_shots", "eval_seed")
 
 
 def read_study(folder: Path) -> dict:
