@@ -133,7 +133,8 @@ def run_tune(args: argparse.Namespace) -> int:
                   defaults=not own["no_final_defaults"])
     try:
         summary = tune(base, search, space_file=own["space"], fixed=fixed, final=final,
-                       report=not own["no_report"], jobs=own["jobs"])
+                       report=not own["no_report"], jobs=own["jobs"],
+                       baseline=f"preset {given['preset']}" if given.get("preset") else "defaults")
     except NoTrialComplete as error:  # the search ran, but found nothing usable
         print(f"metazoo tune: stopped: {error}", file=sys.stderr)
         return 3

@@ -1,5 +1,5 @@
 """A study's report, ``<study>/report/index.{md,html}``: the search's history, each option's
-importance (Optuna's), the best settings beside the defaults, the final test scores, and one
+importance (Optuna's), the best settings beside the defaults (or the preset), the final test scores, and one
 sentence, computed from the numbers, on whether tuning changed the method's score."""
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
     ]
     blocks += _history(study, summary["direction"])
     blocks += _importances(study)
-    blocks += [heading("Best settings against the defaults"),
-               table(["option", "best", "defaults", "range", "why"],
+    baseline = summary.get("baseline", "defaults")
+    blocks += [heading(f"Best settings against the {baseline}"),
+               table(["option", "best", baseline.split()[0], "range", "why"],
                      [[entry["name"], _value(summary["best"].get(entry["name"], _UNUSED)),
                        _value(_default(base, entry["name"])), entry["range"]
                        + (f" when {entry['when']}" if entry["when"] else ""), entry["why"]]
@@ -102,6 +103,8 @@ def _importances(study: optuna.Study) -> list:
 
 def _final(summary: dict[str, Any]) -> list:
     final = summary.get("final")
+    baseline = summary.get("baseline", "defaults")
+    short = baseline.split()[0]
     if final is None:
         return [heading("Final runs"), paragraph(
             "No final runs (--final-budget 0): the test score of the best settings is not "
@@ -114,18 +117,20 @@ def _final(summary: dict[str, Any]) -> list:
                 paragraph(f"The best settings, trained for {final['final_seconds']:g} "
                           f"{final['clock']} seconds on the train split, seeds "
                           f"{final['seeds']}, scored at their method's own test steps; the "
-                          "defaults were not retrained (--no-final-defaults)."),
+                          f"{short} {'was' if short == 'preset' else 'were'} not retrained "
+                          "(--no-final-defaults)."),
                 table(["settings", "test steps", f"test {metric} (± 95% CI)"],
                       [["tuned", str(tuned["steps"]),
                         f"{tuned['mean']:.4g} ± {tuned['ci95']:.2g}"]])]
     defaults, difference = final["defaults"], final["difference"]
     rows = [[label, str(values["steps"]), f"{values['mean']:.4g} ± {values['ci95']:.2g}"]
-            for label, values in (("tuned", tuned), ("defaults", defaults))]
+            for label, values in (("tuned", tuned), (short, defaults))]
     better = (difference["mean"] > 0) == (metric == "accuracy")
     changed = math.isfinite(difference["ci95"]) and abs(difference["mean"]) > difference["ci95"]
     if final.get("defaults_are_tuned"):
-        sentence = ("The search's best settings are the defaults themselves (trained once): "
-                    f"tuning did not change the test {metric}")
+        itself = f"the {baseline} itself" if short == "preset" else "the defaults themselves"
+        sentence = (f"The search's best settings are {itself} (trained once): tuning did not "
+                    f"change the test {metric}")
     elif changed:
         sentence = (f"Tuning {'improved' if better else 'worsened'} the test {metric} by "
                     f"{abs(difference['mean']):.4g} ± {difference['ci95']:.2g} (95% CI)")

@@ -108,7 +108,7 @@ def direction_of(base: TrainConfig) -> str:
 
 def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
          fixed: frozenset[str] = frozenset(), final: Final = Final(),
-         report: bool = True, jobs: int = 1) -> dict[str, Any]:
+         report: bool = True, jobs: int = 1, baseline: str = "defaults") -> dict[str, Any]:
     """Search, write ``best.json``, then the final runs and the report.
 
     Args:
@@ -120,6 +120,7 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
             retrained beside the best settings.
         report: write ``report/index.{md,html}``.
         jobs: trials side by side in worker processes of this machine.
+        baseline: what ``base`` is, as the report calls it ("defaults", "preset NAME").
 
     Returns:
         A summary: the best trial's number, value and values, the path of ``best.json`` and,
@@ -143,7 +144,8 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
         summary: dict[str, Any] = {
             "best_trial": study.best_trial.number, "best_value": study.best_value,
             "best": dict(study.best_trial.params), "best_json": search.out / BEST,
-            "direction": direction, "validation_seed": search_eval_seed(base)}
+            "direction": direction, "validation_seed": search_eval_seed(base),
+            "baseline": baseline}
         if final.seconds:
             from metazoo.search.final import final_runs
 

@@ -45,3 +45,17 @@ def test_a_report_without_the_defaults_final_says_so(tmp_path):
     final = markdown.split("## Final runs on the test split")[1]
     assert "the defaults were not retrained (--no-final-defaults)" in final
     assert "| tuned |" in final and "| defaults |" not in final
+
+
+def test_a_study_from_a_preset_compares_with_the_preset(tmp_path):
+    out = tmp_path / "study"
+    assert main(["tune", "--preset", "maml-sinusoid-k10", "--iterations", "20", "--val-every",
+                 "10", "--val-tasks", "5", "--eval-tasks", "5", "--trial-budget", "60",
+                 "--trials", "1", "--final-budget", "0.2", "--no-progress", "--out",
+                 str(out)]) == 0
+    markdown = (out / "report" / "index.md").read_text()
+    assert "## Best settings against the preset maml-sinusoid-k10" in markdown
+    assert "| option | best | preset | range | why |" in markdown
+    final = markdown.split("## Final runs on the test split")[1]
+    # Its one trial is the preset itself: trained once, the difference 0.
+    assert "best settings are the preset maml-sinusoid-k10 itself (trained once)" in final
