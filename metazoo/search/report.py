@@ -28,7 +28,7 @@ from metazoo.analysis.report import (
 from metazoo.engine.config import TrainConfig
 from metazoo.fileio import atomic_write_data
 from metazoo.search.space import Space, describe
-from metazoo.search.study import Search, shown_url, spent_seconds, trials_of
+from metazoo.search.study import Search, shown_url, spent_seconds, trials_of, used_seconds
 
 REPORT = "report"
 
@@ -47,8 +47,10 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
                   f"{study.user_attrs.get('search_seed', search.search_seed)}, median pruner "
                   f"on the validation curve (a point every {search.budget.val_every} "
                   f"iterations). Each trial trained for {search.budget.seconds:g} "
-                  f"{search.budget.clock} seconds; the search used "
-                  f"{spent_seconds(study):.1f} {search.budget.clock} seconds in all over "
+                  f"{search.budget.clock} seconds; the search's meta-training used "
+                  f"{spent_seconds(study):.1f} {search.budget.clock} seconds, and its "
+                  f"processes {used_seconds(study):.1f} CPU seconds in all (with validation "
+                  f"and building), over "
                   f"{counts['complete']} complete and {counts['pruned']} pruned trials "
                   f"({counts['fail']} failed, not counted). Trials were scored on validation "
                   f"tasks (seed {summary['validation_seed']}), never on the test split."),

@@ -286,6 +286,13 @@ def spent_seconds(study: optuna.Study) -> float:
     return sum(float(t.user_attrs.get("cpu_seconds", 0.0)) for t in trials_of(study, *COUNTED))
 
 
+def used_seconds(study: optuna.Study) -> float:
+    """CPU seconds the counted trials' processes used in all: meta-training, validation,
+    building and checkpoints (a trial resumed by another process: that process's share)."""
+    return sum(float(t.user_attrs.get("process_cpu_seconds", 0.0))
+               for t in trials_of(study, *COUNTED))
+
+
 def best_config(study: optuna.Study, base: TrainConfig, space: Space, seconds: float
                 ) -> TrainConfig:
     """The best trial's values in the base configuration, for a run of ``seconds``.
@@ -305,4 +312,4 @@ def best_config(study: optuna.Study, base: TrainConfig, space: Space, seconds: f
 
 __all__ = ["BEST", "COUNTED", "IDENTITY", "STUDY_DB", "NoTrialComplete", "Search", "best_config",
            "check_study", "default_study_name", "open_storage", "opened_study", "pruner", "shown_url",
-           "spent_seconds", "trials_of"]
+           "spent_seconds", "trials_of", "used_seconds"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,14 @@ class Objective:
         resumed = self._take_over(trial, run, history)
         trial.set_user_attr("run", str(Path(TRIALS) / str(trial.number)))
         last: dict[str, float] = {}
+        # What the trial costs this process in all (building, validation, checkpoints), beside
+        # the budget seconds of meta-training that it is given.
+        started = time.process_time()
 
         def report(record: dict[str, Any]) -> None:
             metric, value = metric_of(record, steps)
             trial.set_user_attr("cpu_seconds", float(record["train_seconds"]))
+            trial.set_user_attr("process_cpu_seconds", time.process_time() - started)
             trial.set_user_attr("iterations", int(record["iteration"]))
             if not math.isfinite(value):
                 trial.set_user_attr("diverged", True)
@@ -135,6 +140,7 @@ class Objective:
             # the seconds of its last checkpoint.
             trial.set_user_attr("diverged", True)
             trial.set_user_attr("cpu_seconds", read_run(run).train_seconds)
+            trial.set_user_attr("process_cpu_seconds", time.process_time() - started)
             raise optuna.TrialPruned(str(error)) from None
         if "value" not in last:  # already finished before this process: read its curve
             records = read_log(run / VALIDATION)

@@ -136,10 +136,13 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
     direction = direction_of(base)
     budget = search.budget
     objective = Objective(base, space, budget, search.out, search.trials)
+    # The final runs draw the learning curve at about as many points as a trial did: at the
+    # trials' --val-every, a run many times as long would spend most of its time validating.
+    longer = dataclasses.replace(base, budget_clock=budget.clock, val_every=base.val_every * max(
+        1, math.ceil((final.seconds or budget.seconds) / budget.seconds)))
     with opened_study(base, space, search, direction) as study:
         run_search(study, objective, search, jobs)
-        best = best_config(study, dataclasses.replace(base, budget_clock=budget.clock),
-                           space, final.seconds or budget.seconds)
+        best = best_config(study, longer, space, final.seconds or budget.seconds)
         write_json(search.out / BEST, best.to_dict())
         summary: dict[str, Any] = {
             "best_trial": study.best_trial.number, "best_value": study.best_value,
@@ -149,8 +152,8 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
         if final.seconds:
             from metazoo.search.final import final_runs
 
-            defaults = dataclasses.replace(base, budget_clock=budget.clock,
-                                           time_budget=final.seconds) if final.defaults else None
+            defaults = dataclasses.replace(longer, time_budget=final.seconds) \
+                if final.defaults else None
             summary["final"] = final_runs(best, defaults, final.seeds, search.out,
                                           progress=search.progress)
         if report:

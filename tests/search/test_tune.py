@@ -248,3 +248,20 @@ def test_no_final_defaults_retrains_the_best_settings_alone(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "study" / "final" / "runs").iterdir()) == [
         "tuned-seed0"]
     assert "defaults" not in capsys.readouterr().out.split("final runs on the test split")[1]
+
+
+def test_a_trial_records_what_its_process_used_beside_its_budget_seconds(tmp_path):
+    assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "2") == 0
+    for trial in load(tmp_path, "fomaml-sinusoid").trials:
+        # Validation, building and checkpoints come on top of the meta-training seconds.
+        assert trial.user_attrs["process_cpu_seconds"] > trial.user_attrs["cpu_seconds"] > 0
+
+
+def test_final_runs_validate_about_as_often_per_run_as_the_trials(tmp_path):
+    assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "1", "--trial-budget", "0.1",
+                "--final-budget", "0.25", "--iterations", "1000") == 0
+    study = tmp_path / "study"
+    trial = json.loads((study / "trials" / "0" / "config.json").read_text())
+    final = json.loads((study / "final" / "runs" / "tuned-seed0" / "config.json").read_text())
+    best = json.loads((study / "best.json").read_text())
+    assert trial["val_every"] == 20 and final["val_every"] == best["val_every"] == 60  # 20 × ⌈0.25 / 0.1⌉
