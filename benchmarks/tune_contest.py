@@ -176,7 +176,9 @@ def main() -> None:
             f"{sum(i for i, _ in trained) / len(trained):.0f} it, "
             f"{sum(t for _, t in trained) / len(trained):.0f} s"
             for trained in (untuned_runs, study["trained"]["tuned"]))
-        rows.append([name, f"{study['search_seconds']:.0f} / {study['search_used_seconds']:.0f}",
+        used = study["search_used_seconds"]
+        rows.append([name, f"{study['search_seconds']:.0f} / "
+                     + ("not recorded" if used is None else f"{used:.0f}"),
                      f"{study['complete']} + {study['pruned']}",
                      study["final"]["tuned"]["steps"], shown(untuned), shown(tuned),
                      shown(gain) + (" (unpaired)" if name in unpaired else ""), verdict, runs,

@@ -41,6 +41,9 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
     counts = {state.name.lower(): sum(not t.user_attrs.get("surplus")
                                       for t in trials_of(study, state))
               for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    processes = used_seconds(study)
+    used = ("" if processes is None else f", and its processes {processes:.1f} CPU seconds in "
+            "all (with validation and building)")
     blocks = [
         title(f"metazoo tune: {base.algorithm} on {base.task}"),
         paragraph(f"Study {study.study_name!r} in {shown_url(search.url)}, TPE sampler seeded "
@@ -48,9 +51,7 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
                   f"on the validation curve (a point every {search.budget.val_every} "
                   f"iterations). Each trial trained for {search.budget.seconds:g} "
                   f"{search.budget.clock} seconds; the search's meta-training used "
-                  f"{spent_seconds(study):.1f} {search.budget.clock} seconds, and its "
-                  f"processes {used_seconds(study):.1f} CPU seconds in all (with validation "
-                  f"and building), over "
+                  f"{spent_seconds(study):.1f} {search.budget.clock} seconds{used}, over "
                   f"{counts['complete']} complete and {counts['pruned']} pruned trials "
                   f"({counts['fail']} failed, not counted). Trials were scored on validation "
                   f"tasks (seed {summary['validation_seed']}), never on the test split."),

@@ -286,11 +286,14 @@ def spent_seconds(study: optuna.Study) -> float:
     return sum(float(t.user_attrs.get("cpu_seconds", 0.0)) for t in trials_of(study, *COUNTED))
 
 
-def used_seconds(study: optuna.Study) -> float:
+def used_seconds(study: optuna.Study) -> float | None:
     """CPU seconds the counted trials' processes used in all: meta-training, validation,
-    building and checkpoints (a trial resumed by another process: that process's share)."""
-    return sum(float(t.user_attrs.get("process_cpu_seconds", 0.0))
-               for t in trials_of(study, *COUNTED))
+    building and checkpoints (a trial resumed by another process: that process's share).
+    None where a trial did not record it (a study begun before trials recorded it)."""
+    counted = trials_of(study, *COUNTED)
+    if any("process_cpu_seconds" not in t.user_attrs for t in counted):
+        return None
+    return sum(float(t.user_attrs["process_cpu_seconds"]) for t in counted)
 
 
 def best_config(study: optuna.Study, base: TrainConfig, space: Space, seconds: float

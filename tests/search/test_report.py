@@ -59,3 +59,8 @@ def test_a_study_from_a_preset_compares_with_the_preset(tmp_path):
     final = markdown.split("## Final runs on the test split")[1]
     # Its one trial is the preset itself: trained once, the difference 0.
     assert "best settings are the preset maml-sinusoid-k10 itself (trained once)" in final
+
+
+def test_the_report_states_what_the_search_s_processes_used(report):
+    first = (report / "index.md").read_text().split("## Optimization history")[0]
+    assert "the search's meta-training used" in first and "CPU seconds in all" in first
