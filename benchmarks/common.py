@@ -73,12 +73,20 @@ def command(script: str) -> str:
     return " ".join(["python", f"benchmarks/{script}", *sys.argv[1:]])
 
 
+#: The line after which a results file holds a hand-written reading, kept when it is written
+#: again.
+HAND_WRITTEN = "<!-- hand-written below: kept when the tables above are regenerated -->"
+
+
 def write_results(stem: Path, lines: Sequence[str], data: object | None = None,
                   indent: int = 2) -> None:
-    """``stem.md`` (the lines) and, given ``data``, ``stem.json``; print the Markdown."""
+    """``stem.md`` (the lines, then whatever the file held from :data:`HAND_WRITTEN` on)
+    and, given ``data``, ``stem.json``; print the Markdown."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines) + "\n"
-    stem.with_suffix(".md").write_text(text)
+    markdown = stem.with_suffix(".md")
+    kept = markdown.read_text().partition(HAND_WRITTEN) if markdown.is_file() else ("", "", "")
+    markdown.write_text(text + ("\n" + "".join(kept[1:]) if kept[1] else ""))
     if data is not None:
         stem.with_suffix(".json").write_text(json.dumps(data, indent=indent) + "\n")
     print(text)

@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from common import RESULTS, ROOT, table
+from common import RESULTS, ROOT, table, write_results
 
 from metazoo.analysis.grid import Evaluations, evaluation_report, run_grid
 from metazoo.engine import TrainConfig, read_run
@@ -35,8 +35,6 @@ PRESETS = {"maml-omniglot-5w1s": (200, 100), "fomaml-omniglot-5w1s": (400, 100),
 #: the issue's targets after 30 CPU minutes (accuracy at the method's own test steps); both
 #: iMAML variants are held to iMAML's.
 TARGETS = {"maml": 0.95, "fomaml": 0.94, "reptile": 0.90, "imaml": 0.93, "imaml-hf": 0.93}
-#: the line after which results/omniglot.md holds a hand-written reading that is kept.
-HAND_WRITTEN = "<!-- hand-written below: kept when the tables above are regenerated -->"
 #: the other protocol each run is also scored under (the run's own is transductive).
 NON_TRANSDUCTIVE = {"eval_transductive": False}
 
@@ -170,10 +168,7 @@ def main() -> None:
         rows.append([entry["name"], *cells])
     lines += table(["method", *(f"acc. after {s:g} CPU s" for s in marks)], rows)
     # A reading of the numbers, written by hand below HAND_WRITTEN, survives regeneration.
-    markdown = args.out.with_suffix(".md")
-    kept = markdown.read_text().partition(HAND_WRITTEN) if markdown.is_file() else ("", "", "")
-    markdown.write_text("\n".join(lines) + "\n" + ("\n" + "".join(kept[1:]) if kept[1] else ""))
-    args.out.with_suffix(".json").write_text(json.dumps(entries, indent=1) + "\n")
+    write_results(args.out, lines, entries, indent=1)
 
     import matplotlib
 
