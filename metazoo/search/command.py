@@ -68,6 +68,10 @@ def add_tune_parser(subparsers) -> None:
                           '"cg_damping": null}; null drops an option')
     own.add_argument("--search-seed", dest=_OWN + "search_seed", type=int, default=0,
                      metavar="SEED", help="seed of the TPE sampler (default: 0)")
+    own.add_argument("--startup-trials", dest=_OWN + "startup_trials", type=int, default=10,
+                     metavar="N", help="trials drawn at random before TPE models the ones "
+                                       "done (Optuna's n_startup_trials; the first trial, the "
+                                       "defaults, counts among them; default: 10)")
     own.add_argument("--jobs", dest=_OWN + "jobs", type=int, default=1, metavar="J",
                      help="trials run side by side in worker processes of this machine "
                           "(default: 1)")
@@ -128,6 +132,7 @@ def run_tune(args: argparse.Namespace) -> int:
                                            base.val_every),
                     trials=own["trials"], total_seconds=own["budget"], storage=own["storage"],
                     study=own["study"], search_seed=own["search_seed"],
+                    startup_trials=own["startup_trials"],
                     heartbeat=own["heartbeat"], progress=not own["no_progress"])
     final = Final(own["final_budget"], tuple(own["final_seeds"] or (base.seed,)),
                   defaults=not own["no_final_defaults"])

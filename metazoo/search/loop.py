@@ -114,7 +114,7 @@ def _sampler(search: Search, study: optuna.Study, shared: bool) -> optuna.sample
     that two processes do not draw the same random startup points."""
     seed = (search.search_seed * 1_000_003 + len(study.get_trials(deepcopy=False))
             + (os.getpid() * 7919 if shared else 0)) % 2**32
-    return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.startup_trials)
 
 
 def _queue_again(study: optuna.Study, number: int | None) -> None:

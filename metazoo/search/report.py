@@ -47,7 +47,8 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
     blocks = [
         title(f"metazoo tune: {base.algorithm} on {base.task}"),
         paragraph(f"Study {study.study_name!r} in {shown_url(search.url)}, TPE sampler seeded "
-                  f"{study.user_attrs.get('search_seed', search.search_seed)}, median pruner "
+                  f"{study.user_attrs.get('search_seed', search.search_seed)} (its first "
+                  f"{search.startup_trials} trials drawn at random), median pruner "
                   f"on the validation curve (a point every {search.budget.val_every} "
                   f"iterations). Each trial trained for {search.budget.seconds:g} "
                   f"{search.budget.clock} seconds; the search's meta-training used "

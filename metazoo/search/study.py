@@ -61,7 +61,8 @@ class NoTrialComplete(RuntimeError):
 @dataclass(frozen=True)
 class Search:
     """How a study runs: its folder, storage and name, the trials or total budget it stops
-    at, the seed of its sampler and the heartbeat of its trials."""
+    at, the seed of its sampler and its random startup trials, and the heartbeat of its
+    trials."""
 
     out: Path
     budget: Budget
@@ -70,6 +71,7 @@ class Search:
     storage: str = ""
     study: str = ""
     search_seed: int = 0
+    startup_trials: int = 10
     heartbeat: int = 10
     progress: bool = True
 
@@ -84,6 +86,9 @@ class Search:
         if self.budget.seconds <= 0:
             raise ValueError(f"trial_budget must be a positive number of seconds, got "
                              f"{self.budget.seconds!r}")
+        if self.startup_trials < 1:
+            raise ValueError(f"startup_trials must be a positive integer, got "
+                             f"{self.startup_trials!r}")
         if self.heartbeat < 1:
             raise ValueError(f"heartbeat must be a positive number of seconds, got "
                              f"{self.heartbeat!r}")

@@ -265,3 +265,20 @@ def test_final_runs_validate_about_as_often_per_run_as_the_trials(tmp_path):
     final = json.loads((study / "final" / "runs" / "tuned-seed0" / "config.json").read_text())
     best = json.loads((study / "best.json").read_text())
     assert trial["val_every"] == 20 and final["val_every"] == best["val_every"] == 60  # 20 × ⌈0.25 / 0.1⌉
+
+
+def test_fewer_startup_trials_let_tpe_choose_sooner(tmp_path):
+    for out, extra in (("random", []), ("modelled", ["--startup-trials", "1"])):
+        assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "2", "--iterations", "20",
+                    *extra, out=out) == 0
+    random, modelled = ([t.params for t in load(tmp_path, "fomaml-sinusoid", out).trials]
+                        for out in ("random", "modelled"))
+    assert random[0] == modelled[0]  # the defaults, in both
+    assert random[1] != modelled[1]  # drawn at random, against chosen by TPE from trial 0
+
+
+def test_startup_trials_must_be_positive(tmp_path, capsys):
+    assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "2", "--startup-trials",
+                "0") == 2
+    assert "startup_trials must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
