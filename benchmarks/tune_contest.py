@@ -36,16 +36,25 @@ PROBLEM = ("task", "split", "split_seed", "n_way", "eval_k_shot", "eval_query_sh
 def read_study(folder: Path) -> dict:
     """One finished study: its identity, search cost, best settings and final scores."""
     identity = json.loads((folder / STUDY_JSON).read_text())
-    final = json.loads((folder / FINAL_JSON).read_text())
     best = json.loads((folder / BEST).read_text())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=identity["study"], storage=identity["storage"])
     states = optuna.trial.TrialState
+    final = None
+    if (folder / FINAL_JSON).is_file():
+        final = json.loads((folder / FINAL_JSON).read_text())
+    elif not (study.best_trial.number == 0
+              and study.trials[0].user_attrs.get("start") == "defaults"):
+        raise SystemExit(f"{folder} has no final runs ({FINAL_JSON}): run its metazoo tune "
+                         "command again with --final-budget")
+    # else: its best settings are its baseline (the first trial won), whose score at the
+    # final budget --untuned-from gives: the final run would train the same settings again.
     records = [json.loads(line) for line in
-               (folder / FINAL / "runs.jsonl").read_text().splitlines() if line.strip()]
+               (folder / FINAL / "runs.jsonl").read_text().splitlines() if line.strip()
+               ] if final is not None else []
     per_task, trained = {}, {}
     for label in ("tuned", "defaults"):
-        if label not in final:  # --no-final-defaults: the untuned score comes from elsewhere
+        if final is None or label not in final:  # the untuned score comes from elsewhere
             continue
         runs = final[label].get("runs") or [f"{label}-seed{seed}" for seed in final["seeds"]]
         steps = final[label]["steps"]
@@ -62,7 +71,7 @@ def read_study(folder: Path) -> dict:
             "pruned": len(trials_of(study, states.PRUNED))}
 
 
-def untuned_from(path: Path, study: dict) -> dict:
+def untuned_from(path: Path, study: dict, final_of_contest: dict) -> dict:
     """The untuned score of ``study``'s method from a protocols results file
     (``benchmarks/omniglot_protocols.py``'s JSON): the entry named as the method, checked to
     have the same test tasks, final budget and clock; its accuracy at its own test steps.
@@ -74,11 +83,12 @@ def untuned_from(path: Path, study: dict) -> dict:
     from metazoo.engine.scoring import scored_steps
 
     entries = {entry["name"]: entry for entry in json.loads(path.read_text())}
+    final = study["final"] or final_of_contest
     entry = entries.get(study["algorithm"])
     if entry is None:
         raise SystemExit(f"{path} has no run named {study['algorithm']!r} (it has "
                          f"{', '.join(entries)})")
-    results, final = entry["results"], study["final"]
+    results = entry["results"]
     config = results["config"]
     for key in (*PROBLEM, "eval_tasks", "eval_transductive"):
         if config[key] != study["best"][key]:
@@ -89,7 +99,7 @@ def untuned_from(path: Path, study: dict) -> dict:
                          f"{config['budget_clock']} s, the final runs {final['final_seconds']:g} "
                          f"{final['clock']} s: not equal compute")
     steps = scored_steps(TrainConfig.from_dict(config))
-    score = results["evaluation"][str(steps)][final["metric"]]
+    score = results["evaluation"][str(steps)][final_of_contest["metric"]]
     return {"estimate": Estimate(score["mean"], score["ci95"]), "steps": steps,
             "iterations": results["iterations"], "train_seconds": results["train_seconds"]}
 
@@ -134,14 +144,17 @@ def main() -> None:
                              "budget; the difference is then unpaired)")
     args = parser.parse_args()
     studies = {study["name"]: study for study in map(read_study, args.studies)}
-    first = next(iter(studies.values()))
+    finished = [study for study in studies.values() if study["final"] is not None]
+    if not finished:
+        parser.error("no study has final runs: give at least one run with --final-budget")
+    first = finished[0]
     for name, study in studies.items():
         for key in PROBLEM:
             if study["best"][key] != first["best"][key]:
                 parser.error(f"{name}'s study has {key} {study['best'][key]!r}, "
                              f"{first['algorithm']}'s {first['best'][key]!r}: not one contest")
         for key in ("final_seconds", "clock", "seeds"):
-            if study["final"][key] != first["final"][key]:
+            if study["final"] is not None and study["final"][key] != first["final"][key]:
                 parser.error(f"{name}'s final runs have {key} {study['final'][key]!r}, "
                              f"{first['algorithm']}'s {first['final'][key]!r}: not equal compute")
     metric = first["final"]["metric"]
@@ -155,14 +168,31 @@ def main() -> None:
 
     rows, data = [], {}
     unpaired = []
+    tuned_of: dict[str, Estimate] = {}
     for name, study in studies.items():
-        tuned = score(study["per_task"]["tuned"])
-        if "defaults" in study["per_task"]:
+        if study["final"] is None:  # its best is its baseline: one score, from elsewhere
+            if args.untuned_from is None:
+                parser.error(f"{name}'s best settings are its {args.label}, with no final run "
+                             "of their own: give --untuned-from")
+            elsewhere = untuned_from(args.untuned_from, study, first["final"])
+            tuned = untuned = elsewhere["estimate"]
+            gain = Difference(0.0, 0.0)
+            untuned_runs = [(elsewhere["iterations"], elsewhere["train_seconds"])]
+            study["trained"]["tuned"] = untuned_runs
+            steps = elsewhere["steps"]
+            unpaired.append(name)
+        else:
+            tuned = score(study["per_task"]["tuned"])
+            steps = study["final"]["tuned"]["steps"]
+        tuned_of[name] = tuned
+        if study["final"] is None:
+            pass
+        elif "defaults" in study["per_task"]:
             untuned = score(study["per_task"]["defaults"])
             gain = paired(study["per_task"]["tuned"], study["per_task"]["defaults"])
             untuned_runs = study["trained"]["defaults"]
         elif args.untuned_from is not None:
-            elsewhere = untuned_from(args.untuned_from, study)
+            elsewhere = untuned_from(args.untuned_from, study, first["final"])
             untuned = elsewhere["estimate"]
             # Independent runs: the half-widths add in quadrature.
             gain = Difference(tuned.mean - untuned.mean, math.hypot(tuned.ci95, untuned.ci95))
@@ -171,7 +201,8 @@ def main() -> None:
         else:
             parser.error(f"{name}'s study has no final run of its {args.label} "
                          "(--no-final-defaults): give --untuned-from")
-        verdict = gain.winner("tuned", args.label, higher) or "no difference resolved"
+        verdict = (f"the {args.label} itself" if study["final"] is None else
+                   gain.winner("tuned", args.label, higher) or "no difference resolved")
         runs = " / ".join(
             f"{sum(i for i, _ in trained) / len(trained):.0f} it, "
             f"{sum(t for _, t in trained) / len(trained):.0f} s"
@@ -180,8 +211,9 @@ def main() -> None:
         rows.append([name, f"{study['search_seconds']:.0f} / "
                      + ("not recorded" if used is None else f"{used:.0f}"),
                      f"{study['complete']} + {study['pruned']}",
-                     study["final"]["tuned"]["steps"], shown(untuned), shown(tuned),
-                     shown(gain) + (" (unpaired)" if name in unpaired else ""), verdict, runs,
+                     steps, shown(untuned), shown(tuned),
+                     ("0 (best = " + args.label + ")" if study["final"] is None else
+                      shown(gain) + (" (unpaired)" if name in unpaired else "")), verdict, runs,
                      ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                                for k, v in study["searched"].items())])
         data[name] = {"algorithm": study["algorithm"],
@@ -193,7 +225,8 @@ def main() -> None:
                       "search_process_cpu_seconds": study["search_used_seconds"],
                       "search_seed": _search_seed(study),
                       "trials": {"complete": study["complete"], "pruned": study["pruned"]},
-                      "test_steps": study["final"]["tuned"]["steps"], "best": study["searched"],
+                      "best_is_" + args.label: study["final"] is None,
+                      "test_steps": steps, "best": study["searched"],
                       "final_runs": {args.label: untuned_runs, "tuned": study["trained"]["tuned"]}}
 
     def ranking(label: str) -> list[str]:
@@ -230,9 +263,15 @@ def main() -> None:
         a, _, b = contest.partition(":")
         if a not in studies or b not in studies:
             parser.error(f"--contests {contest}: both must be among the studies")
-        difference = paired(studies[a]["per_task"]["tuned"], studies[b]["per_task"]["tuned"])
+        if "tuned" in studies[a]["per_task"] and "tuned" in studies[b]["per_task"]:
+            difference = paired(studies[a]["per_task"]["tuned"], studies[b]["per_task"]["tuned"])
+        else:  # one score is from another run: independent, the half-widths in quadrature
+            ta, tb = tuned_of[a], tuned_of[b]
+            difference = Difference(ta.mean - tb.mean, math.hypot(ta.ci95, tb.ci95))
+            contest += " (unpaired)"
         winner = difference.winner(a, b, higher)
-        lines.append(f"- **{a} or {b}?** Tuned, {a} − {b} = {shown(difference)}: "
+        lines.append(f"- **{a} or {b}?** Tuned, {a} − {b} = {shown(difference)}"
+                     f"{' (unpaired)' if contest.endswith('(unpaired)') else ''}: "
                      + (f"{winner} better." if winner else "no difference resolved."))
         contests[f"{a}-{b}"] = {"difference": difference.mean * scale,
                                 "ci95": difference.ci95 * scale, "winner": winner}

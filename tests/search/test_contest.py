@@ -62,3 +62,30 @@ def test_a_study_without_its_defaults_and_no_earlier_file_is_refused(tmp_path):
                             timeout=300, check=False)
     assert result.returncode == 2 and "give --untuned-from" in result.stderr
     assert not (tmp_path / "contest.md").exists()
+
+
+def test_a_study_whose_first_trial_won_takes_its_score_from_the_earlier_run(tmp_path):
+    """Its best settings are its baseline: the final run would train them again, so the
+    earlier run's score is both, and a contest with it is unpaired."""
+    final = ["--no-progress", "--iterations", "20"]
+    assert tune(tmp_path, "--algorithm", "fomaml", "--trials", "1", *final, out="fomaml") == 0
+    assert tune(tmp_path, "--algorithm", "maml", "--trials", "1", "--final-budget", "0.2",
+                *final, out="maml") == 0
+    best = json.loads((tmp_path / "fomaml" / "best.json").read_text())
+    earlier = [{"name": "fomaml", "results": {
+        "config": {**best, "time_budget": 0.2},
+        "evaluation": {"10": {"loss": {"mean": 1.5, "ci95": 0.3}}},
+        "iterations": 7, "train_seconds": 0.2}}]
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    out = tmp_path / "contest"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "maml"), str(tmp_path / "fomaml"),
+         "--contests", "maml:fomaml", "--untuned-from", str(tmp_path / "earlier.json"),
+         "--out", str(out)], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.with_suffix(".json").read_text())
+    fomaml = data["methods"]["fomaml"]
+    assert fomaml["best_is_defaults"] and fomaml["tuned"] == fomaml["defaults"] == 1.5
+    contest = data["contests"]["maml-fomaml"]
+    assert math.isclose(contest["difference"], data["methods"]["maml"]["tuned"] - 1.5)
+    assert "(unpaired)" in out.with_suffix(".md").read_text()
