@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -78,8 +79,18 @@ def refused(*args, message: str, watch: Path, status: int = REFUSED, absent=()) 
 
 
 def spawn(*args, preexec_fn=None, **kwargs) -> subprocess.Popen:
-    """``python -m metazoo ARGS`` in its own process (one thread), for signals and locks."""
+    """``python -m metazoo ARGS`` in its own process (one thread), for signals and locks.
+
+    It starts as a foreground command does, with SIGINT at its default: a test run started in
+    the background of a shell (``pytest &``) has SIGINT ignored, the shell's protection of
+    background jobs from Ctrl-C, and a child would inherit that and never see the signal.
+    """
+    def start() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if preexec_fn is not None:
+            preexec_fn()
+
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "metazoo", *map(str, args)], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=preexec_fn, **kwargs)  # noqa: PLW1509 - single-threaded test
+                            preexec_fn=start, **kwargs)  # noqa: PLW1509 - single-threaded test
