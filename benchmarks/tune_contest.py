@@ -67,6 +67,7 @@ def read_study(folder: Path) -> dict:
             "final": final, "best": best, "trained": trained,
             "searched": dict(study.best_trial.params), "per_task": per_task,
             "search_seconds": spent_seconds(study), "search_used_seconds": used_seconds(study),
+            "search_seed": int(study.user_attrs.get("search_seed", 0)),
             "complete": len(trials_of(study, states.COMPLETE)),
             "pruned": len(trials_of(study, states.PRUNED))}
 
@@ -83,7 +84,7 @@ def untuned_from(path: Path, study: dict, final_of_contest: dict) -> dict:
     from metazoo.engine.scoring import scored_steps
 
     entries = {entry["name"]: entry for entry in json.loads(path.read_text())}
-    final = study["final"] or final_of_contest
+    final = final_of_contest  # every study's final runs share it (checked in main)
     entry = entries.get(study["algorithm"])
     if entry is None:
         raise SystemExit(f"{path} has no run named {study['algorithm']!r} (it has "
@@ -99,7 +100,7 @@ def untuned_from(path: Path, study: dict, final_of_contest: dict) -> dict:
                          f"{config['budget_clock']} s, the final runs {final['final_seconds']:g} "
                          f"{final['clock']} s: not equal compute")
     steps = scored_steps(TrainConfig.from_dict(config))
-    score = results["evaluation"][str(steps)][final_of_contest["metric"]]
+    score = results["evaluation"][str(steps)][final["metric"]]
     return {"estimate": Estimate(score["mean"], score["ci95"]), "steps": steps,
             "iterations": results["iterations"], "train_seconds": results["train_seconds"]}
 
@@ -114,12 +115,6 @@ def paired(first: dict[int, torch.Tensor], second: dict[int, torch.Tensor]) -> D
         differences = [(first[seed].mean() - second[seed].mean()).item() for seed in first]
     diverged = not all(math.isfinite(value) for value in differences)
     return Difference(*mean_ci(differences), diverged=diverged)
-
-
-def _search_seed(study: dict) -> int:
-    identity = json.loads((study["folder"] / STUDY_JSON).read_text())
-    stored = optuna.load_study(study_name=identity["study"], storage=identity["storage"])
-    return int(stored.user_attrs.get("search_seed", 0))
 
 
 def score(values: dict[int, torch.Tensor]) -> Estimate:
@@ -170,37 +165,28 @@ def main() -> None:
     unpaired = []
     tuned_of: dict[str, Estimate] = {}
     for name, study in studies.items():
-        if study["final"] is None:  # its best is its baseline: one score, from elsewhere
+        elsewhere = None
+        if study["final"] is None or "defaults" not in study["per_task"]:
             if args.untuned_from is None:
-                parser.error(f"{name}'s best settings are its {args.label}, with no final run "
-                             "of their own: give --untuned-from")
+                parser.error(f"{name}'s study has no final run of its {args.label} "
+                             "(--no-final-defaults, or its first trial won): give --untuned-from")
             elsewhere = untuned_from(args.untuned_from, study, first["final"])
-            tuned = untuned = elsewhere["estimate"]
-            gain = Difference(0.0, 0.0)
             untuned_runs = [(elsewhere["iterations"], elsewhere["train_seconds"])]
-            study["trained"]["tuned"] = untuned_runs
-            steps = elsewhere["steps"]
+            untuned = elsewhere["estimate"]
             unpaired.append(name)
+        if study["final"] is None:  # its best is its baseline: the one score is both
+            tuned, gain, steps = untuned, Difference(0.0, 0.0), elsewhere["steps"]
+            study["trained"]["tuned"] = untuned_runs
         else:
             tuned = score(study["per_task"]["tuned"])
             steps = study["final"]["tuned"]["steps"]
+            if elsewhere is None:
+                untuned = score(study["per_task"]["defaults"])
+                gain = paired(study["per_task"]["tuned"], study["per_task"]["defaults"])
+                untuned_runs = study["trained"]["defaults"]
+            else:  # independent runs: the half-widths add in quadrature
+                gain = Difference(tuned.mean - untuned.mean, math.hypot(tuned.ci95, untuned.ci95))
         tuned_of[name] = tuned
-        if study["final"] is None:
-            pass
-        elif "defaults" in study["per_task"]:
-            untuned = score(study["per_task"]["defaults"])
-            gain = paired(study["per_task"]["tuned"], study["per_task"]["defaults"])
-            untuned_runs = study["trained"]["defaults"]
-        elif args.untuned_from is not None:
-            elsewhere = untuned_from(args.untuned_from, study, first["final"])
-            untuned = elsewhere["estimate"]
-            # Independent runs: the half-widths add in quadrature.
-            gain = Difference(tuned.mean - untuned.mean, math.hypot(tuned.ci95, untuned.ci95))
-            untuned_runs = [(elsewhere["iterations"], elsewhere["train_seconds"])]
-            unpaired.append(name)
-        else:
-            parser.error(f"{name}'s study has no final run of its {args.label} "
-                         "(--no-final-defaults): give --untuned-from")
         verdict = (f"the {args.label} itself" if study["final"] is None else
                    gain.winner("tuned", args.label, higher) or "no difference resolved")
         runs = " / ".join(
@@ -223,7 +209,7 @@ def main() -> None:
                       "difference_paired": name not in unpaired,
                       "search_cpu_seconds": study["search_seconds"],
                       "search_process_cpu_seconds": study["search_used_seconds"],
-                      "search_seed": _search_seed(study),
+                      "search_seed": study["search_seed"],
                       "trials": {"complete": study["complete"], "pruned": study["pruned"]},
                       "best_is_" + args.label: study["final"] is None,
                       "test_steps": steps, "best": study["searched"],
@@ -254,7 +240,8 @@ def main() -> None:
               f"{' > '.join(ranking(args.label))}; tuned: {' > '.join(ranking('tuned'))}.")
     lines = [f"# Tuned against {args.label}: {first['best']['task']}", "", "```bash",
              command("tune_contest.py"), "```", "", protocol, "",
-             *table(["method", "search: training / all CPU s", "trials (complete + pruned)", "test steps",
+             *table(["method", "search: training / all CPU s", "trials (complete + pruned)",
+                     "test steps",
                      args.label, "tuned", f"tuned − {args.label}", "verdict",
                      f"final runs ({args.label} / tuned): iterations, CPU s", "best settings"],
                     rows, align="lrrrrrrlrl"), "", ranked, ""]
@@ -263,18 +250,19 @@ def main() -> None:
         a, _, b = contest.partition(":")
         if a not in studies or b not in studies:
             parser.error(f"--contests {contest}: both must be among the studies")
-        if "tuned" in studies[a]["per_task"] and "tuned" in studies[b]["per_task"]:
+        both = "tuned" in studies[a]["per_task"] and "tuned" in studies[b]["per_task"]
+        if both:
             difference = paired(studies[a]["per_task"]["tuned"], studies[b]["per_task"]["tuned"])
         else:  # one score is from another run: independent, the half-widths in quadrature
             ta, tb = tuned_of[a], tuned_of[b]
             difference = Difference(ta.mean - tb.mean, math.hypot(ta.ci95, tb.ci95))
-            contest += " (unpaired)"
         winner = difference.winner(a, b, higher)
         lines.append(f"- **{a} or {b}?** Tuned, {a} − {b} = {shown(difference)}"
-                     f"{' (unpaired)' if contest.endswith('(unpaired)') else ''}: "
+                     f"{'' if both else ' (unpaired)'}: "
                      + (f"{winner} better." if winner else "no difference resolved."))
         contests[f"{a}-{b}"] = {"difference": difference.mean * scale,
-                                "ci95": difference.ci95 * scale, "winner": winner}
+                                "ci95": difference.ci95 * scale, "winner": winner,
+                                "paired": both}
     lines += ["", "Study folders: " + ", ".join(f"`{s['folder']}`" for s in studies.values()) + "."]
     write_results(args.out, lines, {
         "final_cpu_seconds": first["final"]["final_seconds"], "clock": first["final"]["clock"],

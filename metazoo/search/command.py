@@ -139,7 +139,7 @@ def run_tune(args: argparse.Namespace) -> int:
     try:
         summary = tune(base, search, space_file=own["space"], fixed=fixed, final=final,
                        report=not own["no_report"], jobs=own["jobs"],
-                       baseline=f"preset {given['preset']}" if given.get("preset") else "defaults")
+                       preset=given.get("preset"))
     except NoTrialComplete as error:  # the search ran, but found nothing usable
         print(f"metazoo tune: stopped: {error}", file=sys.stderr)
         return 3

@@ -59,9 +59,9 @@ def write_report(study: optuna.Study, base: TrainConfig, space: Space, search: S
     ]
     blocks += _history(study, summary["direction"])
     blocks += _importances(study)
-    baseline = summary.get("baseline", "defaults")
+    short, baseline = _baseline(summary)
     blocks += [heading(f"Best settings against the {baseline}"),
-               table(["option", "best", baseline.split()[0], "range", "why"],
+               table(["option", "best", short, "range", "why"],
                      [[entry["name"], _value(summary["best"].get(entry["name"], _UNUSED)),
                        _value(_default(base, entry["name"])), entry["range"]
                        + (f" when {entry['when']}" if entry["when"] else ""), entry["why"]]
@@ -107,22 +107,19 @@ def _importances(study: optuna.Study) -> list:
 
 def _final(summary: dict[str, Any]) -> list:
     final = summary.get("final")
-    baseline = summary.get("baseline", "defaults")
-    short = baseline.split()[0]
+    short, baseline = _baseline(summary)
     if final is None:
         return [heading("Final runs"), paragraph(
             "No final runs (--final-budget 0): the test score of the best settings is not "
             f"known yet; retrain them with metazoo train --config {summary['best_json']}.")]
     metric, tuned = final["metric"], final["tuned"]
-    trained = (f"Each trained for {final['final_seconds']:g} {final['clock']} seconds on the "
-               f"train split, seeds {final['seeds']}, scored at its method's own test steps")
+    trained = (f"trained for {final['final_seconds']:g} {final['clock']} seconds on the "
+               f"train split, seeds {final['seeds']}, scored at the method's own test steps")
     if "defaults" not in final:
         return [heading("Final runs on the test split"),
-                paragraph(f"The best settings, trained for {final['final_seconds']:g} "
-                          f"{final['clock']} seconds on the train split, seeds "
-                          f"{final['seeds']}, scored at their method's own test steps; the "
-                          f"{short} {'was' if short == 'preset' else 'were'} not retrained "
-                          "(--no-final-defaults)."),
+                paragraph(f"The best settings, {trained}; the {short} "
+                          f"{'was' if short == 'preset' else 'were'} "
+                          "not retrained (--no-final-defaults)."),
                 table(["settings", "test steps", f"test {metric} (± 95% CI)"],
                       [["tuned", str(tuned["steps"]),
                         f"{tuned['mean']:.4g} ± {tuned['ci95']:.2g}"]])]
@@ -142,9 +139,16 @@ def _final(summary: dict[str, Any]) -> list:
         sentence = (f"Tuning did not change the test {metric} detectably: the difference, "
                     f"{difference['mean']:.4g} ± {difference['ci95']:.2g} (95% CI), contains 0")
     return [heading("Final runs on the test split"),
-            paragraph(f"{trained} on the same test tasks (so the difference is paired)."),
+            paragraph(f"Each {trained} on the same test tasks (so the difference is paired)."),
             table(["settings", "test steps", f"test {metric} (± 95% CI)"], rows),
             bullets([sentence + "."])]
+
+
+def _baseline(summary: dict[str, Any]) -> tuple[str, str]:
+    """What the study's base configuration is called: ("preset", "preset NAME") or
+    ("defaults", "defaults")."""
+    preset = summary.get("preset")
+    return ("preset", f"preset {preset}") if preset else ("defaults", "defaults")
 
 
 def _unique(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -108,7 +108,7 @@ def direction_of(base: TrainConfig) -> str:
 
 def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
          fixed: frozenset[str] = frozenset(), final: Final = Final(),
-         report: bool = True, jobs: int = 1, baseline: str = "defaults") -> dict[str, Any]:
+         report: bool = True, jobs: int = 1, preset: str | None = None) -> dict[str, Any]:
     """Search, write ``best.json``, then the final runs and the report.
 
     Args:
@@ -120,7 +120,7 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
             retrained beside the best settings.
         report: write ``report/index.{md,html}``.
         jobs: trials side by side in worker processes of this machine.
-        baseline: what ``base`` is, as the report calls it ("defaults", "preset NAME").
+        preset: the preset ``base`` was made from, if any, for the report to name.
 
     Returns:
         A summary: the best trial's number, value and values, the path of ``best.json`` and,
@@ -148,7 +148,7 @@ def tune(base: TrainConfig, search: Search, *, space_file: Path | None = None,
             "best_trial": study.best_trial.number, "best_value": study.best_value,
             "best": dict(study.best_trial.params), "best_json": search.out / BEST,
             "direction": direction, "validation_seed": search_eval_seed(base),
-            "baseline": baseline}
+            "preset": preset}
         if final.seconds:
             from metazoo.search.final import final_runs
 
